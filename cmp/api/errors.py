@@ -1,0 +1,66 @@
+"""The one place that builds error responses: {"error": {"code", "message", "details"}}."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from marshmallow import ValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+from cmp.errors import DomainError
+from cmp.models import ImmutableRecordError
+
+log = logging.getLogger(__name__)
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+def error_response(status: int, code: str | None = None, message: str = "", details: dict | None = None, headers=None):
+    body = {"error": {"code": code or HTTP_CODES.get(status, "error"), "message": message, "details": details or {}}}
+    response = jsonify(body)
+    response.status_code = status
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(DomainError)
+    def domain_error(exc: DomainError):
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+
+    @app.errorhandler(ValidationError)
+    def validation_error(exc: ValidationError):
+        return error_response(422, "invalid", "the request is not valid", {"fields": exc.messages})
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        headers = {name: value for name, value in exc.get_headers() if name == "Allow"}
+        return error_response(exc.code or 500, None, exc.description or exc.name, headers=headers)
+
+    @app.errorhandler(OperationalError)
+    def database_unavailable(exc: OperationalError):
+        log.error("database unavailable: %s", exc.orig.__class__.__name__ if exc.orig else exc)
+        return error_response(503, "unavailable", "the consent store is unavailable; try again", headers={"Retry-After": "5"})
+
+    @app.errorhandler(ImmutableRecordError)
+    @app.errorhandler(DBAPIError)
+    @app.errorhandler(Exception)
+    def internal_error(exc: Exception):
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "an internal error occurred")

@@ -1,0 +1,254 @@
+"""Built-in texts: the purposes seeded from the policy and the banner's own words, per locale.
+
+A site overrides any of these; a notice version snapshots what was in force when published.
+"""
+
+BUILTIN_LOCALES = ("en", "zh-CN", "de", "fr")
+
+# The purposes every site starts with (SPEC "Purposes seeded from the policy").
+DEFAULT_PURPOSES: list[dict] = [
+    {
+        "key": "necessary",
+        "channel": "web",
+        "refusable": False,
+        "default_opt_in": "granted",
+        "default_opt_out": "granted",
+        "default_notice_only": "granted",
+        "consent_mode": ["security_storage"],
+        "texts": {
+            "en": {
+                "name": "Strictly necessary",
+                "description": "Session cookies for signing in, security and the correct operation of the site. "
+                "They cannot be switched off.",
+            },
+            "zh-CN": {
+                "name": "必要",
+                "description": "用于登录、安全和网站正常运行的会话 Cookie。无法关闭。",
+            },
+            "de": {
+                "name": "Unbedingt erforderlich",
+                "description": "Sitzungs-Cookies für die Anmeldung, die Sicherheit und den ordnungsgemäßen Betrieb "
+                "der Website. Sie können nicht deaktiviert werden.",
+            },
+            "fr": {
+                "name": "Strictement nécessaires",
+                "description": "Cookies de session pour la connexion, la sécurité et le bon fonctionnement du site. "
+                "Ils ne peuvent pas être désactivés.",
+            },
+        },
+    },
+    {
+        "key": "preferences",
+        "channel": "web",
+        "refusable": True,
+        "default_opt_in": "denied",
+        "default_opt_out": "granted",
+        "default_notice_only": "granted",
+        "consent_mode": ["functionality_storage", "personalization_storage"],
+        "texts": {
+            "en": {
+                "name": "Preferences",
+                "description": "Persistent cookies that remember your language, font size and other settings "
+                "between visits.",
+            },
+            "zh-CN": {
+                "name": "偏好设置",
+                "description": "持久性 Cookie，用于在多次访问之间记住您的语言、字体大小和其他设置。",
+            },
+            "de": {
+                "name": "Präferenzen",
+                "description": "Dauerhafte Cookies, die Ihre Sprache, Schriftgröße und andere Einstellungen "
+                "zwischen Besuchen speichern.",
+            },
+            "fr": {
+                "name": "Préférences",
+                "description": "Cookies persistants qui mémorisent votre langue, la taille de police et d'autres "
+                "réglages d'une visite à l'autre.",
+            },
+        },
+    },
+    {
+        "key": "analytics",
+        "channel": "web",
+        "refusable": True,
+        "default_opt_in": "denied",
+        "default_opt_out": "granted",
+        "default_notice_only": "granted",
+        "consent_mode": ["analytics_storage"],
+        "texts": {
+            "en": {
+                "name": "Analytics",
+                "description": "Access data (operating system, browser version, time zone, country, visit times, "
+                "page address and duration), web beacons and pixel tags, to count visits and measure page "
+                "performance.",
+            },
+            "zh-CN": {
+                "name": "分析",
+                "description": "访问行为数据（操作系统、浏览器版本、时区、国家/地区、访问起止时间、页面地址和访问时长）"
+                "以及网页信标和像素标签，用于统计访问量并衡量页面性能。",
+            },
+            "de": {
+                "name": "Statistik",
+                "description": "Zugriffsdaten (Betriebssystem, Browserversion, Zeitzone, Land, Besuchszeiten, "
+                "Seitenadresse und Dauer), Web-Beacons und Pixel-Tags, um Besuche zu zählen und die "
+                "Seitenleistung zu messen.",
+            },
+            "fr": {
+                "name": "Mesure d'audience",
+                "description": "Données de navigation (système d'exploitation, version du navigateur, fuseau "
+                "horaire, pays, heures de visite, adresse et durée de la page), balises web et pixels, pour "
+                "compter les visites et mesurer les performances des pages.",
+            },
+        },
+    },
+    {
+        "key": "marketing_email",
+        "channel": "email",
+        "refusable": True,
+        "default_opt_in": "denied",
+        "default_opt_out": "denied",
+        "default_notice_only": "denied",
+        "double_opt_in": True,
+        "consent_mode": [],
+        "texts": {
+            "en": {
+                "name": "Marketing email",
+                "description": "Emails about products and services, promotions and market surveys. "
+                "You can unsubscribe at any time.",
+            },
+            "zh-CN": {
+                "name": "营销邮件",
+                "description": "有关产品和服务、促销活动及市场调研的电子邮件。您可以随时退订。",
+            },
+            "de": {
+                "name": "Marketing-E-Mails",
+                "description": "E-Mails zu Produkten und Dienstleistungen, Aktionen und Marktumfragen. "
+                "Sie können sich jederzeit abmelden.",
+            },
+            "fr": {
+                "name": "E-mails marketing",
+                "description": "E-mails sur les produits et services, les promotions et les enquêtes. "
+                "Vous pouvez vous désabonner à tout moment.",
+            },
+        },
+    },
+    {
+        "key": "email_tracking",
+        "channel": "email",
+        "refusable": True,
+        "default_opt_in": "denied",
+        "default_opt_out": "denied",
+        "default_notice_only": "denied",
+        "consent_mode": [],
+        "texts": {
+            "en": {
+                "name": "Email tracking",
+                "description": "Pixel tags that tell us whether an email was opened, and tracked links that "
+                "record which link was clicked.",
+            },
+            "zh-CN": {
+                "name": "邮件跟踪",
+                "description": "用于了解邮件是否被打开的像素标签，以及记录点击了哪个链接的跟踪链接。",
+            },
+            "de": {
+                "name": "E-Mail-Tracking",
+                "description": "Pixel-Tags, die zeigen, ob eine E-Mail geöffnet wurde, und verfolgte Links, "
+                "die erfassen, welcher Link angeklickt wurde.",
+            },
+            "fr": {
+                "name": "Suivi des e-mails",
+                "description": "Pixels indiquant si un e-mail a été ouvert et liens suivis enregistrant le "
+                "lien cliqué.",
+            },
+        },
+    },
+]
+
+# The banner's own words. Keys are stable: the banner looks them up by name.
+BANNER_TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "Your privacy choices",
+        "description": "We use cookies and similar technologies. Necessary ones keep the site working; "
+        "the others are used only if you allow them. You can change your choice at any time.",
+        "accept_all": "Accept all",
+        "reject_all": "Reject all",
+        "customise": "Customise",
+        "save": "Save choices",
+        "settings": "Cookie settings",
+        "close": "Close",
+        "policy_link": "Privacy policy",
+        "always_on": "Always on",
+        "cookies": "Cookies",
+        "session": "Session",
+        "persistent": "Persistent",
+        "provider": "Provider",
+        "lifetime": "Lifetime",
+        "placeholder": "This content is blocked until you allow {purpose}.",
+        "allow": "Allow {purpose}",
+        "receipt": "Consent receipt",
+    },
+    "zh-CN": {
+        "title": "您的隐私选择",
+        "description": "我们使用 Cookie 及类似技术。必要的 Cookie 用于保证网站正常运行；其他 Cookie 仅在您允许后使用。"
+        "您可以随时更改您的选择。",
+        "accept_all": "全部接受",
+        "reject_all": "全部拒绝",
+        "customise": "自定义",
+        "save": "保存选择",
+        "settings": "Cookie 设置",
+        "close": "关闭",
+        "policy_link": "隐私政策",
+        "always_on": "始终启用",
+        "cookies": "Cookie",
+        "session": "会话",
+        "persistent": "持久",
+        "provider": "提供方",
+        "lifetime": "有效期",
+        "placeholder": "在您允许“{purpose}”之前，此内容已被屏蔽。",
+        "allow": "允许“{purpose}”",
+        "receipt": "同意回执",
+    },
+    "de": {
+        "title": "Ihre Datenschutzeinstellungen",
+        "description": "Wir verwenden Cookies und ähnliche Technologien. Notwendige halten die Website in Betrieb; "
+        "alle anderen nur, wenn Sie zustimmen. Sie können Ihre Wahl jederzeit ändern.",
+        "accept_all": "Alle akzeptieren",
+        "reject_all": "Alle ablehnen",
+        "customise": "Anpassen",
+        "save": "Auswahl speichern",
+        "settings": "Cookie-Einstellungen",
+        "close": "Schließen",
+        "policy_link": "Datenschutzerklärung",
+        "always_on": "Immer aktiv",
+        "cookies": "Cookies",
+        "session": "Sitzung",
+        "persistent": "Dauerhaft",
+        "provider": "Anbieter",
+        "lifetime": "Laufzeit",
+        "placeholder": "Dieser Inhalt ist blockiert, bis Sie {purpose} erlauben.",
+        "allow": "{purpose} erlauben",
+        "receipt": "Einwilligungsbeleg",
+    },
+    "fr": {
+        "title": "Vos choix de confidentialité",
+        "description": "Nous utilisons des cookies et technologies similaires. Les cookies nécessaires font "
+        "fonctionner le site ; les autres ne sont utilisés qu'avec votre accord. Vous pouvez changer d'avis "
+        "à tout moment.",
+        "accept_all": "Tout accepter",
+        "reject_all": "Tout refuser",
+        "customise": "Personnaliser",
+        "save": "Enregistrer mes choix",
+        "settings": "Paramètres des cookies",
+        "close": "Fermer",
+        "policy_link": "Politique de confidentialité",
+        "always_on": "Toujours actif",
+        "cookies": "Cookies",
+        "session": "Session",
+        "persistent": "Persistant",
+        "provider": "Fournisseur",
+        "lifetime": "Durée",
+        "placeholder": "Ce contenu est bloqué tant que vous n'autorisez pas « {purpose} ».",
+        "allow": "Autoriser « {purpose} »",
+        "receipt": "Reçu de consentement",
+    },
+}

@@ -1,0 +1,52 @@
+"""Parameter types and helpers shared by the command groups."""
+
+from __future__ import annotations
+
+import re
+
+import click
+
+from cmp.models import Site
+from cmp.services.sites import get_site
+
+_DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w|y)$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+
+
+class Duration(click.ParamType):
+    """`30m`, `12h`, `390d`, `1y` as seconds."""
+
+    name = "duration"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        match = _DURATION.match(str(value).strip())
+        if not match:
+            self.fail(f"{value!r} is not a duration such as 30m, 12h, 390d or 1y", param, ctx)
+        return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+class Pair(click.ParamType):
+    """`NAME=VALUE`."""
+
+    name = "name=value"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        name, sep, text = str(value).partition("=")
+        if not sep or not name.strip():
+            self.fail(f"{value!r} is not NAME=VALUE", param, ctx)
+        return name.strip(), text
+
+
+def load_site(key: str) -> Site:
+    site = get_site(key)
+    if site is None:
+        raise click.ClickException(f"no site {key!r} (see `cmp site list`)")
+    return site
+
+
+def fail(exc: Exception):
+    raise click.ClickException(str(exc)) from None

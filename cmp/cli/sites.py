@@ -1,0 +1,281 @@
+"""`cmp site`, `cmp purpose`, `cmp cookie`, `cmp notice` and `cmp demo`."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from sqlalchemy import func, select
+
+from cmp.cli.params import Duration, Pair, fail, load_site
+from cmp.extensions import db
+from cmp.models import ConsentEvent, NoticeVersion
+from cmp.services import notices, sites
+from cmp.services.demo import seed_demo
+from cmp.vocabulary import CONSENT_MODE_TYPES, Channel, Decision, Storage, TrackerKind
+
+DECISIONS = click.Choice([d.value for d in Decision])
+
+
+@click.group("site")
+def site_group():
+    """Create and inspect sites."""
+
+
+@site_group.command("create")
+@click.argument("key")
+@click.option("--name", required=True, help="Display name.")
+@click.option("--origin", "origins", multiple=True, help="Allowed origin (scheme://host[:port]); repeat for more.")
+@click.option("--locale", "locales", multiple=True, help="Locale offered by the banner; repeat. Default: en, zh-CN, de, fr.")
+@click.option("--default-locale", help="Fallback locale. Default: the first --locale.")
+@click.option("--policy-url", help="Link to the privacy policy shown in the banner.")
+@click.option("--jurisdiction", "jurisdiction", multiple=True, type=Pair(), help="COUNTRY=MODE override, * for all others.")
+@click.option("--bare", is_flag=True, help="Do not seed the standard purposes.")
+def site_create(key, name, origins, locales, default_locale, policy_url, jurisdiction, bare):
+    """Create site KEY with the purposes seeded from the policy."""
+    try:
+        kwargs = {"locales": list(locales)} if locales else {}
+        site = sites.create_site(
+            key,
+            name,
+            origins=list(origins),
+            default_locale=default_locale,
+            policy_url=policy_url,
+            jurisdiction=dict(jurisdiction),
+            seed_purposes=not bare,
+            **kwargs,
+        )
+    except ValueError as exc:
+        fail(exc)
+    click.echo(f"created site {site.key} with purposes: {', '.join(p.key for p in site.purposes) or '(none)'}")
+    click.echo(f"publish its first notice with: cmp notice publish {site.key}")
+
+
+@site_group.command("update")
+@click.argument("key")
+@click.option("--name")
+@click.option("--origin", "origins", multiple=True, help="Replaces the allowed origins; repeat.")
+@click.option("--locale", "locales", multiple=True, help="Replaces the locales; repeat.")
+@click.option("--default-locale")
+@click.option("--policy-url")
+@click.option("--jurisdiction", "jurisdiction", multiple=True, type=Pair(), help="COUNTRY=MODE override to add or change.")
+def site_update(key, name, origins, locales, default_locale, policy_url, jurisdiction):
+    """Change site KEY; banner texts change with the next published notice."""
+    site = load_site(key)
+    try:
+        sites.update_site(
+            site,
+            name=name,
+            origins=list(origins) if origins else None,
+            locales=list(locales) if locales else None,
+            default_locale=default_locale,
+            policy_url=policy_url,
+            jurisdiction=dict(jurisdiction) if jurisdiction else None,
+        )
+    except ValueError as exc:
+        db.session.rollback()
+        fail(exc)
+    click.echo(f"updated site {site.key}")
+
+
+@site_group.command("list")
+def site_list():
+    """List sites."""
+    rows = sites.list_sites()
+    if not rows:
+        click.echo("no sites yet: cmp site create KEY --name NAME")
+        return
+    for site in rows:
+        click.echo(f"{site.key}\t{site.name}\t{', '.join(site.allowed_origins) or '(no origins)'}")
+
+
+@site_group.command("show")
+@click.argument("key")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def site_show(key, as_json):
+    """Show site KEY: origins, locales, purposes, cookies, notices and the log's size."""
+    site = load_site(key)
+    notice_rows = db.session.scalars(
+        select(NoticeVersion).where(NoticeVersion.site_id == site.id).order_by(NoticeVersion.version)
+    ).all()
+    events = db.session.scalar(select(func.count()).select_from(ConsentEvent).where(ConsentEvent.site_id == site.id))
+    info = {
+        "key": site.key,
+        "name": site.name,
+        "allowed_origins": site.allowed_origins,
+        "locales": site.locales,
+        "default_locale": site.default_locale,
+        "policy_url": site.policy_url,
+        "jurisdiction_overrides": site.jurisdiction_overrides,
+        "purposes": [
+            {
+                "key": p.key,
+                "channel": p.channel,
+                "refusable": p.refusable,
+                "defaults": {"opt_in": p.default_opt_in, "opt_out": p.default_opt_out, "notice_only": p.default_notice_only},
+                "gpc": p.gpc,
+                "double_opt_in": p.double_opt_in,
+                "consent_mode": p.consent_mode,
+            }
+            for p in site.purposes
+        ],
+        "cookies": [
+            {
+                "name": c.name,
+                "provider": c.provider,
+                "purpose": c.purpose.key,
+                "kind": c.kind,
+                "storage": c.storage,
+                "lifetime_seconds": c.lifetime_seconds,
+            }
+            for c in site.cookies
+        ],
+        "notices": [
+            {"version": n.version, "hash": n.content_hash, "material": n.material, "published_at": n.published_at.isoformat()}
+            for n in notice_rows
+        ],
+        "events": events,
+    }
+    if as_json:
+        click.echo(json.dumps(info, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"{site.key}: {site.name}")
+    click.echo(f"  origins:  {', '.join(site.allowed_origins) or '(none)'}")
+    click.echo(f"  locales:  {', '.join(site.locales)} (default {site.default_locale})")
+    click.echo(f"  policy:   {site.policy_url or '(none)'}")
+    click.echo(f"  modes:    {json.dumps(site.jurisdiction_overrides) if site.jurisdiction_overrides else 'default map'}")
+    click.echo("  purposes:")
+    for p in info["purposes"]:
+        flags = [p["channel"], "refusable" if p["refusable"] else "always on"]
+        flags += ["gpc"] if p["gpc"] else []
+        flags += ["double opt-in"] if p["double_opt_in"] else []
+        click.echo(f"    {p['key']:<24} {', '.join(flags)}; opt_in={p['defaults']['opt_in']} opt_out={p['defaults']['opt_out']}")
+    click.echo("  cookies:")
+    for c in info["cookies"]:
+        life = "session" if c["storage"] == "session" else f"{c['lifetime_seconds'] // 86400 or 1}d"
+        click.echo(f"    {c['name']:<24} {c['purpose']:<16} {c['kind']:<8} {life:<9} {c['provider']}")
+    click.echo("  notices:")
+    for n in info["notices"] or [{"version": "-", "hash": "(none published)", "material": False, "published_at": ""}]:
+        click.echo(f"    v{n['version']} {n['hash']}{' material' if n['material'] else ''} {n['published_at']}")
+    click.echo(f"  events:   {events}")
+
+
+@click.group("purpose")
+def purpose_group():
+    """Add purposes to a site."""
+
+
+@purpose_group.command("add")
+@click.argument("site_key")
+@click.argument("key")
+@click.option("--name", "names", multiple=True, type=Pair(), required=True, help="LOCALE=NAME; repeat per locale.")
+@click.option("--description", "descriptions", multiple=True, type=Pair(), help="LOCALE=TEXT; repeat per locale.")
+@click.option("--channel", type=click.Choice([c.value for c in Channel]), default="web", show_default=True)
+@click.option("--refusable/--not-refusable", default=True, show_default=True)
+@click.option("--default-opt-in", type=DECISIONS, default="denied", show_default=True)
+@click.option("--default-opt-out", type=DECISIONS, default="denied", show_default=True)
+@click.option("--default-notice-only", type=DECISIONS, default="granted", show_default=True)
+@click.option("--gpc", is_flag=True, help="Sale or sharing: Global Privacy Control refuses it in opt_out mode.")
+@click.option("--double-opt-in", is_flag=True, help="A grant counts only after a confirmed double opt-in.")
+@click.option("--consent-mode", multiple=True, type=click.Choice(CONSENT_MODE_TYPES), help="Google Consent Mode type; repeat.")
+def purpose_add(site_key, key, names, descriptions, channel, refusable, default_opt_in, default_opt_out,
+                default_notice_only, gpc, double_opt_in, consent_mode):
+    """Add purpose KEY to site SITE_KEY (shown after the next `cmp notice publish`)."""
+    site = load_site(site_key)
+    texts: dict[str, dict[str, str]] = {}
+    for locale, name in names:
+        texts.setdefault(locale, {})["name"] = name
+    for locale, text in descriptions:
+        texts.setdefault(locale, {})["description"] = text
+    try:
+        purpose = sites.add_purpose(
+            site,
+            key,
+            texts=texts,
+            channel=channel,
+            refusable=refusable,
+            default_opt_in=default_opt_in,
+            default_opt_out=default_opt_out,
+            default_notice_only=default_notice_only,
+            gpc=gpc,
+            double_opt_in=double_opt_in,
+            consent_mode=list(consent_mode),
+        )
+    except ValueError as exc:
+        db.session.rollback()
+        fail(exc)
+    click.echo(f"added purpose {purpose.key} to {site.key}")
+
+
+@click.group("cookie")
+def cookie_group():
+    """Add cookies, storage keys and pixels to a site's inventory."""
+
+
+@cookie_group.command("add")
+@click.argument("site_key")
+@click.argument("name")
+@click.option("--purpose", required=True, help="Purpose key the cookie serves.")
+@click.option("--provider", required=True, help="Who sets it (first party or vendor).")
+@click.option("--session", "storage", flag_value="session", help="Deleted at the end of the visit.")
+@click.option("--persistent", "storage", flag_value="persistent", help="Kept across visits (needs --lifetime).")
+@click.option("--lifetime", type=Duration(), help="How long a persistent cookie lives: 30m, 12h, 390d, 1y.")
+@click.option("--domain", help="Cookie domain.")
+@click.option("--kind", type=click.Choice([k.value for k in TrackerKind]), default="cookie", show_default=True)
+@click.option("--description", "descriptions", multiple=True, type=Pair(), help="LOCALE=TEXT; repeat.")
+def cookie_add(site_key, name, purpose, provider, storage, lifetime, domain, kind, descriptions):
+    """Add NAME to the inventory of SITE_KEY (shown after the next `cmp notice publish`)."""
+    site = load_site(site_key)
+    if storage is None:
+        raise click.UsageError("say --session or --persistent")
+    try:
+        cookie = sites.add_cookie(
+            site,
+            name,
+            purpose=purpose,
+            provider=provider,
+            storage=Storage(storage),
+            lifetime_seconds=lifetime,
+            domain=domain,
+            kind=kind,
+            descriptions=dict(descriptions),
+        )
+    except ValueError as exc:
+        db.session.rollback()
+        fail(exc)
+    click.echo(f"added {cookie.kind} {cookie.name} ({cookie.storage}) for {purpose} to {site.key}")
+
+
+@click.group("notice")
+def notice_group():
+    """Publish notice versions."""
+
+
+@notice_group.command("publish")
+@click.argument("site_key")
+@click.option("--material", is_flag=True, help="A material change: every visitor is asked again.")
+@click.option("--note", help="What changed, for the record.")
+def notice_publish(site_key, material, note):
+    """Snapshot SITE_KEY's texts, purposes and cookies as the next immutable notice version."""
+    site = load_site(site_key)
+    try:
+        notice = notices.publish_notice(site, material=material, note=note)
+    except notices.NothingToPublish as exc:
+        fail(exc)
+    click.echo(f"published {site.key} notice v{notice.version} sha256:{notice.content_hash}"
+               f"{' (material: visitors are asked again)' if notice.material else ''}")
+
+
+@click.command("demo")
+@click.option("--base-url", default="http://127.0.0.1:5000", show_default=True, help="Where the demo is served.")
+@click.option("--origin", "origins", multiple=True, help="Another origin allowed to embed the banner; repeat.")
+def demo_command(base_url, origins):
+    """Seed the demo site from the privacy policy (does nothing if it exists)."""
+    site = seed_demo(base_url, list(origins))
+    if site is None:
+        click.echo("demo site already seeded")
+        return
+    click.echo(f"seeded demo site {site.key}: {len(site.purposes)} purposes, {len(site.cookies)} cookies, notice v1")
+
+
+commands = (site_group, purpose_group, cookie_group, notice_group, demo_command)

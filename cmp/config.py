@@ -1,0 +1,124 @@
+"""Settings read from the environment when the app is created, never at import."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+ENVIRONMENTS = ("production", "development", "testing")
+
+# CNIL 2020-092: a consent cookie lives at most 13 months.
+MAX_CONSENT_LIFETIME_DAYS = 395
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or invalid; the app refuses to start."""
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _list(environ: Mapping[str, str], name: str) -> list[str]:
+    return [item.strip() for item in environ.get(name, "").split(",") if item.strip()]
+
+
+def _networks(values: list[str], name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    try:
+        return [ipaddress.ip_network(value, strict=False) for value in values]
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def _development_secrets(instance_path: str) -> dict[str, str]:
+    """Keep generated secrets in the instance folder so signed ids survive restarts."""
+    path = Path(instance_path) / "dev-secrets.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    values = {"CMP_SECRET_KEY": secrets.token_urlsafe(32), "CMP_HMAC_KEY": secrets.token_urlsafe(32)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(values))
+    path.chmod(0o600)
+    return values
+
+
+def load_settings(environ: Mapping[str, str], instance_path: str, overrides: Mapping | None = None) -> dict:
+    """Build the app's configuration from the environment, then apply ``overrides``.
+
+    In production a missing ``CMP_SECRET_KEY`` or ``CMP_HMAC_KEY`` is a start-up error.
+    """
+    overrides = dict(overrides or {})
+    env = overrides.get("CMP_ENV", environ.get("CMP_ENV", "production"))
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"CMP_ENV must be one of {', '.join(ENVIRONMENTS)}, got {env!r}")
+
+    default_db = "sqlite:///" + os.path.join(instance_path, "cmp.sqlite3")
+    settings: dict = {
+        "CMP_ENV": env,
+        "SQLALCHEMY_DATABASE_URI": environ.get("CMP_DATABASE_URL") or default_db,
+        "CMP_SECRET_KEY": environ.get("CMP_SECRET_KEY", ""),
+        "CMP_SECRET_KEY_FALLBACKS": _list(environ, "CMP_SECRET_KEY_FALLBACKS"),
+        "CMP_HMAC_KEY": environ.get("CMP_HMAC_KEY", ""),
+        "CMP_GEOIP_DATABASE": environ.get("CMP_GEOIP_DATABASE") or None,
+        "CMP_TRUSTED_PROXIES": _list(environ, "CMP_TRUSTED_PROXIES"),
+        "CMP_COUNTRY_HEADER": environ.get("CMP_COUNTRY_HEADER") or None,
+        "CMP_CONSENT_LIFETIME_DAYS": _int(environ, "CMP_CONSENT_LIFETIME_DAYS", 365, minimum=1),
+        "CMP_REFUSAL_LIFETIME_DAYS": _int(environ, "CMP_REFUSAL_LIFETIME_DAYS", 182, minimum=1),
+        "MAX_CONTENT_LENGTH": _int(environ, "CMP_MAX_BODY_BYTES", 64 * 1024, minimum=1024),
+        "CMP_LOG_LEVEL": environ.get("CMP_LOG_LEVEL", "INFO").upper(),
+        "CMP_DB_POOL_SIZE": _int(environ, "CMP_DB_POOL_SIZE", 5, minimum=1),
+    }
+    settings.update(overrides)
+
+    if settings["CMP_CONSENT_LIFETIME_DAYS"] > MAX_CONSENT_LIFETIME_DAYS:
+        raise ConfigError(
+            f"CMP_CONSENT_LIFETIME_DAYS may not exceed {MAX_CONSENT_LIFETIME_DAYS} (13 months), "
+            f"got {settings['CMP_CONSENT_LIFETIME_DAYS']}"
+        )
+    missing = [name for name in ("CMP_SECRET_KEY", "CMP_HMAC_KEY") if not settings[name]]
+    if missing:
+        if env == "production":
+            raise ConfigError(
+                f"{' and '.join(missing)} must be set in production "
+                "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        generated = _development_secrets(instance_path)
+        for name in missing:
+            settings[name] = generated[name]
+    if settings["CMP_HMAC_KEY"] == settings["CMP_SECRET_KEY"]:
+        raise ConfigError("CMP_HMAC_KEY must differ from CMP_SECRET_KEY")
+
+    settings["CMP_TRUSTED_PROXY_NETWORKS"] = _networks(settings["CMP_TRUSTED_PROXIES"], "CMP_TRUSTED_PROXIES")
+    settings["SECRET_KEY"] = settings["CMP_SECRET_KEY"]
+    settings["SECRET_KEY_FALLBACKS"] = settings["CMP_SECRET_KEY_FALLBACKS"]
+    settings["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(
+        settings["SQLALCHEMY_DATABASE_URI"], settings["CMP_DB_POOL_SIZE"]
+    )
+    settings["TESTING"] = env == "testing"
+    return settings
+
+
+def _engine_options(url: str, pool_size: int) -> dict:
+    if url.startswith("sqlite"):
+        # Writers queue on SQLite's lock rather than failing at once.
+        return {"connect_args": {"timeout": 30}}
+    return {
+        "pool_pre_ping": True,
+        "pool_size": pool_size,
+        "max_overflow": pool_size * 2,
+        "pool_timeout": 10,
+        "connect_args": {"connect_timeout": 5},
+    }

@@ -1,0 +1,21 @@
+"""The data model, one module per aggregate."""
+
+from cmp.models.consent import ChainHead, ConsentEvent, ConsentState
+from cmp.models.key import ApiKey
+from cmp.models.notice import ImmutableRecordError, NoticeVersion
+from cmp.models.site import Cookie, Purpose, Site
+from cmp.models.subject import Subject, SubjectIdentifier
+
+__all__ = [
+    "ApiKey",
+    "ChainHead",
+    "ConsentEvent",
+    "ConsentState",
+    "Cookie",
+    "ImmutableRecordError",
+    "NoticeVersion",
+    "Purpose",
+    "Site",
+    "Subject",
+    "SubjectIdentifier",
+]

@@ -1,0 +1,101 @@
+"""The consent log (append-only events in a hash chain) and the current state derived from it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, event, inspect
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cmp.extensions import db
+from cmp.models.notice import ImmutableRecordError
+from cmp.models.types import JSONType, UTCDateTime
+
+
+class ConsentEvent(db.Model):
+    """One decision set for one subject at one moment, with its evidence and chain fields."""
+
+    __tablename__ = "consent_events"
+    __table_args__ = (
+        UniqueConstraint("site_id", "seq"),
+        Index("ix_consent_events_site_id_received_at", "site_id", "received_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    # Position in the site's chain, from 1 without gaps.
+    seq: Mapped[int] = mapped_column(BigInteger)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))
+    # Purpose key -> "granted" | "denied"
+    decisions: Mapped[dict[str, str]] = mapped_column(JSONType)
+    notice_version: Mapped[int | None] = mapped_column(Integer)
+    notice_hash: Mapped[str | None] = mapped_column(String(64))
+    locale: Mapped[str | None] = mapped_column(String(35))
+    mode: Mapped[str] = mapped_column(String(16))
+    country: Mapped[str | None] = mapped_column(String(2))
+    gpc: Mapped[bool] = mapped_column(Boolean, default=False)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    # Evidence: erasable and purgeable. The chain covers `evidence_digest`, a salted digest of
+    # these columns, so emptying them (and the salt) keeps the chain verifiable and the digest
+    # no longer reveals what they held.
+    ip_prefix: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[dict | None] = mapped_column(JSONType)
+    page_url: Mapped[str | None] = mapped_column(String(2048))
+    evidence_salt: Mapped[str | None] = mapped_column(String(32))
+    evidence_digest: Mapped[str] = mapped_column(String(64))
+
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    def __repr__(self) -> str:
+        return f"<ConsentEvent {self.id} seq={self.seq}>"
+
+
+EVIDENCE_COLUMNS = ("ip_prefix", "user_agent", "page_url", "evidence_salt")
+
+
+@event.listens_for(ConsentEvent, "before_update")
+def _only_evidence_may_be_emptied(mapper, connection, target):
+    state = inspect(target)
+    for attr in state.attrs:
+        if not attr.history.has_changes():
+            continue
+        if attr.key not in EVIDENCE_COLUMNS or attr.value is not None:
+            raise ImmutableRecordError(f"consent event {target.id}: {attr.key} is append-only")
+
+
+@event.listens_for(ConsentEvent, "before_delete")
+def _refuse_delete(mapper, connection, target):
+    raise ImmutableRecordError(f"consent event {target.id} is append-only and cannot be deleted")
+
+
+class ConsentState(db.Model):
+    """The latest decision per site, subject and purpose, written with its event."""
+
+    __tablename__ = "consent_state"
+
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(64), primary_key=True)
+    decision: Mapped[str] = mapped_column(String(8))
+    # The action behind this purpose's decision ("gpc" where the signal denied it).
+    action: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[str] = mapped_column(ForeignKey("consent_events.id"))
+    notice_version: Mapped[int | None] = mapped_column(Integer)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ChainHead(db.Model):
+    """The last link of a site's chain; writers lock this row, so the chain never forks."""
+
+    __tablename__ = "chain_heads"
+
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    hash: Mapped[str] = mapped_column(String(64))

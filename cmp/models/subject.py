@@ -1,0 +1,35 @@
+"""Subjects (people) and the pseudonymous identifiers that point to them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cmp.extensions import db
+from cmp.models.types import UTCDateTime, utcnow
+
+
+class Subject(db.Model):
+    """A person as a random id; nothing here identifies them."""
+
+    __tablename__ = "subjects"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SubjectIdentifier(db.Model):
+    """Links `kind:value` to a subject through a keyed HMAC-SHA256 digest; the value is never stored."""
+
+    __tablename__ = "subject_identifiers"
+    __table_args__ = (UniqueConstraint("site_id", "kind", "digest"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

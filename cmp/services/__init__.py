@@ -1,0 +1,1 @@
+"""The domain: consent recording, the chain, jurisdiction, notices, sites and keys; no request objects."""

@@ -1,0 +1,267 @@
+"""Recording consent: resolve the decision set, append the event to the chain, update the current state."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from cmp.errors import Conflict, Invalid
+from cmp.extensions import db
+from cmp.models import ConsentEvent, ConsentState, NoticeVersion, Site, Subject, SubjectIdentifier
+from cmp.models.types import utcnow
+from cmp.services import chain, notices
+from cmp.services.evidence import Evidence
+from cmp.services.identifiers import Identifier, new_event_id, new_subject_id
+from cmp.services.jurisdiction import mode_for
+from cmp.vocabulary import Action, Channel, Decision, Mode, Source
+
+log = logging.getLogger(__name__)
+
+# Transient conflicts (two writers creating the same subject, a deadlock, a lock timeout) are retried.
+MAX_ATTEMPTS = 6
+
+
+@dataclass(frozen=True)
+class Lifetimes:
+    """How long a grant lasts, and how long a refusal is not asked again (CNIL 2020-092)."""
+
+    consent: timedelta = timedelta(days=365)
+    refusal: timedelta = timedelta(days=182)
+
+
+@dataclass(frozen=True)
+class ConsentRequest:
+    site: Site
+    identifier: Identifier
+    action: Action
+    source: Source
+    decisions: dict[str, str] = field(default_factory=dict)
+    notice_version: int | None = None
+    locale: str | None = None
+    evidence: Evidence = field(default_factory=Evidence)
+
+
+def record_consent(request: ConsentRequest, *, hmac_key: str, lifetimes: Lifetimes) -> ConsentEvent:
+    """Append one consent event and update the current state, in one transaction.
+
+    Raises `Invalid` or `Conflict` before anything is written when the request cannot be honoured.
+    """
+    site = request.site
+    site_key = site.key
+    notice = _resolve_notice(site, request.notice_version)
+    mode = mode_for(request.evidence.country, site.jurisdiction_overrides)
+    decisions, by_gpc = resolve_decisions(request, notice.content, mode)
+    digest = request.identifier.digest(hmac_key, site_key)
+
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            event = _write(request, site, notice, mode, decisions, by_gpc, digest, lifetimes)
+            db.session.commit()
+            return event
+        except (IntegrityError, OperationalError) as exc:
+            db.session.rollback()
+            if attempt == MAX_ATTEMPTS or not _is_transient(exc):
+                raise
+            log.info("consent write retried", extra={"site": site_key, "attempt": attempt, "error": type(exc).__name__})
+            time.sleep(0.005 * attempt)
+            site = db.session.get(Site, site.id)
+    raise AssertionError("unreachable")
+
+
+def _is_transient(exc: Exception) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True  # a concurrent writer created the same subject first
+    text = str(getattr(exc, "orig", exc)).lower()
+    return any(word in text for word in ("deadlock", "could not serialize", "database is locked", "lock timeout"))
+
+
+def _write(request, site, notice, mode, decisions, by_gpc, digest, lifetimes) -> ConsentEvent:
+    subject_id = _subject_for(site.id, request.identifier.kind, digest)
+    seq, prev_hash = chain.next_link(site)
+    # Time is read once the chain is locked, so receive times rise with the sequence.
+    now = utcnow()
+    grants = any(
+        value == Decision.GRANTED and _refusable(notice.content, key) for key, value in decisions.items()
+    )
+    evidence = request.evidence
+    event = ConsentEvent(
+        id=new_event_id(),
+        subject_id=subject_id,
+        action=request.action.value,
+        source=request.source.value,
+        decisions=decisions,
+        notice_version=notice.version,
+        notice_hash=notice.content_hash,
+        locale=request.locale,
+        mode=mode.value,
+        country=evidence.country,
+        gpc=evidence.gpc,
+        received_at=now,
+        expires_at=now + (lifetimes.consent if grants else lifetimes.refusal),
+        ip_prefix=evidence.ip_prefix,
+        user_agent=evidence.user_agent,
+        page_url=evidence.page_url,
+        evidence_salt=evidence.salt,
+        evidence_digest=evidence.digest,
+    )
+    chain.seal(event, site, seq, prev_hash)
+    db.session.flush()
+    _write_state(site.id, subject_id, event, decisions, by_gpc, lifetimes, now)
+    return event
+
+
+def _subject_for(site_id: int, kind: str, digest: str) -> str:
+    subject_id = db.session.scalar(
+        select(SubjectIdentifier.subject_id).where(
+            SubjectIdentifier.site_id == site_id, SubjectIdentifier.kind == kind, SubjectIdentifier.digest == digest
+        )
+    )
+    if subject_id is not None:
+        return subject_id
+    subject = Subject(id=new_subject_id(), site_id=site_id)
+    db.session.add(subject)
+    db.session.add(SubjectIdentifier(site_id=site_id, subject_id=subject.id, kind=kind, digest=digest))
+    db.session.flush()
+    return subject.id
+
+
+def _write_state(site_id, subject_id, event, decisions, by_gpc, lifetimes, now) -> None:
+    rows = [
+        {
+            "site_id": site_id,
+            "subject_id": subject_id,
+            "purpose": purpose,
+            "decision": decision,
+            "action": Action.GPC.value if purpose in by_gpc else event.action,
+            "source": event.source,
+            "event_id": event.id,
+            "notice_version": event.notice_version,
+            "decided_at": now,
+            "expires_at": now + (lifetimes.consent if decision == Decision.GRANTED else lifetimes.refusal),
+        }
+        for purpose, decision in decisions.items()
+    ]
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(ConsentState).values(rows)
+    db.session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["site_id", "subject_id", "purpose"],
+            set_={
+                name: statement.excluded[name]
+                for name in ("decision", "action", "source", "event_id", "notice_version", "decided_at", "expires_at")
+            },
+        )
+    )
+
+
+def _resolve_notice(site: Site, version: int | None) -> NoticeVersion:
+    if version is None:
+        notice = notices.current_notice(site)
+        if notice is None:
+            raise Conflict("no_notice", f"site {site.key!r} has no published notice; publish one first")
+        return notice
+    notice = notices.get_notice(site, version)
+    if notice is None:
+        raise Invalid(
+            "unknown_notice_version",
+            f"site {site.key!r} has no notice version {version}",
+            {"notice_version": version},
+        )
+    return notice
+
+
+def _refusable(content: dict, key: str) -> bool:
+    return next((p["refusable"] for p in content["purposes"] if p["key"] == key), True)
+
+
+def resolve_decisions(request: ConsentRequest, content: dict, mode: Mode) -> tuple[dict[str, str], set[str]]:
+    """The decision set to record, and the purposes Global Privacy Control denied.
+
+    Purposes and their rules come from the notice version the subject was shown.
+    """
+    purposes = {p["key"]: p for p in content["purposes"]}
+    from_banner = request.source == Source.BANNER
+    in_scope = {k: p for k, p in purposes.items() if not from_banner or p["channel"] == Channel.WEB}
+    refusable = [k for k, p in in_scope.items() if p["refusable"]]
+    given = dict(request.decisions)
+
+    unknown = sorted(set(given) - set(purposes))
+    if unknown:
+        raise Invalid("unknown_purpose", f"unknown purpose: {', '.join(unknown)}", {"purposes": unknown})
+    outside = sorted(set(given) - set(in_scope))
+    if outside:
+        raise Invalid(
+            "purpose_not_in_banner",
+            f"not collected by the banner: {', '.join(outside)}",
+            {"purposes": outside},
+        )
+    not_refusable = sorted(k for k, v in given.items() if v == Decision.DENIED and not purposes[k]["refusable"])
+    if not_refusable:
+        raise Invalid(
+            "not_refusable",
+            f"strictly necessary purposes cannot be refused: {', '.join(not_refusable)}",
+            {"purposes": not_refusable},
+        )
+
+    action = request.action
+    gpc_purposes = {k for k, p in in_scope.items() if p["gpc"]}
+    if action in (Action.ACCEPT_ALL, Action.REJECT_ALL, Action.WITHDRAW):
+        wanted = Decision.GRANTED if action == Action.ACCEPT_ALL else Decision.DENIED
+        mismatched = sorted(k for k, v in given.items() if v != wanted and purposes[k]["refusable"])
+        if mismatched:
+            raise Invalid(
+                "decisions_contradict_action",
+                f"{action.value} cannot carry these decisions: {', '.join(mismatched)}",
+                {"purposes": mismatched},
+            )
+        candidates = [k for k in refusable if not (wanted == Decision.GRANTED and purposes[k]["double_opt_in"])]
+        decisions = {k: wanted.value for k in candidates}
+    elif action == Action.GPC:
+        if not request.evidence.gpc:
+            raise Invalid("gpc_not_seen", "action gpc needs a Global Privacy Control signal (Sec-GPC: 1 or gpc: true)")
+        decisions = {k: Decision.DENIED.value for k in refusable if k in gpc_purposes}
+    elif action == Action.DEFAULT:
+        decisions = {k: in_scope[k]["defaults"][mode.value] for k in refusable}
+        mismatched = sorted(k for k, v in given.items() if decisions.get(k, v) != v)
+        if mismatched:
+            raise Invalid(
+                "decisions_contradict_action",
+                f"default decisions in {mode.value} differ for: {', '.join(mismatched)}",
+                {"purposes": mismatched},
+            )
+    else:
+        decisions = {k: Decision(v).value for k, v in given.items()}
+
+    needs_opt_in = sorted(
+        k for k, v in decisions.items() if v == Decision.GRANTED and purposes[k]["double_opt_in"]
+    )
+    if needs_opt_in and action != Action.CONFIRM:
+        raise Invalid(
+            "double_opt_in_required",
+            f"a grant of {', '.join(needs_opt_in)} counts only after a confirmed double opt-in",
+            {"purposes": needs_opt_in},
+        )
+
+    # Sec-GPC in opt-out mode denies every sale/sharing purpose, whatever else was chosen; it never grants.
+    by_gpc: set[str] = set()
+    if request.evidence.gpc and mode == Mode.OPT_OUT:
+        for key in gpc_purposes & set(decisions):
+            if decisions[key] == Decision.GRANTED:
+                decisions[key] = Decision.DENIED.value
+                by_gpc.add(key)
+        if action == Action.GPC:
+            by_gpc |= set(decisions)
+
+    if not any(purposes[k]["refusable"] for k in decisions):
+        raise Invalid("no_decisions", "the request decides nothing: give at least one refusable purpose")
+    if from_banner:
+        # What the banner cannot switch off is in effect with every decision, and recorded as such.
+        decisions.update({k: Decision.GRANTED.value for k, p in in_scope.items() if not p["refusable"]})
+    return decisions, by_gpc

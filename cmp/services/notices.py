@@ -1,0 +1,166 @@
+"""Notice versions: snapshot what visitors are shown, hash it, publish it, and localise it."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from cmp.catalog import BANNER_TEXTS
+from cmp.extensions import db
+from cmp.models import NoticeVersion, Site
+from cmp.services.chain import canonical_json, sha256_hex
+
+# Bumped with every change of the banner bundle, so a notice records which banner showed it.
+BANNER_VERSION = "1"
+
+
+class NothingToPublish(ValueError):
+    """The site's configuration is what its current notice already says."""
+
+
+def notice_content(site: Site) -> dict:
+    """Everything the banner shows for a site, in canonical form, ready to hash."""
+    return {
+        "site": site.key,
+        "name": site.name,
+        "policy_url": site.policy_url,
+        "locales": list(site.locales),
+        "default_locale": site.default_locale,
+        "banner": {"version": BANNER_VERSION},
+        "texts": {locale: banner_texts(site, locale) for locale in site.locales},
+        "purposes": [
+            {
+                "key": p.key,
+                "channel": p.channel,
+                "refusable": p.refusable,
+                "defaults": {"opt_in": p.default_opt_in, "opt_out": p.default_opt_out, "notice_only": p.default_notice_only},
+                "gpc": p.gpc,
+                "double_opt_in": p.double_opt_in,
+                "consent_mode": list(p.consent_mode),
+                "texts": {locale: _pick(p.texts, locale, site.default_locale) for locale in site.locales},
+            }
+            for p in site.purposes
+        ],
+        "cookies": [
+            {
+                "name": c.name,
+                "provider": c.provider,
+                "domain": c.domain,
+                "kind": c.kind,
+                "storage": c.storage,
+                "lifetime_seconds": c.lifetime_seconds,
+                "purpose": c.purpose.key,
+                "descriptions": {
+                    locale: text
+                    for locale in site.locales
+                    if (text := _pick(c.descriptions, locale, site.default_locale)) is not None
+                },
+            }
+            for c in site.cookies
+        ],
+    }
+
+
+def content_hash(content: dict) -> str:
+    return sha256_hex(canonical_json(content))
+
+
+def banner_texts(site: Site, locale: str) -> dict[str, str]:
+    builtin = BANNER_TEXTS.get(locale) or BANNER_TEXTS.get(locale.split("-")[0]) or BANNER_TEXTS["en"]
+    return {**BANNER_TEXTS["en"], **builtin, **site.texts.get(locale, {})}
+
+
+def _pick(texts: dict, locale: str, default_locale: str):
+    for candidate in (locale, locale.split("-")[0], default_locale, "en"):
+        if candidate in texts:
+            return texts[candidate]
+    return next(iter(texts.values()), None)
+
+
+def current_notice(site: Site) -> NoticeVersion | None:
+    return db.session.scalars(
+        select(NoticeVersion).where(NoticeVersion.site_id == site.id).order_by(NoticeVersion.version.desc()).limit(1)
+    ).first()
+
+
+def get_notice(site: Site, version: int) -> NoticeVersion | None:
+    return db.session.scalars(
+        select(NoticeVersion).where(NoticeVersion.site_id == site.id, NoticeVersion.version == version)
+    ).first()
+
+
+def publish_notice(site: Site, *, material: bool = False, note: str | None = None) -> NoticeVersion:
+    """Publish the site's current configuration as the next immutable notice version."""
+    content = notice_content(site)
+    digest = content_hash(content)
+    latest = current_notice(site)
+    if latest is not None and latest.content_hash == digest:
+        raise NothingToPublish(f"nothing changed since version {latest.version} ({digest})")
+    next_version = (
+        db.session.scalar(select(func.max(NoticeVersion.version)).where(NoticeVersion.site_id == site.id)) or 0
+    ) + 1
+    notice = NoticeVersion(
+        site_id=site.id,
+        version=next_version,
+        content=content,
+        content_hash=digest,
+        # The first version is what everyone is first asked about.
+        material=material or latest is None,
+        note=note,
+    )
+    db.session.add(notice)
+    db.session.commit()
+    return notice
+
+
+def last_material_version(site: Site) -> int | None:
+    return db.session.scalar(
+        select(func.max(NoticeVersion.version)).where(NoticeVersion.site_id == site.id, NoticeVersion.material.is_(True))
+    )
+
+
+def best_locale(requested: str | None, accepted: list[str], available: list[str], default: str) -> str:
+    """The site locale closest to what was asked for, then to the browser's languages."""
+    lowered = {locale.lower(): locale for locale in available}
+    for candidate in ([requested] if requested else []) + accepted:
+        candidate = candidate.replace("_", "-").lower()
+        if candidate in lowered:
+            return lowered[candidate]
+        language = candidate.split("-")[0]
+        for key, locale in lowered.items():
+            if key == language or key.split("-")[0] == language:
+                return locale
+    return default
+
+
+def localise(content: dict, locale: str) -> dict:
+    """A notice's content in one of its locales, as the banner needs it (web purposes only)."""
+    texts = content["texts"]
+    return {
+        "texts": texts[locale],
+        "purposes": [
+            {
+                "key": p["key"],
+                "name": p["texts"].get(locale, {}).get("name", p["key"]),
+                "description": p["texts"].get(locale, {}).get("description", ""),
+                "refusable": p["refusable"],
+                "gpc": p["gpc"],
+                "consent_mode": p["consent_mode"],
+                "defaults": p["defaults"],
+            }
+            for p in content["purposes"]
+            if p["channel"] == "web"
+        ],
+        "cookies": [
+            {
+                "name": c["name"],
+                "provider": c["provider"],
+                "domain": c["domain"],
+                "kind": c["kind"],
+                "storage": c["storage"],
+                "lifetime_seconds": c["lifetime_seconds"],
+                "purpose": c["purpose"],
+                "description": c["descriptions"].get(locale),
+            }
+            for c in content["cookies"]
+        ],
+    }

@@ -1,0 +1,92 @@
+"""The domain's enumerations, defined once.
+
+Records refer to these values: only add here, never remove or rename.
+"""
+
+from enum import StrEnum
+
+
+class Decision(StrEnum):
+    GRANTED = "granted"
+    DENIED = "denied"
+
+
+class Action(StrEnum):
+    ACCEPT_ALL = "accept_all"
+    REJECT_ALL = "reject_all"
+    SAVE = "save"
+    WITHDRAW = "withdraw"
+    GPC = "gpc"
+    DEFAULT = "default"
+    SUBSCRIBE = "subscribe"
+    CONFIRM = "confirm"
+    UNSUBSCRIBE = "unsubscribe"
+    EXPIRE = "expire"
+    ERASE = "erase"
+    ADMIN = "admin"
+
+
+class Source(StrEnum):
+    BANNER = "banner"
+    API = "api"
+    EMAIL_LINK = "email_link"
+    ONE_CLICK = "one_click"
+    IMPORT = "import"
+    SYSTEM = "system"
+
+
+class Mode(StrEnum):
+    OPT_IN = "opt_in"
+    OPT_OUT = "opt_out"
+    NOTICE_ONLY = "notice_only"
+
+
+class Channel(StrEnum):
+    """Where consent for a purpose is collected: the banner, or the email lifecycle."""
+
+    WEB = "web"
+    EMAIL = "email"
+
+
+class Storage(StrEnum):
+    SESSION = "session"
+    PERSISTENT = "persistent"
+
+
+class TrackerKind(StrEnum):
+    COOKIE = "cookie"
+    LOCAL_STORAGE = "local_storage"
+    PIXEL = "pixel"
+
+
+class IdentifierKind(StrEnum):
+    VISITOR = "visitor"
+    USER = "user"
+    EMAIL = "email"
+
+
+class Scope(StrEnum):
+    CONSENT_READ = "consent:read"
+    CONSENT_WRITE = "consent:write"
+    EMAIL_WRITE = "email:write"
+    AUDIT_READ = "audit:read"
+    DSR = "dsr"
+    ADMIN = "admin"
+
+
+# Actions a visitor can take in the banner; the rest come from servers, links or the system.
+BANNER_ACTIONS = frozenset({Action.ACCEPT_ALL, Action.REJECT_ALL, Action.SAVE, Action.WITHDRAW, Action.GPC, Action.DEFAULT})
+# Actions a server may record with a `consent:write` key.
+SERVER_ACTIONS = frozenset({Action.ACCEPT_ALL, Action.REJECT_ALL, Action.SAVE, Action.WITHDRAW, Action.ADMIN})
+SERVER_SOURCES = frozenset({Source.API, Source.IMPORT})
+
+# Google Consent Mode v2 consent types (developers.google.com/tag-platform/security/guides/consent).
+CONSENT_MODE_TYPES = (
+    "ad_storage",
+    "ad_user_data",
+    "ad_personalization",
+    "analytics_storage",
+    "functionality_storage",
+    "personalization_storage",
+    "security_storage",
+)

@@ -1,0 +1,40 @@
+"""Small helpers the tests share."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from cmp.extensions import db
+from cmp.models import ConsentEvent, ConsentState, Subject, SubjectIdentifier
+
+ORIGIN = "https://shop.example"
+CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+)
+
+
+def post_consent(client, site_key: str = "shop", *, origin: str | None = ORIGIN, headers=None, **body):
+    """POST a banner decision set as a browser on `origin` would."""
+    body.setdefault("notice_version", 1)
+    sent = {"User-Agent": CHROME, **({"Origin": origin} if origin else {}), **(headers or {})}
+    return client.post(f"/api/v1/sites/{site_key}/consents", json=body, headers=sent)
+
+
+def counts() -> dict[str, int]:
+    """How many rows each consent table holds: a refused request must leave these unchanged."""
+    return {
+        model.__tablename__: db.session.scalar(sa.select(sa.func.count()).select_from(model))
+        for model in (ConsentEvent, ConsentState, Subject, SubjectIdentifier)
+    }
+
+
+def events(site_id: int | None = None) -> list[ConsentEvent]:
+    query = sa.select(ConsentEvent).order_by(ConsentEvent.site_id, ConsentEvent.seq)
+    if site_id is not None:
+        query = query.where(ConsentEvent.site_id == site_id)
+    return list(db.session.scalars(query))
+
+
+def state(subject_id: str) -> dict[str, str]:
+    rows = db.session.scalars(sa.select(ConsentState).where(ConsentState.subject_id == subject_id))
+    return {row.purpose: row.decision for row in rows}

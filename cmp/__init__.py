@@ -23,7 +23,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     app.config.from_mapping(load_settings(os.environ, app.instance_path, config))
     app.json.sort_keys = False
 
-    from cmp.logging import configure_logging
+    from cmp.logs import configure_logging
 
     configure_logging(app)
     register_extensions(app)

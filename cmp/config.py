@@ -101,7 +101,10 @@ def load_settings(environ: Mapping[str, str], instance_path: str, overrides: Map
     if settings["CMP_HMAC_KEY"] == settings["CMP_SECRET_KEY"]:
         raise ConfigError("CMP_HMAC_KEY must differ from CMP_SECRET_KEY")
 
-    settings["CMP_TRUSTED_PROXY_NETWORKS"] = _networks(settings["CMP_TRUSTED_PROXIES"], "CMP_TRUSTED_PROXIES")
+    proxies = settings["CMP_TRUSTED_PROXIES"]
+    if isinstance(proxies, str):
+        proxies = settings["CMP_TRUSTED_PROXIES"] = _list({"v": proxies}, "v")
+    settings["CMP_TRUSTED_PROXY_NETWORKS"] = _networks(proxies, "CMP_TRUSTED_PROXIES")
     settings["SECRET_KEY"] = settings["CMP_SECRET_KEY"]
     settings["SECRET_KEY_FALLBACKS"] = settings["CMP_SECRET_KEY_FALLBACKS"]
     settings["SQLALCHEMY_ENGINE_OPTIONS"] = _engine_options(

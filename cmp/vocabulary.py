@@ -75,7 +75,9 @@ class Scope(StrEnum):
 
 
 # Actions a visitor can take in the banner; the rest come from servers, links or the system.
-BANNER_ACTIONS = frozenset({Action.ACCEPT_ALL, Action.REJECT_ALL, Action.SAVE, Action.WITHDRAW, Action.GPC, Action.DEFAULT})
+BANNER_ACTIONS = frozenset(
+    {Action.ACCEPT_ALL, Action.REJECT_ALL, Action.SAVE, Action.WITHDRAW, Action.GPC, Action.DEFAULT}
+)
 # Actions a server may record with a `consent:write` key.
 SERVER_ACTIONS = frozenset({Action.ACCEPT_ALL, Action.REJECT_ALL, Action.SAVE, Action.WITHDRAW, Action.ADMIN})
 SERVER_SOURCES = frozenset({Source.API, Source.IMPORT})

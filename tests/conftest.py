@@ -75,7 +75,9 @@ class ThrowawayPostgres:
 
     def __init__(self, admin_url: str):
         self.admin_url = sa.make_url(admin_url).set(drivername="postgresql+psycopg")
-        self.engine = sa.create_engine(self.admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+        self.engine = sa.create_engine(
+            self.admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+        )
         self.created: list[str] = []
 
     def create(self) -> str:
@@ -94,7 +96,9 @@ class ThrowawayPostgres:
 
 def _postgres_reachable(url: str) -> str | None:
     try:
-        engine = sa.create_engine(sa.make_url(url).set(drivername="postgresql+psycopg"), connect_args={"connect_timeout": 3})
+        engine = sa.create_engine(
+            sa.make_url(url).set(drivername="postgresql+psycopg"), connect_args={"connect_timeout": 3}
+        )
         with engine.connect():
             pass
         engine.dispose()
@@ -170,7 +174,9 @@ def runner(app):
 def site(app):
     """A site with the seeded purposes, one cookie and notice v1 published."""
     site = sites.create_site("shop", "Shop", origins=[ORIGIN], policy_url="https://shop.example/privacy")
-    sites.add_cookie(site, "_ga", purpose="analytics", provider="Google", storage="persistent", lifetime_seconds=730 * 86400)
+    sites.add_cookie(
+        site, "_ga", purpose="analytics", provider="Google", storage="persistent", lifetime_seconds=730 * 86400
+    )
     notices.publish_notice(site)
     return site
 
@@ -181,3 +187,9 @@ def shared_geoip() -> Path:
     if not SHARED_GEOIP.is_dir():
         pytest.skip("MaxMind test databases are not present beside the project")
     return SHARED_GEOIP
+
+
+def pytest_report_header(config):
+    url = os.environ.get("CMP_TEST_DATABASE_URL")
+    backend = sa.make_url(url).get_backend_name() if url else "sqlite"
+    return f"cmp database: {backend}{' (CI: skips of required suites fail)' if IN_CI else ''}"

@@ -56,7 +56,9 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     def database_unavailable(exc: OperationalError):
         log.error("database unavailable: %s", exc.orig.__class__.__name__ if exc.orig else exc)
-        return error_response(503, "unavailable", "the consent store is unavailable; try again", headers={"Retry-After": "5"})
+        return error_response(
+            503, "unavailable", "the consent store is unavailable; try again", headers={"Retry-After": "5"}
+        )
 
     @app.errorhandler(ImmutableRecordError)
     @app.errorhandler(DBAPIError)

@@ -23,5 +23,7 @@ def readyz():
         db.session.execute(text("SELECT 1 FROM chain_heads LIMIT 1"))
     except SQLAlchemyError as exc:
         db.session.rollback()
-        return error_response(503, "not_ready", "the database is not reachable or not migrated", {"database": type(exc).__name__})
+        return error_response(
+            503, "not_ready", "the database is not reachable or not migrated", {"database": type(exc).__name__}
+        )
     return jsonify({"status": "ready", "database": "ok"})

@@ -59,7 +59,10 @@ def banner_config(site_key: str):
         raise NotFound("no_notice", f"site {site_key!r} has not published a notice yet")
     content = notice.content
     locale = notices.best_locale(
-        request.args.get("locale"), [lang for lang, _ in request.accept_languages], content["locales"], content["default_locale"]
+        request.args.get("locale"),
+        [lang for lang, _ in request.accept_languages],
+        content["locales"],
+        content["default_locale"],
     )
     _, country = request_country()
     mode = mode_for(country, site.jurisdiction_overrides)

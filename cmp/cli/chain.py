@@ -26,7 +26,11 @@ def verify_command(site_key, as_json):
         elif result.ok:
             click.echo(f"{site.key}: ok, {result.checked} events checked")
         else:
-            where = f"event {result.first_bad} (seq {result.first_bad_seq})" if result.first_bad else f"seq {result.first_bad_seq}"
+            where = (
+                f"event {result.first_bad} (seq {result.first_bad_seq})"
+                if result.first_bad
+                else f"seq {result.first_bad_seq}"
+            )
             click.echo(f"{site.key}: FAILED at {where}: {result.reason}")
     if failed:
         raise SystemExit(1)

@@ -17,8 +17,14 @@ def key_group():
 
 @key_group.command("create")
 @click.option("--name", required=True, help="Who or what uses the key.")
-@click.option("--scope", "scopes", multiple=True, required=True, type=click.Choice([s.value for s in Scope]),
-              help="Scope granted; repeat.")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    type=click.Choice([s.value for s in Scope]),
+    help="Scope granted; repeat.",
+)
 @click.option("--site", "sites", multiple=True, help="Bind the key to this site; repeat. Default: every site.")
 def key_create(name, scopes, sites):
     """Create a key; it is printed once and cannot be shown again."""
@@ -41,7 +47,8 @@ def key_list():
     for key in keys.list_keys():
         state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
         used = f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never"
-        click.echo(f"{key.key_id}\t{key.name}\t{','.join(key.scopes)}\t{','.join(key.sites) or 'all sites'}\t{state}\tlast used {used}")
+        sites = ",".join(key.sites) or "all sites"
+        click.echo(f"{key.key_id}\t{key.name}\t{','.join(key.scopes)}\t{sites}\t{state}\tlast used {used}")
 
 
 @key_group.command("revoke")

@@ -26,10 +26,14 @@ def site_group():
 @click.argument("key")
 @click.option("--name", required=True, help="Display name.")
 @click.option("--origin", "origins", multiple=True, help="Allowed origin (scheme://host[:port]); repeat for more.")
-@click.option("--locale", "locales", multiple=True, help="Locale offered by the banner; repeat. Default: en, zh-CN, de, fr.")
+@click.option(
+    "--locale", "locales", multiple=True, help="Locale offered by the banner; repeat. Default: en, zh-CN, de, fr."
+)
 @click.option("--default-locale", help="Fallback locale. Default: the first --locale.")
 @click.option("--policy-url", help="Link to the privacy policy shown in the banner.")
-@click.option("--jurisdiction", "jurisdiction", multiple=True, type=Pair(), help="COUNTRY=MODE override, * for all others.")
+@click.option(
+    "--jurisdiction", "jurisdiction", multiple=True, type=Pair(), help="COUNTRY=MODE override, * for all others."
+)
 @click.option("--bare", is_flag=True, help="Do not seed the standard purposes.")
 def site_create(key, name, origins, locales, default_locale, policy_url, jurisdiction, bare):
     """Create site KEY with the purposes seeded from the policy."""
@@ -58,7 +62,9 @@ def site_create(key, name, origins, locales, default_locale, policy_url, jurisdi
 @click.option("--locale", "locales", multiple=True, help="Replaces the locales; repeat.")
 @click.option("--default-locale")
 @click.option("--policy-url")
-@click.option("--jurisdiction", "jurisdiction", multiple=True, type=Pair(), help="COUNTRY=MODE override to add or change.")
+@click.option(
+    "--jurisdiction", "jurisdiction", multiple=True, type=Pair(), help="COUNTRY=MODE override to add or change."
+)
 def site_update(key, name, origins, locales, default_locale, policy_url, jurisdiction):
     """Change site KEY; banner texts change with the next published notice."""
     site = load_site(key)
@@ -112,7 +118,11 @@ def site_show(key, as_json):
                 "key": p.key,
                 "channel": p.channel,
                 "refusable": p.refusable,
-                "defaults": {"opt_in": p.default_opt_in, "opt_out": p.default_opt_out, "notice_only": p.default_notice_only},
+                "defaults": {
+                    "opt_in": p.default_opt_in,
+                    "opt_out": p.default_opt_out,
+                    "notice_only": p.default_notice_only,
+                },
                 "gpc": p.gpc,
                 "double_opt_in": p.double_opt_in,
                 "consent_mode": p.consent_mode,
@@ -131,7 +141,12 @@ def site_show(key, as_json):
             for c in site.cookies
         ],
         "notices": [
-            {"version": n.version, "hash": n.content_hash, "material": n.material, "published_at": n.published_at.isoformat()}
+            {
+                "version": n.version,
+                "hash": n.content_hash,
+                "material": n.material,
+                "published_at": n.published_at.isoformat(),
+            }
             for n in notice_rows
         ],
         "events": events,
@@ -143,13 +158,16 @@ def site_show(key, as_json):
     click.echo(f"  origins:  {', '.join(site.allowed_origins) or '(none)'}")
     click.echo(f"  locales:  {', '.join(site.locales)} (default {site.default_locale})")
     click.echo(f"  policy:   {site.policy_url or '(none)'}")
-    click.echo(f"  modes:    {json.dumps(site.jurisdiction_overrides) if site.jurisdiction_overrides else 'default map'}")
+    click.echo(
+        f"  modes:    {json.dumps(site.jurisdiction_overrides) if site.jurisdiction_overrides else 'default map'}"
+    )
     click.echo("  purposes:")
     for p in info["purposes"]:
         flags = [p["channel"], "refusable" if p["refusable"] else "always on"]
         flags += ["gpc"] if p["gpc"] else []
         flags += ["double opt-in"] if p["double_opt_in"] else []
-        click.echo(f"    {p['key']:<24} {', '.join(flags)}; opt_in={p['defaults']['opt_in']} opt_out={p['defaults']['opt_out']}")
+        defaults = f"opt_in={p['defaults']['opt_in']} opt_out={p['defaults']['opt_out']}"
+        click.echo(f"    {p['key']:<24} {', '.join(flags)}; {defaults}")
     click.echo("  cookies:")
     for c in info["cookies"]:
         life = "session" if c["storage"] == "session" else f"{c['lifetime_seconds'] // 86400 or 1}d"
@@ -177,9 +195,23 @@ def purpose_group():
 @click.option("--default-notice-only", type=DECISIONS, default="granted", show_default=True)
 @click.option("--gpc", is_flag=True, help="Sale or sharing: Global Privacy Control refuses it in opt_out mode.")
 @click.option("--double-opt-in", is_flag=True, help="A grant counts only after a confirmed double opt-in.")
-@click.option("--consent-mode", multiple=True, type=click.Choice(CONSENT_MODE_TYPES), help="Google Consent Mode type; repeat.")
-def purpose_add(site_key, key, names, descriptions, channel, refusable, default_opt_in, default_opt_out,
-                default_notice_only, gpc, double_opt_in, consent_mode):
+@click.option(
+    "--consent-mode", multiple=True, type=click.Choice(CONSENT_MODE_TYPES), help="Google Consent Mode type; repeat."
+)
+def purpose_add(
+    site_key,
+    key,
+    names,
+    descriptions,
+    channel,
+    refusable,
+    default_opt_in,
+    default_opt_out,
+    default_notice_only,
+    gpc,
+    double_opt_in,
+    consent_mode,
+):
     """Add purpose KEY to site SITE_KEY (shown after the next `cmp notice publish`)."""
     site = load_site(site_key)
     texts: dict[str, dict[str, str]] = {}
@@ -262,8 +294,10 @@ def notice_publish(site_key, material, note):
         notice = notices.publish_notice(site, material=material, note=note)
     except notices.NothingToPublish as exc:
         fail(exc)
-    click.echo(f"published {site.key} notice v{notice.version} sha256:{notice.content_hash}"
-               f"{' (material: visitors are asked again)' if notice.material else ''}")
+    click.echo(
+        f"published {site.key} notice v{notice.version} sha256:{notice.content_hash}"
+        f"{' (material: visitors are asked again)' if notice.material else ''}"
+    )
 
 
 @click.command("demo")

@@ -23,7 +23,10 @@ class ServerConsentSchema(Schema):
 
     subject = fields.String(
         required=True,
-        validate=[validate.Length(max=320), validate.Regexp(r"^(visitor|user|email):.+", error="use visitor:, user: or email:")],
+        validate=[
+            validate.Length(max=320),
+            validate.Regexp(r"^(visitor|user|email):.+", error="use visitor:, user: or email:"),
+        ],
     )
     action = fields.String(load_default="save", validate=validate.OneOf(sorted(SERVER_ACTIONS)))
     source = fields.String(load_default="api", validate=validate.OneOf(sorted(SERVER_SOURCES)))

@@ -27,6 +27,4 @@ def decisions_field(**kwargs) -> fields.Dict:
 
 
 def page_url_field(**kwargs) -> fields.Url:
-    return fields.Url(
-        schemes={"http", "https"}, require_tld=False, validate=validate.Length(max=2048), **kwargs
-    )
+    return fields.Url(schemes={"http", "https"}, require_tld=False, validate=validate.Length(max=2048), **kwargs)

@@ -104,6 +104,8 @@ class Verification:
     first_bad: str | None = None
     first_bad_seq: int | None = None
     reason: str | None = None
+    # The last verified hash: kept outside the database, it proves the log was not rewritten whole.
+    head_hash: str | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -112,6 +114,7 @@ class Verification:
             "first_bad": self.first_bad,
             "first_bad_seq": self.first_bad_seq,
             "reason": self.reason,
+            "head_hash": self.head_hash,
         }
 
 
@@ -137,9 +140,10 @@ def check_events(
             checked,
             None,
             expected_seq,
-            f"the log ends at {expected_seq - 1} but the chain head is at {head_seq} (events were removed from the end)",
+            f"the log ends at {expected_seq - 1} but the chain head is at {head_seq} "
+            "(events were removed from the end)",
         )
-    return Verification(True, checked)
+    return Verification(True, checked, head_hash=prev_hash)
 
 
 def _first_fault(event, site_key: str, expected_seq: int, prev_hash: str, head_seq: int | None) -> str | None:
@@ -154,7 +158,9 @@ def _first_fault(event, site_key: str, expected_seq: int, prev_hash: str, head_s
     if event.evidence_salt is None:
         if any(getattr(event, name) is not None for name in ("ip_prefix", "user_agent", "page_url")):
             return "evidence present without its salt (evidence was altered)"
-    elif evidence_digest(event.evidence_salt, event.ip_prefix, event.user_agent, event.page_url) != event.evidence_digest:
+    elif (
+        evidence_digest(event.evidence_salt, event.ip_prefix, event.user_agent, event.page_url) != event.evidence_digest
+    ):
         return "evidence does not match its digest (evidence was altered)"
     return None
 

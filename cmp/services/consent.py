@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -86,9 +86,7 @@ def _write(request, site, notice, mode, decisions, by_gpc, digest, lifetimes) ->
     seq, prev_hash = chain.next_link(site)
     # Time is read once the chain is locked, so receive times rise with the sequence.
     now = utcnow()
-    grants = any(
-        value == Decision.GRANTED and _refusable(notice.content, key) for key, value in decisions.items()
-    )
+    grants = any(value == Decision.GRANTED and _refusable(notice.content, key) for key, value in decisions.items())
     evidence = request.evidence
     event = ConsentEvent(
         id=new_event_id(),
@@ -239,9 +237,7 @@ def resolve_decisions(request: ConsentRequest, content: dict, mode: Mode) -> tup
     else:
         decisions = {k: Decision(v).value for k, v in given.items()}
 
-    needs_opt_in = sorted(
-        k for k, v in decisions.items() if v == Decision.GRANTED and purposes[k]["double_opt_in"]
-    )
+    needs_opt_in = sorted(k for k, v in decisions.items() if v == Decision.GRANTED and purposes[k]["double_opt_in"])
     if needs_opt_in and action != Action.CONFIRM:
         raise Invalid(
             "double_opt_in_required",

@@ -25,10 +25,20 @@ def seed_demo(base_url: str = "http://127.0.0.1:5000", extra_origins: list[str] 
         site,
         "partner_sharing",
         texts={
-            "en": {"name": "Sharing with partners", "description": "Sharing your data with authorised partners who provide some of our services."},
+            "en": {
+                "name": "Sharing with partners",
+                "description": "Sharing your data with authorised partners who provide some of our services.",
+            },
             "zh-CN": {"name": "与合作伙伴共享", "description": "与提供部分服务的授权合作伙伴共享您的数据。"},
-            "de": {"name": "Weitergabe an Partner", "description": "Weitergabe Ihrer Daten an autorisierte Partner, die einige unserer Dienste erbringen."},
-            "fr": {"name": "Partage avec des partenaires", "description": "Partage de vos données avec des partenaires autorisés qui fournissent certains de nos services."},
+            "de": {
+                "name": "Weitergabe an Partner",
+                "description": "Weitergabe Ihrer Daten an autorisierte Partner, die einige unserer Dienste erbringen.",
+            },
+            "fr": {
+                "name": "Partage avec des partenaires",
+                "description": "Partage de vos données avec des partenaires autorisés qui fournissent certains "
+                "de nos services.",
+            },
         },
         default_opt_out="granted",
         gpc=True,
@@ -41,8 +51,14 @@ def seed_demo(base_url: str = "http://127.0.0.1:5000", extra_origins: list[str] 
         texts={
             "en": {"name": "International transfer", "description": "Storing your data on servers in China."},
             "zh-CN": {"name": "跨境传输", "description": "将您的数据存储在位于中国的服务器上。"},
-            "de": {"name": "Internationale Übermittlung", "description": "Speicherung Ihrer Daten auf Servern in China."},
-            "fr": {"name": "Transfert international", "description": "Stockage de vos données sur des serveurs en Chine."},
+            "de": {
+                "name": "Internationale Übermittlung",
+                "description": "Speicherung Ihrer Daten auf Servern in China.",
+            },
+            "fr": {
+                "name": "Transfert international",
+                "description": "Stockage de vos données sur des serveurs en Chine.",
+            },
         },
         default_notice_only="denied",
     )

@@ -16,9 +16,7 @@ log = logging.getLogger(__name__)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-EEA = frozenset(
-    "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE IS LI NO".split()
-)
+EEA = frozenset("AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE IS LI NO".split())
 # SPEC "Modes": opt-in for the EU/EEA, UK, CH, BR, KR, CN (and unknown); opt-out for the US.
 DEFAULT_MODES: dict[str, Mode] = {
     **{country: Mode.OPT_IN for country in EEA | {"GB", "CH", "BR", "KR", "CN"}},

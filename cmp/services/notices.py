@@ -32,7 +32,11 @@ def notice_content(site: Site) -> dict:
                 "key": p.key,
                 "channel": p.channel,
                 "refusable": p.refusable,
-                "defaults": {"opt_in": p.default_opt_in, "opt_out": p.default_opt_out, "notice_only": p.default_notice_only},
+                "defaults": {
+                    "opt_in": p.default_opt_in,
+                    "opt_out": p.default_opt_out,
+                    "notice_only": p.default_notice_only,
+                },
                 "gpc": p.gpc,
                 "double_opt_in": p.double_opt_in,
                 "consent_mode": list(p.consent_mode),
@@ -114,7 +118,9 @@ def publish_notice(site: Site, *, material: bool = False, note: str | None = Non
 
 def last_material_version(site: Site) -> int | None:
     return db.session.scalar(
-        select(func.max(NoticeVersion.version)).where(NoticeVersion.site_id == site.id, NoticeVersion.material.is_(True))
+        select(func.max(NoticeVersion.version)).where(
+            NoticeVersion.site_id == site.id, NoticeVersion.material.is_(True)
+        )
     )
 
 

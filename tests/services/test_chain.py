@@ -1,0 +1,202 @@
+"""The hash chain: any edit, deletion, insertion or reordering made directly in the database is caught."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+import rfc8785
+import sqlalchemy as sa
+
+from cmp.extensions import db
+from cmp.models import ChainHead, ConsentEvent, ConsentState, ImmutableRecordError
+from cmp.services import chain
+from tests.helpers import events, post_consent
+
+# The table itself: statements on it bypass the ORM guards, as direct database access would.
+EVENTS = ConsentEvent.__table__
+
+
+@pytest.fixture
+def logged(client, site):
+    """Six events on the `shop` site's chain."""
+    for action in ("accept_all", "reject_all", "accept_all", "withdraw", "accept_all", "reject_all"):
+        assert post_consent(client, action=action, page_url="https://shop.example/p").status_code == 201
+    db.session.expire_all()
+    return events()
+
+
+def _raw(statement):
+    """Change the table behind the application's back, as an intruder with database access would."""
+    db.session.execute(statement)
+    db.session.commit()
+    db.session.expire_all()
+
+
+def test_untouched_chain_verifies(site, logged):
+    result = chain.verify_site(site)
+    assert result.ok and result.checked == 6 and result.first_bad is None
+
+
+def test_hash_is_sha256_of_the_canonical_payload(site, logged):
+    event = logged[2]
+    payload = chain.event_payload(event, site.key)
+    assert event.hash == hashlib.sha256(rfc8785.dumps(payload)).hexdigest()
+    assert payload["prev_hash"] == logged[1].hash
+    assert payload["evidence_digest"] == event.evidence_digest
+    # Evidence enters only through its digest, so it can be erased without breaking the chain.
+    assert not {"ip_prefix", "user_agent", "page_url"} & set(payload)
+
+
+def test_edited_decision_is_caught(site, logged):
+    target = logged[2]
+    decisions = {**target.decisions, "analytics": "denied" if target.decisions["analytics"] == "granted" else "granted"}
+    _raw(sa.update(EVENTS).where(EVENTS.c.id == target.id).values(decisions=decisions))
+    result = chain.verify_site(site)
+    assert not result.ok
+    assert result.first_bad == target.id
+    assert "altered" in result.reason
+
+
+def test_edited_time_is_caught(site, logged):
+    target = logged[1]
+    _raw(sa.update(EVENTS).where(EVENTS.c.id == target.id).values(received_at=logged[0].received_at))
+    assert chain.verify_site(site).first_bad == target.id
+
+
+def test_edited_evidence_is_caught(site, logged):
+    target = logged[4]
+    _raw(sa.update(EVENTS).where(EVENTS.c.id == target.id).values(page_url="https://elsewhere.example/"))
+    result = chain.verify_site(site)
+    assert result.first_bad == target.id
+    assert "evidence" in result.reason
+
+
+def _delete(event_id: str):
+    """Delete an event, and first the state rows that point to it (the foreign key would refuse otherwise)."""
+    state = ConsentState.__table__
+    _raw(sa.delete(state).where(state.c.event_id == event_id))
+    _raw(sa.delete(EVENTS).where(EVENTS.c.id == event_id))
+
+
+def test_deleted_event_is_caught_at_the_next_one(site, logged):
+    _delete(logged[2].id)
+    result = chain.verify_site(site)
+    assert not result.ok
+    assert result.first_bad == logged[3].id
+    assert "gap" in result.reason
+
+
+def test_deleted_last_event_is_caught_by_the_head(site, logged):
+    _delete(logged[-1].id)
+    result = chain.verify_site(site)
+    assert not result.ok
+    assert result.first_bad_seq == 6
+    assert "removed from the end" in result.reason
+
+
+def test_inserted_event_is_caught(site, logged):
+    # A forged copy of event 3 slipped in as the new event 4; later events moved up one place.
+    for event in reversed(logged[3:]):
+        _raw(sa.update(EVENTS).where(EVENTS.c.id == event.id).values(seq=event.seq + 1))
+    forged = {c.name: getattr(logged[2], c.key) for c in ConsentEvent.__table__.columns}
+    forged.update(id="01ZZZZZZZZZZZZZZZZZZZZZZZZ", seq=4, prev_hash=logged[2].hash)
+    _raw(sa.insert(ConsentEvent.__table__).values(**forged))
+    _raw(sa.update(ChainHead).where(ChainHead.site_id == site.id).values(seq=7))
+    result = chain.verify_site(site)
+    assert not result.ok
+    assert result.first_bad == forged["id"]
+
+
+def test_event_appended_outside_the_chain_is_caught(site, logged):
+    last = logged[-1]
+    forged = {c.name: getattr(last, c.key) for c in ConsentEvent.__table__.columns}
+    forged.update(id="01ZZZZZZZZZZZZZZZZZZZZZZZY", seq=7, prev_hash=last.hash)
+    row = ConsentEvent(**{c.key: forged[c.name] for c in ConsentEvent.__table__.columns})
+    forged["hash"] = chain.event_hash(row, site.key)  # even a correctly computed hash does not help
+    _raw(sa.insert(ConsentEvent.__table__).values(**forged))
+    result = chain.verify_site(site)
+    assert not result.ok
+    assert result.first_bad == forged["id"]
+    assert "beyond the chain head" in result.reason
+
+
+def test_reordered_events_are_caught(site, logged):
+    (a, a_seq), (b, b_seq) = ((e.id, e.seq) for e in logged[1:3])
+    _raw(sa.update(EVENTS).where(EVENTS.c.id == a).values(seq=-1))
+    _raw(sa.update(EVENTS).where(EVENTS.c.id == b).values(seq=a_seq))
+    _raw(sa.update(EVENTS).where(EVENTS.c.id == a).values(seq=b_seq))
+    result = chain.verify_site(site)
+    assert not result.ok
+    assert result.first_bad == b  # now in second place, it does not follow the first
+
+
+def test_forged_hash_is_caught(site, logged):
+    target = logged[3]
+    _raw(sa.update(EVENTS).where(EVENTS.c.id == target.id).values(hash="f" * 64))
+    result = chain.verify_site(site)
+    assert result.first_bad == target.id
+
+
+def test_erasing_evidence_keeps_the_chain_verifiable(site, logged):
+    target = logged[2]
+    _raw(
+        sa.update(EVENTS)
+        .where(EVENTS.c.id == target.id)
+        .values(ip_prefix=None, user_agent=None, page_url=None, evidence_salt=None)
+    )
+    assert chain.verify_site(site).ok
+
+
+def test_erased_evidence_cannot_be_guessed_from_its_digest(site, logged):
+    target = logged[2]
+    unsalted = hashlib.sha256(
+        rfc8785.dumps(
+            {"salt": None, "ip_prefix": target.ip_prefix, "user_agent": target.user_agent, "page_url": target.page_url}
+        )
+    ).hexdigest()
+    assert target.evidence_digest != unsalted
+
+
+def test_emptying_only_the_salt_is_caught(site, logged):
+    target = logged[2]
+    _raw(sa.update(EVENTS).where(EVENTS.c.id == target.id).values(evidence_salt=None))
+    result = chain.verify_site(site)
+    assert result.first_bad == target.id
+
+
+def test_chains_are_per_site(client, site, logged):
+    from cmp.services import notices, sites
+
+    other = sites.create_site("blog", "Blog", origins=["https://shop.example"])
+    notices.publish_notice(other)
+    body = post_consent(client, "blog", action="accept_all").json
+    assert body["seq"] == 1
+    assert chain.verify_site(other).ok and chain.verify_site(site).ok
+
+
+def test_the_orm_refuses_to_change_events(site, logged):
+    event = db.session.get(ConsentEvent, logged[0].id)
+    event.decisions = {"analytics": "denied"}
+    with pytest.raises(ImmutableRecordError):
+        db.session.commit()
+    db.session.rollback()
+    event = db.session.get(ConsentEvent, logged[0].id)
+    db.session.delete(event)
+    with pytest.raises(ImmutableRecordError):
+        db.session.commit()
+    db.session.rollback()
+    assert chain.verify_site(site).ok
+
+
+def test_verify_result_serialises(site, logged):
+    data = json.loads(json.dumps(chain.verify_site(site).as_dict()))
+    assert data == {
+        "ok": True,
+        "checked": 6,
+        "first_bad": None,
+        "first_bad_seq": None,
+        "reason": None,
+        "head_hash": logged[-1].hash,
+    }

@@ -1,0 +1,95 @@
+"""Settings come from the environment when the app is made; production refuses to start without secrets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cmp import ConfigError, create_app
+from cmp.config import load_settings
+
+SECRETS = {"CMP_SECRET_KEY": "s" * 32, "CMP_HMAC_KEY": "h" * 32}
+
+
+def test_production_without_secret_key_refuses_to_start(tmp_path):
+    with pytest.raises(ConfigError, match="CMP_SECRET_KEY"):
+        load_settings({"CMP_HMAC_KEY": "h" * 32}, str(tmp_path))
+
+
+def test_production_without_hmac_key_refuses_to_start(tmp_path):
+    with pytest.raises(ConfigError, match="CMP_HMAC_KEY"):
+        load_settings({"CMP_SECRET_KEY": "s" * 32}, str(tmp_path))
+
+
+def test_production_is_the_default_environment(tmp_path):
+    assert load_settings(SECRETS, str(tmp_path))["CMP_ENV"] == "production"
+
+
+def test_create_app_reads_the_environment_in_the_factory(monkeypatch, tmp_path):
+    monkeypatch.delenv("CMP_SECRET_KEY", raising=False)
+    monkeypatch.setenv("CMP_ENV", "production")
+    with pytest.raises(ConfigError):
+        create_app()
+    monkeypatch.setenv("CMP_SECRET_KEY", "s" * 32)
+    monkeypatch.setenv("CMP_HMAC_KEY", "h" * 32)
+    monkeypatch.setenv("CMP_DATABASE_URL", f"sqlite:///{tmp_path / 'x.sqlite3'}")
+    monkeypatch.setenv("CMP_CONSENT_LIFETIME_DAYS", "300")
+    app = create_app()
+    assert app.config["SECRET_KEY"] == "s" * 32
+    assert app.config["CMP_CONSENT_LIFETIME_DAYS"] == 300
+    assert app.config["SQLALCHEMY_DATABASE_URI"].endswith("x.sqlite3")
+
+
+def test_development_generates_and_keeps_secrets_in_the_instance_folder(tmp_path):
+    first = load_settings({"CMP_ENV": "development"}, str(tmp_path))
+    second = load_settings({"CMP_ENV": "development"}, str(tmp_path))
+    assert first["CMP_SECRET_KEY"] and first["CMP_SECRET_KEY"] == second["CMP_SECRET_KEY"]
+    assert first["CMP_HMAC_KEY"] != first["CMP_SECRET_KEY"]
+    stored = json.loads((tmp_path / "dev-secrets.json").read_text())
+    assert stored["CMP_HMAC_KEY"] == first["CMP_HMAC_KEY"]
+    assert (tmp_path / "dev-secrets.json").stat().st_mode & 0o077 == 0
+
+
+def test_database_defaults_to_sqlite_in_the_instance_folder(tmp_path):
+    settings = load_settings(SECRETS, str(tmp_path))
+    assert settings["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'cmp.sqlite3'}"
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"CMP_CONSENT_LIFETIME_DAYS": "400"}, "13 months"),
+        ({"CMP_CONSENT_LIFETIME_DAYS": "twelve"}, "integer"),
+        ({"CMP_REFUSAL_LIFETIME_DAYS": "0"}, "at least 1"),
+        ({"CMP_TRUSTED_PROXIES": "10.0.0.0/8, not-a-network"}, "CMP_TRUSTED_PROXIES"),
+        ({"CMP_ENV": "staging"}, "CMP_ENV"),
+        ({"CMP_HMAC_KEY": "s" * 32}, "differ"),
+    ],
+)
+def test_invalid_settings_are_start_up_errors(tmp_path, environ, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings({**SECRETS, **environ}, str(tmp_path))
+
+
+def test_missing_geoip_database_is_a_start_up_error(tmp_path):
+    with pytest.raises(ConfigError, match="CMP_GEOIP_DATABASE"):
+        create_app(
+            {
+                **SECRETS,
+                "CMP_GEOIP_DATABASE": str(tmp_path / "absent.mmdb"),
+                "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.sqlite3'}",
+            }
+        )
+
+
+def test_trusted_proxies_are_parsed_as_networks(tmp_path):
+    settings = load_settings({**SECRETS, "CMP_TRUSTED_PROXIES": "10.0.0.0/8, 2001:db8::/32"}, str(tmp_path))
+    assert [str(n) for n in settings["CMP_TRUSTED_PROXY_NETWORKS"]] == ["10.0.0.0/8", "2001:db8::/32"]
+
+
+def test_overrides_win_over_the_environment(tmp_path):
+    settings = load_settings(
+        {**SECRETS, "CMP_REFUSAL_LIFETIME_DAYS": "100"}, str(tmp_path), {"CMP_REFUSAL_LIFETIME_DAYS": 90}
+    )
+    assert settings["CMP_REFUSAL_LIFETIME_DAYS"] == 90

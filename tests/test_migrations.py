@@ -1,0 +1,72 @@
+"""Migrations run up and down on SQLite and PostgreSQL, and leave exactly the schema the models describe."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from flask_migrate import downgrade, upgrade
+
+from cmp import MIGRATIONS
+from cmp.extensions import db
+from tests.conftest import make_app
+
+REVISIONS = len(list((MIGRATIONS / "versions").glob("*.py")))
+TABLES = {
+    "sites",
+    "purposes",
+    "cookies",
+    "notice_versions",
+    "subjects",
+    "subject_identifiers",
+    "consent_events",
+    "chain_heads",
+    "consent_state",
+    "api_keys",
+}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'migrations.sqlite3'}"
+    return request.getfixturevalue("postgres_databases").create()
+
+
+def _tables(app) -> set[str]:
+    return set(sa.inspect(db.engine).get_table_names()) - {"alembic_version"}
+
+
+def _schema_diff(app) -> list:
+    with db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return compare_metadata(context, db.metadata)
+
+
+def test_upgrade_matches_the_models_and_downgrade_removes_everything(empty_database):
+    app = make_app(empty_database)
+    with app.app_context():
+        upgrade()
+        assert _tables(app) == TABLES
+        assert _schema_diff(app) == []
+        downgrade(revision="base")
+        assert _tables(app) == set()
+        upgrade()
+        assert _tables(app) == TABLES
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_every_revision_steps_down_and_up(empty_database):
+    app = make_app(empty_database)
+    with app.app_context():
+        upgrade()
+        for _ in range(REVISIONS):
+            downgrade(revision="-1")
+        assert _tables(app) == set()
+        for _ in range(REVISIONS):
+            upgrade(revision="+1")
+        assert _schema_diff(app) == []
+        db.session.remove()
+        db.engine.dispose()

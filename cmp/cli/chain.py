@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 
 import click
+from flask.cli import with_appcontext
 
-from cmp.cli.params import load_site
+from cmp.cli.params import DatabaseCommand, load_site
 from cmp.services import chain
 from cmp.services.sites import list_sites
 
 
-@click.command("verify")
+@click.command("verify", cls=DatabaseCommand)
+@with_appcontext
 @click.option("--site", "site_key", help="Verify one site. Default: every site.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per site.")
 def verify_command(site_key, as_json):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import click
 
-from cmp.cli.params import fail
+from cmp.cli.params import DatabaseGroup, fail
 from cmp.extensions import db
 from cmp.services import keys
 from cmp.vocabulary import Scope
 
 
-@click.group("key")
+@click.group("key", cls=DatabaseGroup)
 def key_group():
     """Create, list and revoke API keys."""
 

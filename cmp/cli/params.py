@@ -5,12 +5,33 @@ from __future__ import annotations
 import re
 
 import click
+from flask.cli import AppGroup
+from sqlalchemy.exc import OperationalError
 
 from cmp.models import Site
 from cmp.services.sites import get_site
 
 _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w|y)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+
+
+class DatabaseCommand(click.Command):
+    """A command that explains an unreachable or unmigrated database instead of printing a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except OperationalError as exc:
+            reason = str(exc.orig or exc).splitlines()[0]
+            raise click.ClickException(
+                f"the database is unreachable or not migrated (run `cmp db upgrade`): {reason}"
+            ) from None
+
+
+class DatabaseGroup(AppGroup):
+    """A command group whose commands run in the app context and explain database errors."""
+
+    command_class = DatabaseCommand
 
 
 class Duration(click.ParamType):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import click
+from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
-from cmp.cli.params import Duration, Pair, fail, load_site
+from cmp.cli.params import DatabaseCommand, DatabaseGroup, Duration, Pair, fail, load_site
 from cmp.extensions import db
 from cmp.models import ConsentEvent, NoticeVersion
 from cmp.services import notices, sites
@@ -17,7 +18,7 @@ from cmp.vocabulary import CONSENT_MODE_TYPES, Channel, Decision, Storage, Track
 DECISIONS = click.Choice([d.value for d in Decision])
 
 
-@click.group("site")
+@click.group("site", cls=DatabaseGroup)
 def site_group():
     """Create and inspect sites."""
 
@@ -178,7 +179,7 @@ def site_show(key, as_json):
     click.echo(f"  events:   {events}")
 
 
-@click.group("purpose")
+@click.group("purpose", cls=DatabaseGroup)
 def purpose_group():
     """Add purposes to a site."""
 
@@ -239,7 +240,7 @@ def purpose_add(
     click.echo(f"added purpose {purpose.key} to {site.key}")
 
 
-@click.group("cookie")
+@click.group("cookie", cls=DatabaseGroup)
 def cookie_group():
     """Add cookies, storage keys and pixels to a site's inventory."""
 
@@ -278,7 +279,7 @@ def cookie_add(site_key, name, purpose, provider, storage, lifetime, domain, kin
     click.echo(f"added {cookie.kind} {cookie.name} ({cookie.storage}) for {purpose} to {site.key}")
 
 
-@click.group("notice")
+@click.group("notice", cls=DatabaseGroup)
 def notice_group():
     """Publish notice versions."""
 
@@ -300,7 +301,8 @@ def notice_publish(site_key, material, note):
     )
 
 
-@click.command("demo")
+@click.command("demo", cls=DatabaseCommand)
+@with_appcontext
 @click.option("--base-url", default="http://127.0.0.1:5000", show_default=True, help="Where the demo is served.")
 @click.option("--origin", "origins", multiple=True, help="Another origin allowed to embed the banner; repeat.")
 def demo_command(base_url, origins):

@@ -66,9 +66,6 @@ class Purpose(db.Model):
 
     site: Mapped[Site] = relationship(back_populates="purposes")
 
-    def default_for(self, mode: str) -> str:
-        return getattr(self, f"default_{mode}")
-
     def __repr__(self) -> str:
         return f"<Purpose {self.key}>"
 

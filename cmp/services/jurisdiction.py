@@ -41,22 +41,21 @@ def mode_for(country: str | None, overrides: Mapping[str, str] | None = None) ->
 def client_ip(remote_addr: str | None, forwarded_for: str | None, trusted: Sequence[Network]) -> str | None:
     """The client's address: walk X-Forwarded-For from the right, past trusted proxies only.
 
-    A header from an untrusted peer is ignored, so no client can choose its own address.
+    A header from an untrusted peer is ignored, so no client can choose its own address. A hop that
+    is not an address breaks the chain of trust: the client is then unknown rather than a proxy.
     """
     address = _parse_ip(remote_addr)
     if address is None:
         return None
-    if not _is_trusted(address, trusted):
-        return str(address)
-    hops = [hop.strip() for hop in (forwarded_for or "").split(",") if hop.strip()]
-    for hop in reversed(hops):
-        parsed = _parse_ip(hop)
-        if parsed is None:
-            break
-        address = parsed
-        if not _is_trusted(address, trusted):
-            break
-    return str(address)
+    if _is_trusted(address, trusted):
+        hops = [hop.strip() for hop in (forwarded_for or "").split(",") if hop.strip()]
+        for hop in reversed(hops):
+            address = _parse_ip(hop)
+            if address is None:
+                return None
+            if not _is_trusted(address, trusted):
+                break
+    return str(_unmapped(address))
 
 
 def peer_is_trusted(remote_addr: str | None, trusted: Sequence[Network]) -> bool:
@@ -69,8 +68,7 @@ def truncate_ip(address: str | None) -> str | None:
     parsed = _parse_ip(address)
     if parsed is None:
         return None
-    if parsed.version == 6 and parsed.ipv4_mapped:
-        parsed = parsed.ipv4_mapped
+    parsed = _unmapped(parsed)
     prefix = 24 if parsed.version == 4 else 48
     return str(ipaddress.ip_network(f"{parsed}/{prefix}", strict=False).network_address)
 
@@ -89,9 +87,13 @@ def _parse_ip(value: str | None):
         return None
 
 
+def _unmapped(address):
+    """`::ffff:192.0.2.1` is the IPv4 address 192.0.2.1."""
+    return address.ipv4_mapped if address.version == 6 and address.ipv4_mapped else address
+
+
 def _is_trusted(address, trusted: Sequence[Network]) -> bool:
-    if address.version == 6 and address.ipv4_mapped:
-        address = address.ipv4_mapped
+    address = _unmapped(address)
     return any(address.version == network.version and address in network for network in trusted)
 
 

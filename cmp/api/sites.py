@@ -14,15 +14,15 @@ from cmp.api.requests import (
     request_country,
     request_evidence,
     require_allowed_origin,
+    server_evidence,
 )
 from cmp.errors import Invalid, NotFound
 from cmp.models import Site
 from cmp.schemas.consent import banner_consent_schema, consent_result_schema, server_consent_schema
 from cmp.services import notices
 from cmp.services.consent import ConsentRequest, Lifetimes, record_consent
-from cmp.services.evidence import Evidence, coarse_user_agent, strip_query
+from cmp.services.evidence import Evidence
 from cmp.services.identifiers import Identifier, InvalidIdentifier, new_visitor_id, parse_identifier
-from cmp.services.jurisdiction import mode_for, truncate_ip
 from cmp.services.sites import get_site
 from cmp.vocabulary import Action, IdentifierKind, Scope, Source
 
@@ -54,51 +54,20 @@ def _visitor_ids():
 @bp.get("/<site_key>/banner-config", provide_automatic_options=False)
 def banner_config(site_key: str):
     site = _site(site_key)
-    notice = notices.current_notice(site)
-    if notice is None:
-        raise NotFound("no_notice", f"site {site_key!r} has not published a notice yet")
-    content = notice.content
-    locale = notices.best_locale(
-        request.args.get("locale"),
-        [lang for lang, _ in request.accept_languages],
-        content["locales"],
-        content["default_locale"],
-    )
     _, country = request_country()
-    mode = mode_for(country, site.jurisdiction_overrides)
-    config = current_app.config
-    body = {
-        "site": site.key,
-        "name": content["name"],
-        "locale": locale,
-        "locales": content["locales"],
-        "direction": "rtl" if locale.split("-")[0] in RTL_LANGUAGES else "ltr",
-        "policy_url": content["policy_url"],
-        **notices.localise(content, locale),
-        "notice": {
-            "version": notice.version,
-            "hash": notice.content_hash,
-            "material": notice.material,
-            "published_at": notice.published_at.isoformat(),
-            "last_material_version": notices.last_material_version(site),
-        },
-        "mode": mode.value,
-        "country": country,
-        "gpc": gpc_header(),
-        "lifetimes": {
-            "consent_days": config["CMP_CONSENT_LIFETIME_DAYS"],
-            "refusal_days": config["CMP_REFUSAL_LIFETIME_DAYS"],
-        },
-    }
-    body["consent_mode"] = {p["key"]: p["consent_mode"] for p in body["purposes"] if p["consent_mode"]}
+    body = notices.banner_configuration(
+        site,
+        requested_locale=request.args.get("locale"),
+        accepted_languages=[language for language, _ in request.accept_languages],
+        country=country,
+        gpc=gpc_header(),
+        lifetimes=_lifetimes(),
+    )
     response = jsonify(body)
     # Mode and country depend on the caller's address: no shared cache may keep this.
     response.headers["Cache-Control"] = "private, max-age=60"
     response.vary.update(("Accept-Language", "Sec-GPC"))
     return response
-
-
-RTL_LANGUAGES = frozenset({"ar", "he", "fa", "ur", "yi", "ps", "sd", "ug", "dv", "ku"})
 
 
 @bp.route("/<site_key>/banner-config", methods=["OPTIONS"])
@@ -131,20 +100,9 @@ def _record_from_banner(site: Site):
                 {"visitor_id": visitor_ids.sign(site.key, visitor_id)},
             )
         visitor_id = trusted
-    event = record_consent(
-        ConsentRequest(
-            site=site,
-            identifier=Identifier(IdentifierKind.VISITOR, visitor_id),
-            action=Action(data["action"]),
-            source=Source.BANNER,
-            decisions=data["decisions"],
-            notice_version=data["notice_version"],
-            locale=data["locale"],
-            evidence=request_evidence(gpc=data["gpc"], page_url=data["page_url"]),
-        ),
-        hmac_key=current_app.config["CMP_HMAC_KEY"],
-        lifetimes=_lifetimes(),
-    )
+    identifier = Identifier(IdentifierKind.VISITOR, visitor_id)
+    evidence = request_evidence(gpc=data["gpc"], page_url=data["page_url"])
+    event = _record(site, identifier, Source.BANNER, evidence, data)
     body = {**consent_result_schema.dump(event), "visitor_id": visitor_ids.sign(site.key, visitor_id)}
     return jsonify(body), 201
 
@@ -155,21 +113,17 @@ def _record_from_server(site: Site):
         identifier = _server_identifier(site, data["subject"])
     except InvalidIdentifier as exc:
         raise Invalid("invalid_subject", str(exc), {"subject": "invalid"}) from None
-    address = str(data["ip"]) if data["ip"] else None
-    # The calling server's own address says nothing of the person: use what it tells us, else unknown.
-    evidence = Evidence(
-        ip_prefix=truncate_ip(address),
-        user_agent=coarse_user_agent(data["user_agent"]),
-        page_url=strip_query(data["page_url"]),
-        country=data["country"] or current_app.extensions["cmp.locator"].country(address),
-        gpc=data["gpc"],
-    )
-    event = record_consent(
+    event = _record(site, identifier, Source(data["source"]), server_evidence(data), data)
+    return jsonify(consent_result_schema.dump(event)), 201
+
+
+def _record(site: Site, identifier: Identifier, source: Source, evidence: Evidence, data: dict):
+    return record_consent(
         ConsentRequest(
             site=site,
             identifier=identifier,
             action=Action(data["action"]),
-            source=Source(data["source"]),
+            source=source,
             decisions=data["decisions"],
             notice_version=data["notice_version"],
             locale=data["locale"],
@@ -178,7 +132,6 @@ def _record_from_server(site: Site):
         hmac_key=current_app.config["CMP_HMAC_KEY"],
         lifetimes=_lifetimes(),
     )
-    return jsonify(consent_result_schema.dump(event)), 201
 
 
 def _server_identifier(site: Site, text: str) -> Identifier:

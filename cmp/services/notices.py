@@ -5,12 +5,15 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from cmp.catalog import BANNER_TEXTS
+from cmp.errors import NotFound
 from cmp.extensions import db
 from cmp.models import NoticeVersion, Site
 from cmp.services.chain import canonical_json, sha256_hex
+from cmp.services.jurisdiction import mode_for
 
 # Bumped with every change of the banner bundle, so a notice records which banner showed it.
 BANNER_VERSION = "1"
+RTL_LANGUAGES = frozenset({"ar", "he", "fa", "ur", "yi", "ps", "sd", "ug", "dv", "ku"})
 
 
 class NothingToPublish(ValueError):
@@ -169,4 +172,43 @@ def localise(content: dict, locale: str) -> dict:
             }
             for c in content["cookies"]
         ],
+    }
+
+
+def banner_configuration(
+    site: Site,
+    *,
+    requested_locale: str | None,
+    accepted_languages: list[str],
+    country: str | None,
+    gpc: bool,
+    lifetimes,
+) -> dict:
+    """What the banner needs for one request: the current notice in the best locale, and the rule that applies."""
+    notice = current_notice(site)
+    if notice is None:
+        raise NotFound("no_notice", f"site {site.key!r} has not published a notice yet")
+    content = notice.content
+    locale = best_locale(requested_locale, accepted_languages, content["locales"], content["default_locale"])
+    localised = localise(content, locale)
+    return {
+        "site": site.key,
+        "name": content["name"],
+        "locale": locale,
+        "locales": content["locales"],
+        "direction": "rtl" if locale.split("-")[0] in RTL_LANGUAGES else "ltr",
+        "policy_url": content["policy_url"],
+        **localised,
+        "notice": {
+            "version": notice.version,
+            "hash": notice.content_hash,
+            "material": notice.material,
+            "published_at": notice.published_at.isoformat(),
+            "last_material_version": last_material_version(site),
+        },
+        "mode": mode_for(country, site.jurisdiction_overrides).value,
+        "country": country,
+        "gpc": gpc,
+        "lifetimes": {"consent_days": lifetimes.consent.days, "refusal_days": lifetimes.refusal.days},
+        "consent_mode": {p["key"]: p["consent_mode"] for p in localised["purposes"] if p["consent_mode"]},
     }

@@ -178,6 +178,7 @@ def site(app):
         site, "_ga", purpose="analytics", provider="Google", storage="persistent", lifetime_seconds=730 * 86400
     )
     notices.publish_notice(site)
+    db.session.commit()
     return site
 
 

@@ -21,6 +21,7 @@ def _hammer(app, threads: int, per_thread: int) -> list:
     """Each thread writes `per_thread` events: new visitors, its own returning visitor, and users shared with
     other threads (so subjects are created concurrently and the same state rows are contended)."""
     token = keys.create_key("load", ["consent:write"]).token
+    db.session.commit()
     results: list = []
     lock = threading.Lock()
     start = threading.Barrier(threads)
@@ -83,6 +84,7 @@ def _check(site_id: int, results: list, expected: int):
 def _seed():
     site = sites.create_site("shop", "Shop", origins=[ORIGIN])
     notices.publish_notice(site)
+    db.session.commit()
     return site.id
 
 

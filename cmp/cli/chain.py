@@ -17,8 +17,14 @@ from cmp.services.sites import list_sites
 @click.option("--site", "site_key", help="Verify one site. Default: every site.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per site.")
 def verify_command(site_key, as_json):
-    """Check that no consent event was edited, deleted, inserted or reordered; exit 1 if one was."""
+    """Check that no consent event was edited, deleted, inserted or reordered; exit 1 if one was.
+
+    With --json, one JSON object per line, one line per site.
+    """
     targets = [load_site(site_key)] if site_key else list_sites()
+    if not targets:
+        click.echo("no sites to verify")
+        return
     failed = False
     for site in targets:
         result = chain.verify_site(site)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cmp.cli.params import DatabaseGroup, fail
-from cmp.extensions import db
+from cmp.cli.params import DatabaseGroup, unit_of_work
 from cmp.services import keys
 from cmp.vocabulary import Scope
 
@@ -28,11 +27,8 @@ def key_group():
 @click.option("--site", "sites", multiple=True, help="Bind the key to this site; repeat. Default: every site.")
 def key_create(name, scopes, sites):
     """Create a key; it is printed once and cannot be shown again."""
-    try:
+    with unit_of_work():
         new = keys.create_key(name, list(scopes), list(sites))
-    except ValueError as exc:
-        db.session.rollback()
-        fail(exc)
     click.echo(new.token)
     click.echo(
         f"key {new.key.key_id} ({', '.join(new.key.scopes)}; sites: {', '.join(new.key.sites) or 'all'}) "
@@ -55,10 +51,8 @@ def key_list():
 @click.argument("key_id")
 def key_revoke(key_id):
     """Revoke a key by its id (the part after `cmp_`)."""
-    try:
+    with unit_of_work():
         key = keys.revoke_key(key_id)
-    except ValueError as exc:
-        fail(exc)
     click.echo(f"revoked {key.key_id}")
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 
 import click
 from flask.cli import AppGroup
 from sqlalchemy.exc import OperationalError
 
+from cmp.extensions import db
 from cmp.models import Site
 from cmp.services.sites import get_site
 
@@ -48,6 +50,14 @@ class Duration(click.ParamType):
         return int(match.group(1)) * _UNITS[match.group(2)]
 
 
+def format_duration(seconds: int) -> str:
+    """The largest unit that divides `seconds` exactly: 86400 is `1d`, 90 is `90s`."""
+    for unit in ("y", "w", "d", "h", "m"):
+        if seconds % _UNITS[unit] == 0:
+            return f"{seconds // _UNITS[unit]}{unit}"
+    return f"{seconds}s"
+
+
 class Pair(click.ParamType):
     """`NAME=VALUE`."""
 
@@ -65,9 +75,16 @@ class Pair(click.ParamType):
 def load_site(key: str) -> Site:
     site = get_site(key)
     if site is None:
-        raise click.ClickException(f"no site {key!r} (see `cmp site list`)")
+        raise click.UsageError(f"no site {key!r} (see `cmp site list`)")
     return site
 
 
-def fail(exc: Exception):
-    raise click.ClickException(str(exc)) from None
+@contextmanager
+def unit_of_work():
+    """Commit what the block did, or roll all of it back and explain why."""
+    try:
+        yield
+        db.session.commit()
+    except ValueError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from None

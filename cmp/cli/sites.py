@@ -8,7 +8,7 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
-from cmp.cli.params import DatabaseCommand, DatabaseGroup, Duration, Pair, fail, load_site
+from cmp.cli.params import DatabaseCommand, DatabaseGroup, Duration, Pair, format_duration, load_site, unit_of_work
 from cmp.extensions import db
 from cmp.models import ConsentEvent, NoticeVersion
 from cmp.services import notices, sites
@@ -38,8 +38,8 @@ def site_group():
 @click.option("--bare", is_flag=True, help="Do not seed the standard purposes.")
 def site_create(key, name, origins, locales, default_locale, policy_url, jurisdiction, bare):
     """Create site KEY with the purposes seeded from the policy."""
-    try:
-        kwargs = {"locales": list(locales)} if locales else {}
+    kwargs = {"locales": list(locales)} if locales else {}
+    with unit_of_work():
         site = sites.create_site(
             key,
             name,
@@ -50,8 +50,6 @@ def site_create(key, name, origins, locales, default_locale, policy_url, jurisdi
             seed_purposes=not bare,
             **kwargs,
         )
-    except ValueError as exc:
-        fail(exc)
     click.echo(f"created site {site.key} with purposes: {', '.join(p.key for p in site.purposes) or '(none)'}")
     click.echo(f"publish its first notice with: cmp notice publish {site.key}")
 
@@ -69,7 +67,7 @@ def site_create(key, name, origins, locales, default_locale, policy_url, jurisdi
 def site_update(key, name, origins, locales, default_locale, policy_url, jurisdiction):
     """Change site KEY; banner texts change with the next published notice."""
     site = load_site(key)
-    try:
+    with unit_of_work():
         sites.update_site(
             site,
             name=name,
@@ -79,9 +77,6 @@ def site_update(key, name, origins, locales, default_locale, policy_url, jurisdi
             policy_url=policy_url,
             jurisdiction=dict(jurisdiction) if jurisdiction else None,
         )
-    except ValueError as exc:
-        db.session.rollback()
-        fail(exc)
     click.echo(f"updated site {site.key}")
 
 
@@ -171,7 +166,7 @@ def site_show(key, as_json):
         click.echo(f"    {p['key']:<24} {', '.join(flags)}; {defaults}")
     click.echo("  cookies:")
     for c in info["cookies"]:
-        life = "session" if c["storage"] == "session" else f"{c['lifetime_seconds'] // 86400 or 1}d"
+        life = "session" if c["storage"] == "session" else format_duration(c["lifetime_seconds"])
         click.echo(f"    {c['name']:<24} {c['purpose']:<16} {c['kind']:<8} {life:<9} {c['provider']}")
     click.echo("  notices:")
     for n in info["notices"] or [{"version": "-", "hash": "(none published)", "material": False, "published_at": ""}]:
@@ -191,9 +186,9 @@ def purpose_group():
 @click.option("--description", "descriptions", multiple=True, type=Pair(), help="LOCALE=TEXT; repeat per locale.")
 @click.option("--channel", type=click.Choice([c.value for c in Channel]), default="web", show_default=True)
 @click.option("--refusable/--not-refusable", default=True, show_default=True)
-@click.option("--default-opt-in", type=DECISIONS, default="denied", show_default=True)
-@click.option("--default-opt-out", type=DECISIONS, default="denied", show_default=True)
-@click.option("--default-notice-only", type=DECISIONS, default="granted", show_default=True)
+@click.option("--default-opt-in", type=DECISIONS, help="Default in opt_in mode. [default: denied]")
+@click.option("--default-opt-out", type=DECISIONS, help="Default in opt_out mode. [default: denied]")
+@click.option("--default-notice-only", type=DECISIONS, help="Default in notice_only mode. [default: granted]")
 @click.option("--gpc", is_flag=True, help="Sale or sharing: Global Privacy Control refuses it in opt_out mode.")
 @click.option("--double-opt-in", is_flag=True, help="A grant counts only after a confirmed double opt-in.")
 @click.option(
@@ -215,28 +210,31 @@ def purpose_add(
 ):
     """Add purpose KEY to site SITE_KEY (shown after the next `cmp notice publish`)."""
     site = load_site(site_key)
+    # What cannot be refused is granted everywhere; what needs double opt-in is denied everywhere.
+    fallback = {"opt_in": "denied", "opt_out": "denied", "notice_only": "granted"}
+    if not refusable:
+        fallback = dict.fromkeys(fallback, "granted")
+    elif double_opt_in:
+        fallback = dict.fromkeys(fallback, "denied")
     texts: dict[str, dict[str, str]] = {}
     for locale, name in names:
         texts.setdefault(locale, {})["name"] = name
     for locale, text in descriptions:
         texts.setdefault(locale, {})["description"] = text
-    try:
+    with unit_of_work():
         purpose = sites.add_purpose(
             site,
             key,
             texts=texts,
             channel=channel,
             refusable=refusable,
-            default_opt_in=default_opt_in,
-            default_opt_out=default_opt_out,
-            default_notice_only=default_notice_only,
+            default_opt_in=default_opt_in or fallback["opt_in"],
+            default_opt_out=default_opt_out or fallback["opt_out"],
+            default_notice_only=default_notice_only or fallback["notice_only"],
             gpc=gpc,
             double_opt_in=double_opt_in,
             consent_mode=list(consent_mode),
         )
-    except ValueError as exc:
-        db.session.rollback()
-        fail(exc)
     click.echo(f"added purpose {purpose.key} to {site.key}")
 
 
@@ -250,32 +248,30 @@ def cookie_group():
 @click.argument("name")
 @click.option("--purpose", required=True, help="Purpose key the cookie serves.")
 @click.option("--provider", required=True, help="Who sets it (first party or vendor).")
-@click.option("--session", "storage", flag_value="session", help="Deleted at the end of the visit.")
-@click.option("--persistent", "storage", flag_value="persistent", help="Kept across visits (needs --lifetime).")
+@click.option("--session", is_flag=True, help="Deleted at the end of the visit.")
+@click.option("--persistent", is_flag=True, help="Kept across visits (needs --lifetime).")
 @click.option("--lifetime", type=Duration(), help="How long a persistent cookie lives: 30m, 12h, 390d, 1y.")
 @click.option("--domain", help="Cookie domain.")
 @click.option("--kind", type=click.Choice([k.value for k in TrackerKind]), default="cookie", show_default=True)
 @click.option("--description", "descriptions", multiple=True, type=Pair(), help="LOCALE=TEXT; repeat.")
-def cookie_add(site_key, name, purpose, provider, storage, lifetime, domain, kind, descriptions):
+def cookie_add(site_key, name, purpose, provider, session, persistent, lifetime, domain, kind, descriptions):
     """Add NAME to the inventory of SITE_KEY (shown after the next `cmp notice publish`)."""
     site = load_site(site_key)
-    if storage is None:
-        raise click.UsageError("say --session or --persistent")
-    try:
+    if session == persistent:
+        raise click.UsageError("say either --session or --persistent")
+    storage = Storage.SESSION if session else Storage.PERSISTENT
+    with unit_of_work():
         cookie = sites.add_cookie(
             site,
             name,
             purpose=purpose,
             provider=provider,
-            storage=Storage(storage),
+            storage=storage,
             lifetime_seconds=lifetime,
             domain=domain,
             kind=kind,
             descriptions=dict(descriptions),
         )
-    except ValueError as exc:
-        db.session.rollback()
-        fail(exc)
     click.echo(f"added {cookie.kind} {cookie.name} ({cookie.storage}) for {purpose} to {site.key}")
 
 
@@ -291,10 +287,8 @@ def notice_group():
 def notice_publish(site_key, material, note):
     """Snapshot SITE_KEY's texts, purposes and cookies as the next immutable notice version."""
     site = load_site(site_key)
-    try:
+    with unit_of_work():
         notice = notices.publish_notice(site, material=material, note=note)
-    except notices.NothingToPublish as exc:
-        fail(exc)
     click.echo(
         f"published {site.key} notice v{notice.version} sha256:{notice.content_hash}"
         f"{' (material: visitors are asked again)' if notice.material else ''}"
@@ -307,7 +301,8 @@ def notice_publish(site_key, material, note):
 @click.option("--origin", "origins", multiple=True, help="Another origin allowed to embed the banner; repeat.")
 def demo_command(base_url, origins):
     """Seed the demo site from the privacy policy (does nothing if it exists)."""
-    site = seed_demo(base_url, list(origins))
+    with unit_of_work():
+        site = seed_demo(base_url, list(origins))
     if site is None:
         click.echo("demo site already seeded")
         return

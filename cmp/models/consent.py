@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, event, inspect
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from cmp.extensions import db
-from cmp.models.notice import ImmutableRecordError
+from cmp.models.notice import ImmutableRecordError, NoticeVersion
 from cmp.models.types import JSONType, UTCDateTime
 
 
@@ -71,6 +71,17 @@ def _only_evidence_may_be_emptied(mapper, connection, target):
 @event.listens_for(ConsentEvent, "before_delete")
 def _refuse_delete(mapper, connection, target):
     raise ImmutableRecordError(f"consent event {target.id} is append-only and cannot be deleted")
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_bulk_changes(state):
+    """Bulk UPDATE or DELETE through the ORM skips the per-object guards above: refuse it for the log and notices.
+
+    Erasure and retention work on the table itself, column by column, in their own services.
+    """
+    if (state.is_update or state.is_delete) and state.bind_mapper is not None:
+        if state.bind_mapper.class_ in (ConsentEvent, NoticeVersion):
+            raise ImmutableRecordError(f"{state.bind_mapper.class_.__name__} rows are append-only")
 
 
 class ConsentState(db.Model):

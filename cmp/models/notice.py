@@ -16,7 +16,7 @@ class NoticeVersion(db.Model):
     __table_args__ = (UniqueConstraint("site_id", "version"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
     version: Mapped[int] = mapped_column(Integer)
     # Canonical snapshot: texts per locale, purposes, cookie inventory, policy URL, banner version.
     content: Mapped[dict] = mapped_column(JSONType)

@@ -16,7 +16,7 @@ import rfc8785
 from sqlalchemy import select, update
 
 from cmp.extensions import db
-from cmp.models import ChainHead, ConsentEvent, Site
+from cmp.models import ChainHead, ConsentEvent, NoticeVersion, Site
 
 GENESIS_HASH = "0" * 64
 HASH_VERSION = 1
@@ -119,18 +119,23 @@ class Verification:
 
 
 def check_events(
-    events: Iterable, site_key: str, head_seq: int | None = None, head_hash: str | None = None
+    events: Iterable,
+    site_key: str,
+    head_seq: int | None = None,
+    head_hash: str | None = None,
+    notice_hashes: Mapping[int, str] | None = None,
 ) -> Verification:
     """Walk events (objects or rows with the event's fields) in chain order; report the first that does not match.
 
     Catches an edited event (its hash), a deleted or inserted one (a gap or a broken link),
-    reordering (links and hashes), edited evidence (its digest), and events removed from or
-    added past the end (the head, when given).
+    reordering (links and hashes), edited evidence (its digest), events removed from or added
+    past the end (the head, when given), and an event whose notice is not the one it was shown
+    (`notice_hashes`, version -> hash of the stored content, when given).
     """
     expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
     for event in events:
         checked += 1
-        reason = _first_fault(event, site_key, expected_seq, prev_hash, head_seq)
+        reason = _first_fault(event, site_key, expected_seq, prev_hash, head_seq) or _notice_fault(event, notice_hashes)
         if reason:
             return Verification(False, checked, event.id, event.seq, reason)
         expected_seq, prev_hash = event.seq + 1, event.hash
@@ -165,9 +170,24 @@ def _first_fault(event, site_key: str, expected_seq: int, prev_hash: str, head_s
     return None
 
 
+def _notice_fault(event, notice_hashes: Mapping[int, str] | None) -> str | None:
+    if notice_hashes is None or event.notice_version is None:
+        return None
+    if notice_hashes.get(event.notice_version) != event.notice_hash:
+        return f"notice version {event.notice_version} is not the one this event was shown (the notice was altered)"
+    return None
+
+
 def verify_site(site: Site, batch: int = 1000) -> Verification:
-    """Verify one site's chain from the database, streaming in batches."""
+    """Verify one site's chain from the database, streaming in batches, and the notices its events refer to."""
     head = db.session.get(ChainHead, site.id)
+    # Each notice's hash is recomputed from its stored content: an edited text no longer matches the events.
+    notice_hashes = {
+        version: sha256_hex(canonical_json(content))
+        for version, content in db.session.execute(
+            select(NoticeVersion.version, NoticeVersion.content).where(NoticeVersion.site_id == site.id)
+        )
+    }
     # Plain rows rather than ORM objects: memory stays flat however long the chain.
     events = db.session.execute(
         select(ConsentEvent.__table__)
@@ -175,4 +195,4 @@ def verify_site(site: Site, batch: int = 1000) -> Verification:
         .order_by(ConsentEvent.seq)
         .execution_options(yield_per=batch)
     )
-    return check_events(events, site.key, head.seq if head else 0, head.hash if head else GENESIS_HASH)
+    return check_events(events, site.key, head.seq if head else 0, head.hash if head else GENESIS_HASH, notice_hashes)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from cmp.models import Site
 from cmp.services import notices, sites
 
@@ -9,7 +11,7 @@ DEMO_SITE = "demo"
 
 
 def seed_demo(base_url: str = "http://127.0.0.1:5000", extra_origins: list[str] = ()) -> Site | None:
-    """Create and publish the demo site; None when it already exists."""
+    """Create and publish the demo site (the caller commits); None when it already exists."""
     if sites.get_site(DEMO_SITE) is not None:
         return None
     base_url = base_url.rstrip("/")
@@ -62,7 +64,7 @@ def seed_demo(base_url: str = "http://127.0.0.1:5000", extra_origins: list[str] 
         },
         default_notice_only="denied",
     )
-    host = base_url.split("://", 1)[-1].split(":")[0]
+    host = urlsplit(base_url).hostname
     day = 86400
     inventory = [
         # §2.1 session cookies for login and correct operation

@@ -49,7 +49,7 @@ def create_key(name: str, scopes: list[str], sites: list[str] = ()) -> NewKey:
         sites=sorted(set(sites)),
     )
     db.session.add(key)
-    db.session.commit()
+    db.session.flush()
     return NewKey(key, f"{PREFIX}_{key_id}_{secret}")
 
 
@@ -63,7 +63,7 @@ def revoke_key(key_id: str) -> ApiKey:
         raise SiteError(f"no key {key_id!r}")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
-        db.session.commit()
+        db.session.flush()
     return key
 
 

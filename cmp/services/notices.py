@@ -115,7 +115,7 @@ def publish_notice(site: Site, *, material: bool = False, note: str | None = Non
         note=note,
     )
     db.session.add(notice)
-    db.session.commit()
+    db.session.flush()
     return notice
 
 

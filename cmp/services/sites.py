@@ -1,7 +1,12 @@
-"""Sites, their purposes and their cookie inventory."""
+"""Sites, their purposes and their cookie inventory.
+
+These functions flush but do not commit: the caller owns the unit of work, so a failure part-way
+(seeding the demo, say) leaves nothing behind.
+"""
 
 from __future__ import annotations
 
+import copy
 import re
 from urllib.parse import urlsplit
 
@@ -13,10 +18,12 @@ from cmp.models import Cookie, Purpose, Site
 from cmp.services import chain
 from cmp.vocabulary import CONSENT_MODE_TYPES, Channel, Decision, Mode, Storage, TrackerKind
 
-SITE_KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-PURPOSE_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
-COUNTRY = re.compile(r"^([A-Z]{2}|\*)$")
+# \Z, not $: "$" also matches before a trailing newline.
+SITE_KEY = re.compile(r"[a-z0-9][a-z0-9-]{0,62}\Z")
+PURPOSE_KEY = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
+LOCALE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*\Z")
+COUNTRY = re.compile(r"([A-Z]{2}|\*)\Z")
+MAX_LIFETIME_SECONDS = 2**31 - 1  # about 68 years
 
 
 class SiteError(ValueError):
@@ -32,16 +39,27 @@ def list_sites() -> list[Site]:
 
 
 def normalise_origin(origin: str) -> str:
-    """`scheme://host[:port]`, lower-cased, as browsers send it in the Origin header."""
+    """`scheme://host[:port]` as browsers send it in the Origin header: lower case, IDNA, no default port."""
+    invalid = SiteError(f"{origin!r} is not an origin (scheme://host[:port], no path)")
     parts = urlsplit(origin.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
-        raise SiteError(f"{origin!r} is not an origin (scheme://host[:port], no path)")
+        raise invalid
     if parts.query or parts.fragment or parts.username or parts.password:
-        raise SiteError(f"{origin!r} is not an origin (scheme://host[:port], no path)")
+        raise invalid
+    try:
+        port = parts.port
+        host = parts.hostname.encode("idna").decode("ascii") if ":" not in parts.hostname else f"[{parts.hostname}]"
+    except (ValueError, UnicodeError):
+        raise invalid from None
+    if port == 0:
+        raise invalid
     default_port = {"http": 80, "https": 443}[parts.scheme]
-    port = f":{parts.port}" if parts.port and parts.port != default_port else ""
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    return f"{parts.scheme}://{host}{port}"
+    suffix = f":{port}" if port is not None and port != default_port else ""
+    return f"{parts.scheme}://{host}{suffix}"
+
+
+def _origins(origins) -> list[str]:
+    return list(dict.fromkeys(normalise_origin(o) for o in origins))
 
 
 def _locales(locales: list[str]) -> list[str]:
@@ -58,7 +76,7 @@ def _jurisdiction(overrides: dict[str, str]) -> dict[str, str]:
         if not COUNTRY.match(country):
             raise SiteError(f"{country!r} is not an ISO 3166 country code (or * for all others)")
         try:
-            result[country] = Mode(mode).value
+            result[country] = Mode(mode.strip().lower()).value
         except ValueError:
             raise SiteError(f"{mode!r} is not a mode; use opt_in, opt_out or notice_only") from None
     return result
@@ -87,7 +105,7 @@ def create_site(
     site = Site(
         key=key,
         name=name,
-        allowed_origins=[normalise_origin(o) for o in origins],
+        allowed_origins=_origins(origins),
         locales=locales,
         default_locale=default_locale,
         policy_url=_url(policy_url),
@@ -97,10 +115,11 @@ def create_site(
     db.session.add(site)
     if seed_purposes:
         for position, spec in enumerate(DEFAULT_PURPOSES):
+            spec = copy.deepcopy(spec)
             site.purposes.append(Purpose(position=position, **{"double_opt_in": False, "gpc": False, **spec}))
     db.session.flush()
     chain.start_chain(site)
-    db.session.commit()
+    db.session.flush()
     return site
 
 
@@ -118,7 +137,7 @@ def update_site(
     if name:
         site.name = name
     if origins is not None:
-        site.allowed_origins = [normalise_origin(o) for o in origins]
+        site.allowed_origins = _origins(origins)
     if locales:
         site.locales = _locales(locales)
     if default_locale:
@@ -129,7 +148,7 @@ def update_site(
         site.policy_url = _url(policy_url)
     if jurisdiction is not None:
         site.jurisdiction_overrides = {**site.jurisdiction_overrides, **_jurisdiction(jurisdiction)}
-    db.session.commit()
+    db.session.flush()
     return site
 
 
@@ -188,7 +207,7 @@ def add_purpose(
         texts=texts,
     )
     site.purposes.append(purpose)
-    db.session.commit()
+    db.session.flush()
     return purpose
 
 
@@ -213,6 +232,8 @@ def add_cookie(
         raise SiteError("a session cookie has no lifetime")
     if storage == Storage.PERSISTENT and not lifetime_seconds:
         raise SiteError("a persistent cookie needs a lifetime")
+    if lifetime_seconds is not None and not 0 < lifetime_seconds <= MAX_LIFETIME_SECONDS:
+        raise SiteError("a cookie lifetime is between one second and 68 years")
     if any(c.name == name and c.provider == provider for c in site.cookies):
         raise SiteError(f"{name!r} from {provider!r} is already in the inventory")
     cookie = Cookie(
@@ -226,5 +247,5 @@ def add_cookie(
         descriptions=descriptions or {},
     )
     site.cookies.append(cookie)
-    db.session.commit()
+    db.session.flush()
     return cookie

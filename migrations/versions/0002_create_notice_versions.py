@@ -28,9 +28,8 @@ def upgrade():
         sa.Column("material", sa.Boolean(), nullable=False),
         sa.Column("note", sa.Text(), nullable=True),
         sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["site_id"], ["sites.id"], name=op.f("fk_notice_versions_site_id_sites"), ondelete="CASCADE"
-        ),
+        # No cascade: what visitors were shown outlives any change to the site.
+        sa.ForeignKeyConstraint(["site_id"], ["sites.id"], name=op.f("fk_notice_versions_site_id_sites")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_notice_versions")),
         sa.UniqueConstraint("site_id", "version", name=op.f("uq_notice_versions_site_id_version")),
     )

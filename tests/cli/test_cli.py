@@ -281,7 +281,7 @@ def test_site_show_prints_origins_purposes_cookies_notices_and_events(runner, cl
     assert "origins:  https://shop.example" in out
     for key in SEEDED_PURPOSES:
         assert re.search(rf"^\s+{key}\s", out, re.M), key
-    assert re.search(r"^\s+_ga\s+analytics\s+cookie\s+730d\s+Google$", out, re.M)
+    assert re.search(r"^\s+_ga\s+analytics\s+cookie\s+2y\s+Google$", out, re.M)
     assert f"v1 {notice.content_hash} material" in out
     assert out.rstrip().endswith("events:   3")
 
@@ -375,7 +375,10 @@ def test_purpose_add_accepts_a_consistent_non_refusable_or_double_opt_in_purpose
         ("social_login --name en=", "needs a name in the site's default locale 'en'"),
         ("Social-Login --name 'en=Social login'", "'Social-Login' is not a purpose key"),
         ("analytics --name 'en=Analytics again'", "site 'shop' already has purpose 'analytics'"),
-        ("security --name en=Security --not-refusable", "cannot be refused is granted in every mode"),
+        (
+            "security --name en=Security --not-refusable --default-opt-in denied",
+            "cannot be refused is granted in every mode",
+        ),
         (
             "newsletter --name en=Newsletter --double-opt-in --default-notice-only denied --default-opt-out granted",
             "needs double opt-in cannot be granted by default",
@@ -474,7 +477,9 @@ def test_cookie_add_records_a_pixel(runner):
         ("--purpose analytics --session --lifetime 1d", "a session cookie has no lifetime"),
         ("--purpose advertising --persistent --lifetime 1d", "site 'shop' has no purpose 'advertising'"),
         ("--purpose analytics --persistent --lifetime '10 parsecs'", "'10 parsecs' is not a duration"),
-        ("--purpose analytics", "say --session or --persistent"),
+        ("--purpose analytics", "say either --session or --persistent"),
+        ("--purpose analytics --session --persistent --lifetime 1d", "say either --session or --persistent"),
+        ("--purpose analytics --persistent --lifetime 70y", "between one second and 68 years"),
         ("--purpose analytics --session --kind beacon", "Invalid value for '--kind'"),
     ],
     ids=[
@@ -483,6 +488,8 @@ def test_cookie_add_records_a_pixel(runner):
         "unknown-purpose",
         "bad-duration",
         "no-storage",
+        "both-storages",
+        "lifetime-too-long",
         "bad-kind",
     ],
 )
@@ -816,3 +823,79 @@ def test_verify_json_reports_ok_checked_first_bad_and_reason(runner, client, sit
     assert (report["site"], report["ok"], report["checked"]) == ("shop", False, 2)
     assert (report["first_bad"], report["first_bad_seq"]) == (altered, 2)
     assert "altered" in report["reason"]
+
+
+# --- input an operator gets wrong -----------------------------------------------------------------------------
+
+
+def test_origins_are_deduplicated_and_stored_as_browsers_send_them(runner):
+    result = cmp(
+        runner,
+        "site create shop --name Shop --origin https://a.example --origin HTTPS://A.example:443/ "
+        "--origin https://bücher.example:8443",
+    )
+    assert result.exit_code == 0, result.output
+    assert get_site("shop").allowed_origins == ["https://a.example", "https://xn--bcher-kva.example:8443"]
+
+
+@pytest.mark.parametrize("origin", ["https://a.example:0", "https://a.example:99999", "https://a.example/path"])
+def test_impossible_origins_are_refused(runner, origin):
+    result = cmp(runner, f"site create shop --name Shop --origin {origin}")
+    assert result.exit_code == 1
+    assert f"{origin!r} is not an origin" in result.output
+    assert count(Site) == 0
+
+
+def test_keys_with_a_trailing_newline_are_refused(runner):
+    assert cmp(runner, "site create", "bad\n", "--name", "Bad").exit_code == 1
+    create_shop(runner)
+    assert cmp(runner, "purpose add shop", "analytics\n", "--name", "en=Again").exit_code == 1
+    assert count(Site) == 1
+    assert purpose_keys("shop") == SEEDED_PURPOSES
+
+
+def test_jurisdiction_modes_are_case_insensitive(runner):
+    create_shop(runner, "--jurisdiction us=OPT_IN")
+    assert get_site("shop").jurisdiction_overrides == {"US": "opt_in"}
+
+
+def test_flags_alone_give_consistent_defaults(runner):
+    create_shop(runner)
+    assert cmp(runner, "purpose add shop security --name en=Security --not-refusable").exit_code == 0
+    assert cmp(runner, "purpose add shop newsletter --name en=Newsletter --double-opt-in").exit_code == 0
+    security, newsletter = (get_site("shop").purpose(key) for key in ("security", "newsletter"))
+    defaults = lambda p: (p.default_opt_in, p.default_opt_out, p.default_notice_only)  # noqa: E731
+    assert defaults(security) == ("granted", "granted", "granted")
+    assert defaults(newsletter) == ("denied", "denied", "denied")
+
+
+def test_site_show_prints_lifetimes_in_their_own_unit(runner):
+    create_shop(runner)
+    cmp(runner, "cookie add shop _gat --purpose analytics --provider Google --persistent --lifetime 30m")
+    assert re.search(r"^\s+_gat\s+analytics\s+cookie\s+30m\s", cmp(runner, "site show shop").output, re.M)
+
+
+def test_demo_with_a_bad_origin_explains_and_leaves_nothing(runner):
+    result = cmp(runner, "demo --origin not-an-origin")
+    assert result.exit_code == 1
+    assert "'not-an-origin' is not an origin" in result.output
+    assert "Traceback" not in result.output
+    assert count(Site) == 0 and count(Purpose) == 0 and count(NoticeVersion) == 0
+
+
+def test_demo_on_an_ipv6_address_sets_the_cookie_domain(runner):
+    assert cmp(runner, "demo --base-url http://[::1]:5000").exit_code == 0
+    assert {c.domain for c in get_site("demo").cookies} == {"::1"}
+    assert "http://[::1]:5000" in get_site("demo").allowed_origins
+
+
+def test_verify_without_sites_says_so(runner):
+    result = cmp(runner, "verify")
+    assert result.exit_code == 0
+    assert "no sites to verify" in result.output
+
+
+def test_verify_of_an_unknown_site_is_a_usage_error_not_a_broken_chain(runner):
+    result = cmp(runner, "verify --site nowhere")
+    assert result.exit_code == 2
+    assert "no site 'nowhere'" in result.output

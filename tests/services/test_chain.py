@@ -10,8 +10,8 @@ import rfc8785
 import sqlalchemy as sa
 
 from cmp.extensions import db
-from cmp.models import ChainHead, ConsentEvent, ConsentState, ImmutableRecordError
-from cmp.services import chain
+from cmp.models import ChainHead, ConsentEvent, ConsentState, ImmutableRecordError, NoticeVersion
+from cmp.services import chain, notices
 from tests.helpers import events, post_consent
 
 # The table itself: statements on it bypass the ORM guards, as direct database access would.
@@ -200,3 +200,38 @@ def test_verify_result_serialises(site, logged):
         "reason": None,
         "head_hash": logged[-1].hash,
     }
+
+
+def test_edited_notice_text_is_caught_at_the_first_event_shown_it(site, logged):
+    notices_table = NoticeVersion.__table__
+    content = notices.current_notice(site).content
+    content["texts"]["en"]["accept_all"] = "OK"
+    _raw(sa.update(notices_table).where(notices_table.c.site_id == site.id).values(content=content))
+    result = chain.verify_site(site)
+    assert not result.ok
+    assert result.first_bad == logged[0].id
+    assert "notice" in result.reason
+
+
+def test_notice_rewritten_with_a_matching_hash_is_still_caught(site, logged):
+    notices_table = NoticeVersion.__table__
+    content = notices.current_notice(site).content
+    content["policy_url"] = "https://shop.example/other-policy"
+    forged = hashlib.sha256(rfc8785.dumps(content)).hexdigest()
+    _raw(
+        sa.update(notices_table).where(notices_table.c.site_id == site.id).values(content=content, content_hash=forged)
+    )
+    assert chain.verify_site(site).first_bad == logged[0].id  # events carry the hash of what they were shown
+
+
+def test_the_orm_refuses_bulk_changes_to_the_log_and_notices(site, logged):
+    for statement in (
+        sa.update(ConsentEvent).values(action="admin"),
+        sa.delete(ConsentEvent),
+        sa.update(NoticeVersion).values(note="rewritten"),
+        sa.delete(NoticeVersion),
+    ):
+        with pytest.raises(ImmutableRecordError):
+            db.session.execute(statement)
+        db.session.rollback()
+    assert chain.verify_site(site).ok

@@ -102,7 +102,7 @@ def _record_from_banner(site: Site):
         visitor_id = trusted
     identifier = Identifier(IdentifierKind.VISITOR, visitor_id)
     evidence = request_evidence(gpc=data["gpc"], page_url=data["page_url"])
-    event = _record(site, identifier, Source.BANNER, evidence, data)
+    event = _record(site, identifier, Source.BANNER, evidence, data, new_subject=not data.get("visitor_id"))
     body = {**consent_result_schema.dump(event), "visitor_id": visitor_ids.sign(site.key, visitor_id)}
     return jsonify(body), 201
 
@@ -117,7 +117,7 @@ def _record_from_server(site: Site):
     return jsonify(consent_result_schema.dump(event)), 201
 
 
-def _record(site: Site, identifier: Identifier, source: Source, evidence: Evidence, data: dict):
+def _record(site: Site, identifier: Identifier, source: Source, evidence: Evidence, data: dict, new_subject=False):
     return record_consent(
         ConsentRequest(
             site=site,
@@ -128,6 +128,7 @@ def _record(site: Site, identifier: Identifier, source: Source, evidence: Eviden
             notice_version=data["notice_version"],
             locale=data["locale"],
             evidence=evidence,
+            new_subject=new_subject,
         ),
         hmac_key=current_app.config["CMP_HMAC_KEY"],
         lifetimes=_lifetimes(),

@@ -6,8 +6,9 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cache
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -45,6 +46,8 @@ class ConsentRequest:
     notice_version: int | None = None
     locale: str | None = None
     evidence: Evidence = field(default_factory=Evidence)
+    # The identifier was minted for this request (a first-time visitor): no subject can exist for it yet.
+    new_subject: bool = False
 
 
 def record_consent(request: ConsentRequest, *, hmac_key: str, lifetimes: Lifetimes) -> ConsentEvent:
@@ -82,11 +85,9 @@ def _is_transient(exc: Exception) -> bool:
 
 
 def _write(request, site, notice, mode, decisions, by_gpc, digest, lifetimes) -> ConsentEvent:
-    subject_id = _subject_for(site.id, request.identifier.kind, digest)
-    seq, prev_hash = chain.next_link(site)
-    # Time is read once the chain is locked, so receive times rise with the sequence.
-    now = utcnow()
+    subject_id = _subject_for(site.id, request.identifier.kind, digest, known_new=request.new_subject)
     grants = any(value == Decision.GRANTED and _refusable(notice.content, key) for key, value in decisions.items())
+    lifetime = lifetimes.consent if grants else lifetimes.refusal
     evidence = request.evidence
     event = ConsentEvent(
         id=new_event_id(),
@@ -100,33 +101,39 @@ def _write(request, site, notice, mode, decisions, by_gpc, digest, lifetimes) ->
         mode=mode.value,
         country=evidence.country,
         gpc=evidence.gpc,
-        received_at=now,
-        expires_at=now + (lifetimes.consent if grants else lifetimes.refusal),
         ip_prefix=evidence.ip_prefix,
         user_agent=evidence.user_agent,
         page_url=evidence.page_url,
         evidence_salt=evidence.salt,
         evidence_digest=evidence.digest,
     )
+    # Everything above runs before the chain is locked; only what needs the lock runs after it.
+    seq, prev_hash = chain.next_link(site)
+    # Time is read once the chain is locked, so receive times rise with the sequence.
+    now = utcnow()
+    event.received_at, event.expires_at = now, now + lifetime
     chain.seal(event, site, seq, prev_hash)
     db.session.flush()
     _write_state(site.id, subject_id, event, decisions, by_gpc, lifetimes, now)
     return event
 
 
-def _subject_for(site_id: int, kind: str, digest: str) -> str:
-    subject_id = db.session.scalar(
-        select(SubjectIdentifier.subject_id).where(
-            SubjectIdentifier.site_id == site_id, SubjectIdentifier.kind == kind, SubjectIdentifier.digest == digest
+def _subject_for(site_id: int, kind: str, digest: str, *, known_new: bool = False) -> str:
+    """The subject an identifier points to, created with the link if there is none."""
+    if not known_new:
+        subject_id = db.session.scalar(
+            select(SubjectIdentifier.subject_id).where(
+                SubjectIdentifier.site_id == site_id, SubjectIdentifier.kind == kind, SubjectIdentifier.digest == digest
+            )
         )
+        if subject_id is not None:
+            return subject_id
+    subject_id = new_subject_id()
+    db.session.execute(insert(Subject), {"id": subject_id, "site_id": site_id})
+    db.session.execute(
+        insert(SubjectIdentifier), {"site_id": site_id, "subject_id": subject_id, "kind": kind, "digest": digest}
     )
-    if subject_id is not None:
-        return subject_id
-    subject = Subject(id=new_subject_id(), site_id=site_id)
-    db.session.add(subject)
-    db.session.add(SubjectIdentifier(site_id=site_id, subject_id=subject.id, kind=kind, digest=digest))
-    db.session.flush()
-    return subject.id
+    return subject_id
 
 
 def _write_state(site_id, subject_id, event, decisions, by_gpc, lifetimes, now) -> None:
@@ -145,18 +152,20 @@ def _write_state(site_id, subject_id, event, decisions, by_gpc, lifetimes, now) 
         }
         for purpose, decision in decisions.items()
     ]
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(ConsentState).values(rows)
-    db.session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["site_id", "subject_id", "purpose"],
-            set_={
-                name: statement.excluded[name]
-                for name in ("decision", "action", "source", "event_id", "notice_version", "decided_at", "expires_at")
-            },
-        )
+    db.session.execute(_upsert_state(db.session.get_bind().dialect.name), rows)
+
+
+@cache
+def _upsert_state(dialect: str):
+    """INSERT ... ON CONFLICT DO UPDATE for state rows; built once, so SQLAlchemy compiles it once."""
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(ConsentState)
+    return statement.on_conflict_do_update(
+        index_elements=["site_id", "subject_id", "purpose"],
+        set_={name: statement.excluded[name] for name in STATE_FIELDS},
     )
+
+
+STATE_FIELDS = ("decision", "action", "source", "event_id", "notice_version", "decided_at", "expires_at")
 
 
 def _resolve_notice(site: Site, version: int | None) -> NoticeVersion:

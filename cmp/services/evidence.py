@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from urllib.parse import urlsplit, urlunsplit
 
 from user_agents import parse as parse_user_agent
@@ -25,7 +25,7 @@ class Evidence:
     gpc: bool = False
     salt: str = field(default_factory=lambda: secrets.token_hex(16))
 
-    @property
+    @cached_property
     def digest(self) -> str:
         return evidence_digest(self.salt, self.ip_prefix, self.user_agent, self.page_url)
 

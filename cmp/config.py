@@ -43,6 +43,14 @@ def _networks(values: list[str], name: str) -> list[ipaddress.IPv4Network | ipad
         raise ConfigError(f"{name}: {exc}") from None
 
 
+def _database_url(url: str) -> str:
+    """A plain postgresql:// URL means psycopg 3, the driver this package installs."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
 def _development_secrets(instance_path: str) -> dict[str, str]:
     """Keep generated secrets in the instance folder so signed ids survive restarts."""
     path = Path(instance_path) / "dev-secrets.json"
@@ -68,7 +76,7 @@ def load_settings(environ: Mapping[str, str], instance_path: str, overrides: Map
     default_db = "sqlite:///" + os.path.join(instance_path, "cmp.sqlite3")
     settings: dict = {
         "CMP_ENV": env,
-        "SQLALCHEMY_DATABASE_URI": environ.get("CMP_DATABASE_URL") or default_db,
+        "SQLALCHEMY_DATABASE_URI": _database_url(environ.get("CMP_DATABASE_URL") or default_db),
         "CMP_SECRET_KEY": environ.get("CMP_SECRET_KEY", ""),
         "CMP_SECRET_KEY_FALLBACKS": _list(environ, "CMP_SECRET_KEY_FALLBACKS"),
         "CMP_HMAC_KEY": environ.get("CMP_HMAC_KEY", ""),

@@ -93,3 +93,9 @@ def test_overrides_win_over_the_environment(tmp_path):
         {**SECRETS, "CMP_REFUSAL_LIFETIME_DAYS": "100"}, str(tmp_path), {"CMP_REFUSAL_LIFETIME_DAYS": 90}
     )
     assert settings["CMP_REFUSAL_LIFETIME_DAYS"] == 90
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+def test_plain_postgresql_urls_use_the_installed_driver(tmp_path, scheme):
+    settings = load_settings({**SECRETS, "CMP_DATABASE_URL": f"{scheme}://cmp@db.internal/cmp"}, str(tmp_path))
+    assert settings["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://cmp@db.internal/cmp"

@@ -20,3 +20,10 @@ def test_readyz_is_503_when_the_schema_is_missing(tmp_path):
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
     assert response.json["error"]["code"] == "not_ready"
+
+
+def test_gpc_support_is_declared(client):
+    response = client.get("/.well-known/gpc.json")
+    assert response.status_code == 200
+    assert response.json["gpc"] is True
+    assert response.json["lastUpdate"]

@@ -1,4 +1,4 @@
-"""Liveness and readiness probes."""
+"""Liveness and readiness probes, and the Global Privacy Control support declaration."""
 
 from flask import Blueprint, jsonify
 from sqlalchemy import text
@@ -14,6 +14,18 @@ bp = Blueprint("health", __name__)
 def healthz():
     """The process is up; says nothing of the database."""
     return jsonify({"status": "ok"})
+
+
+# W3C Global Privacy Control, section 3.5: a site declares that it honours the signal.
+GPC_SUPPORT = {"gpc": True, "lastUpdate": "2026-11-29"}
+
+
+@bp.get("/.well-known/gpc.json")
+def gpc_support():
+    response = jsonify(GPC_SUPPORT)
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
 
 
 @bp.get("/readyz")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,18 @@ def _postgres_reachable(url: str) -> str | None:
         return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
+@contextmanager
+def running_app(database_url: str, **overrides):
+    """An app with its context pushed; afterwards its connections are closed and the tables emptied."""
+    app = make_app(database_url, **overrides)
+    with app.app_context():
+        yield app
+        # Close the session before touching tables, or PostgreSQL waits on its open transaction.
+        db.session.remove()
+        db.engine.dispose()
+    clear_database(database_url)
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory) -> str:
     url = os.environ.get("CMP_TEST_DATABASE_URL")
@@ -152,12 +165,8 @@ def postgres_url(database_url, postgres_databases) -> str:
 
 @pytest.fixture
 def app(database_url):
-    app = make_app(database_url)
-    with app.app_context():
+    with running_app(database_url) as app:
         yield app
-        db.session.remove()
-        db.engine.dispose()
-    clear_database(database_url)
 
 
 @pytest.fixture

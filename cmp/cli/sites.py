@@ -101,6 +101,7 @@ def site_show(key, as_json):
         select(NoticeVersion).where(NoticeVersion.site_id == site.id).order_by(NoticeVersion.version)
     ).all()
     events = db.session.scalar(select(func.count()).select_from(ConsentEvent).where(ConsentEvent.site_id == site.id))
+    draft = notices.notice_content(site)
     info = {
         "key": site.key,
         "name": site.name,
@@ -109,33 +110,9 @@ def site_show(key, as_json):
         "default_locale": site.default_locale,
         "policy_url": site.policy_url,
         "jurisdiction_overrides": site.jurisdiction_overrides,
-        "purposes": [
-            {
-                "key": p.key,
-                "channel": p.channel,
-                "refusable": p.refusable,
-                "defaults": {
-                    "opt_in": p.default_opt_in,
-                    "opt_out": p.default_opt_out,
-                    "notice_only": p.default_notice_only,
-                },
-                "gpc": p.gpc,
-                "double_opt_in": p.double_opt_in,
-                "consent_mode": p.consent_mode,
-            }
-            for p in site.purposes
-        ],
-        "cookies": [
-            {
-                "name": c.name,
-                "provider": c.provider,
-                "purpose": c.purpose.key,
-                "kind": c.kind,
-                "storage": c.storage,
-                "lifetime_seconds": c.lifetime_seconds,
-            }
-            for c in site.cookies
-        ],
+        # As the next published notice would show them, without the texts.
+        "purposes": [{k: v for k, v in p.items() if k != "texts"} for p in draft["purposes"]],
+        "cookies": draft["cookies"],
         "notices": [
             {
                 "version": n.version,

@@ -9,7 +9,7 @@ from cmp import ConfigError
 from cmp.extensions import db
 from cmp.models import ConsentState
 from cmp.services import notices, sites
-from tests.conftest import clear_database, make_app
+from tests.conftest import make_app, running_app
 from tests.geoip import SHARED_DATABASES, write_geoip_database
 from tests.helpers import ORIGIN, events, post_consent
 
@@ -45,12 +45,8 @@ def geo_settings(geoip_databases, database_type, trusted_proxies) -> dict:
 
 @pytest.fixture
 def geo_app(database_url, geo_settings):
-    app = make_app(database_url, **geo_settings)
-    with app.app_context():
+    with running_app(database_url, **geo_settings) as app:
         yield app
-        db.session.remove()
-        db.engine.dispose()
-    clear_database(database_url)
 
 
 @pytest.fixture

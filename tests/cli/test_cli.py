@@ -260,10 +260,12 @@ def test_site_show_json_reports_origins_purposes_cookies_notices_and_events(runn
         {
             "name": "_ga",
             "provider": "Google",
+            "domain": None,
             "purpose": "analytics",
             "kind": "cookie",
             "storage": "persistent",
             "lifetime_seconds": 730 * 86400,
+            "descriptions": {},
         }
     ]
     assert [(n["version"], n["hash"], n["material"]) for n in info["notices"]] == [(1, notice.content_hash, True)]

@@ -15,6 +15,14 @@ class DomainError(Exception):
         self.details = details or {}
 
 
+class BadRequest(DomainError):
+    status = 400
+
+
+class UnsupportedMediaType(DomainError):
+    status = 415
+
+
 class NotFound(DomainError):
     status = 404
 

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 from flask import current_app, request
 
-from cmp.errors import DomainError, Forbidden, Unauthorized
+from cmp.errors import BadRequest, Forbidden, Unauthorized, UnsupportedMediaType
 from cmp.models import ApiKey, Site
 from cmp.services import keys
 from cmp.services.evidence import Evidence, coarse_user_agent, strip_query
 from cmp.services.jurisdiction import client_ip, normalise_country, peer_is_trusted, truncate_ip
 from cmp.vocabulary import Scope
-
-
-class BadRequest(DomainError):
-    status = 400
-
-
-class UnsupportedMediaType(DomainError):
-    status = 415
 
 
 def json_body() -> dict:

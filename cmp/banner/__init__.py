@@ -1,39 +1,41 @@
-"""Serves the banner and the demo page that embeds it."""
+"""Serves the banner script, and the demo site that embeds it."""
 
-from flask import Blueprint, render_template, url_for
+from flask import Blueprint, Response, request
 
+from cmp.banner.bundle import Bundle, current
 from cmp.errors import NotFound
-from cmp.services import notices
-from cmp.services.demo import DEMO_SITE
-from cmp.services.sites import get_site
 
-bp = Blueprint("banner", __name__)
+bp = Blueprint("banner", __name__, url_prefix="/banner/v1")
 
-
-def _demo_site():
-    site = get_site(DEMO_SITE)
-    if site is None:
-        raise NotFound("unknown_site", "the demo site is not seeded: run `cmp demo`")
-    return site
+# The embed URL stays the same across releases, so browsers keep it for a day and revalidate;
+# the digest-named URL never changes content and may be kept for a year.
+EMBED_CACHE = "public, max-age=86400, stale-while-revalidate=604800"
+PINNED_CACHE = "public, max-age=31536000, immutable"
 
 
-@bp.get("/demo/privacy")
-def demo_privacy():
-    """The demo site's cookie notice, rendered from its published notice version."""
-    site = _demo_site()
-    notice = notices.current_notice(site)
-    if notice is None:
-        raise NotFound("no_notice", "the demo site has no published notice")
-    content = notices.localise(notice.content, notice.content["default_locale"])
-    return render_template("demo_privacy.html", name=site.name, notice=notice, content=content)
+@bp.get("/cmp.js")
+def script():
+    return _serve(current(), EMBED_CACHE)
 
 
-@bp.get("/demo")
-def demo():
-    site = _demo_site()
-    return render_template(
-        "demo.html",
-        site=site,
-        config_url=url_for("sites.banner_config", site_key=site.key),
-        consents_url=url_for("sites.record", site_key=site.key),
-    )
+@bp.get("/cmp.<digest>.js")
+def pinned_script(digest: str):
+    bundle = current()
+    if digest != bundle.short:
+        raise NotFound("unknown_bundle", f"no banner bundle {digest!r}; the current one is {bundle.short}")
+    return _serve(bundle, PINNED_CACHE)
+
+
+def _serve(bundle: Bundle, cache_control: str) -> Response:
+    compressed = "gzip" in request.accept_encodings
+    response = Response(bundle.gzipped if compressed else bundle.script, mimetype="text/javascript")
+    if compressed:
+        response.headers["Content-Encoding"] = "gzip"
+    response.vary.add("Accept-Encoding")
+    response.set_etag(f"{bundle.short}{'-gz' if compressed else ''}")
+    response.headers["Cache-Control"] = cache_control
+    # Any site may embed the script; it carries nothing personal.
+    response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Banner-Bundle"] = bundle.digest
+    return response.make_conditional(request)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from cmp.banner import bundle
 from cmp.catalog import BANNER_TEXTS
 from cmp.errors import NotFound
 from cmp.extensions import db
@@ -11,8 +12,6 @@ from cmp.models import NoticeVersion, Site
 from cmp.services.chain import canonical_json, sha256_hex
 from cmp.services.jurisdiction import mode_for
 
-# Bumped with every change of the banner bundle, so a notice records which banner showed it.
-BANNER_VERSION = "1"
 RTL_LANGUAGES = frozenset({"ar", "he", "fa", "ur", "yi", "ps", "sd", "ug", "dv", "ku"})
 
 
@@ -28,7 +27,8 @@ def notice_content(site: Site) -> dict:
         "policy_url": site.policy_url,
         "locales": list(site.locales),
         "default_locale": site.default_locale,
-        "banner": {"version": BANNER_VERSION},
+        # The SHA-256 of the banner code that shows this notice (CNIL 2020-092 §48: proof by hash of code and texts).
+        "banner": {"bundle": bundle.current().digest},
         "texts": {locale: banner_texts(site, locale) for locale in site.locales},
         "purposes": [
             {

@@ -1,0 +1,69 @@
+"""The demo site: a support page like the policy's, with analytics, a pixel and a video behind consent."""
+
+import base64
+
+from flask import Blueprint, Response, render_template, url_for
+
+from cmp.errors import NotFound
+from cmp.services import notices
+from cmp.services.demo import DEMO_SITE
+from cmp.services.sites import get_site
+
+bp = Blueprint("demo", __name__, url_prefix="/demo")
+
+
+def _demo_site():
+    site = get_site(DEMO_SITE)
+    if site is None:
+        raise NotFound("unknown_site", "the demo site is not seeded: run `cmp demo`")
+    return site
+
+
+@bp.get("/privacy")
+def demo_privacy():
+    """The demo site's cookie notice, rendered from its published notice version."""
+    site = _demo_site()
+    notice = notices.current_notice(site)
+    if notice is None:
+        raise NotFound("no_notice", "the demo site has no published notice")
+    content = notices.localise(notice.content, notice.content["default_locale"])
+    return render_template("demo_privacy.html", name=site.name, notice=notice, content=content)
+
+
+# A transparent 1x1 GIF.
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+
+# The demo's page analytics: counts a visit with first-party cookies and a web beacon.
+ANALYTICS = """(function () {
+  var uid = (document.cookie.match(/(?:^|; )_pv_uid=([^;]*)/) || [])[1] || Math.random().toString(36).slice(2);
+  document.cookie = "_pv_uid=" + uid + ";path=/;max-age=34128000;samesite=lax";
+  document.cookie = "_pv_session=" + Date.now() + ";path=/;samesite=lax";
+  new Image().src = "%s?page=" + encodeURIComponent(location.pathname) + "&uid=" + uid;
+  window.demoAnalytics = (window.demoAnalytics || 0) + 1;
+  var status = document.getElementById("analytics-status");
+  if (status) status.textContent = "Page analytics: running.";
+})();
+"""
+
+
+@bp.get("/analytics.js")
+def analytics():
+    return Response(ANALYTICS % url_for("demo.pixel"), mimetype="text/javascript")
+
+
+@bp.get("/pv.gif")
+def pixel():
+    response = Response(PIXEL, mimetype="image/gif")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/video")
+def video():
+    return render_template("demo_video.html")
+
+
+@bp.get("")
+def demo():
+    site = _demo_site()
+    return render_template("demo.html", site=site)

@@ -1,0 +1,48 @@
+/* State apart from the DOM: the first-party consent cookie and the rules that read it. */
+
+/**
+ * @typedef {Object} Stored  What the consent cookie keeps.
+ * @property {string} v  visitor id, as signed by the service
+ * @property {Object<string, boolean>} d  decision per purpose
+ * @property {number} n  notice version the decisions were given under
+ * @property {number} t  decided at (ms)
+ * @property {number} x  expires at (ms)
+ * @property {string} [r]  event id of the last recorded decision (the receipt)
+ */
+
+/** @returns {Stored|null} */
+function readState() {
+  const m = document.cookie.match(new RegExp('(?:^|; )' + COOKIE + '=([^;]*)'));
+  try {
+    const s = m && JSON.parse(decodeURIComponent(m[1]));
+    return s && s.d && s.n ? s : null;
+  } catch (e) {
+    return null;
+  }
+}
+
+/** @param {Stored} s */
+function writeState(s) {
+  const age = Math.max(0, Math.min(MAX_AGE, Math.round((s.x - Date.now()) / 1000)));
+  document.cookie = COOKIE + '=' + encodeURIComponent(JSON.stringify(s)) + ';path=/;max-age=' + age +
+    ';samesite=lax' + (location.protocol == 'https:' ? ';secure' : '');
+}
+
+/** Ask when nothing valid is stored: none, expired, or given before a material notice change. */
+function needsAsking(s, config, now) {
+  return !s || s.x <= now || s.n < (config.notice.last_material_version || 0);
+}
+
+/** Decisions in effect: necessary always, then stored choices, then the mode's defaults (GPC refuses sale/sharing). */
+function effective(config, s, gpc) {
+  const out = {};
+  for (const p of config.purposes) {
+    out[p.key] = !p.refusable || (s && p.key in s.d ? s.d[p.key] :
+      p.defaults[config.mode] == 'granted' && !(gpc && p.gpc && config.mode == 'opt_out'));
+  }
+  return out;
+}
+
+function grantsAny(config, decisions) {
+  return config.purposes.some(p => p.refusable && decisions[p.key]);
+}

@@ -27,7 +27,7 @@ def pinned_script(digest: str):
 
 
 def _serve(bundle: Bundle, cache_control: str) -> Response:
-    compressed = "gzip" in request.accept_encodings
+    compressed = request.accept_encodings.quality("gzip") > 0
     response = Response(bundle.gzipped if compressed else bundle.script, mimetype="text/javascript")
     if compressed:
         response.headers["Content-Encoding"] = "gzip"

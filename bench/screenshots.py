@@ -1,0 +1,140 @@
+"""Screenshots of the demo banner for the README: `python -m bench.screenshots` (not a benchmark).
+
+Migrates a temporary SQLite database, seeds the demo site, serves the app with werkzeug on a free
+loopback port, opens /demo in headless Chromium through Playwright and saves, under docs/:
+banner-first-layer.png (the first layer) and banner-second-layer.png (after "Customise", with the
+Analytics cookie list open).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from flask_migrate import upgrade
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from cmp import create_app
+from cmp.extensions import db
+from cmp.services.demo import seed_demo
+
+PROJECT = Path(__file__).resolve().parent.parent
+DOCS = PROJECT / "docs"
+HOST = "127.0.0.1"
+VIEWPORT = {"width": 1280, "height": 720}
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TIMEOUT_MS = 15_000
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.screenshots", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--chromium",
+        default=shutil.which("chromium") or "/usr/bin/chromium",
+        help="the Chromium executable (default: %(default)s)",
+    )
+    parser.add_argument("--out", type=Path, default=DOCS, help="where to write the PNGs (default: docs/)")
+    return parser
+
+
+@contextmanager
+def demo_server(directory: Path) -> Iterator[str]:
+    """The app on a fresh SQLite file with the demo site seeded; yields its base URL."""
+    # Settings come from these overrides and the defaults, not from any CMP_* variable of the shell.
+    for name in [name for name in os.environ if name.startswith("CMP_")]:
+        del os.environ[name]
+    app = create_app(
+        {
+            "CMP_ENV": "development",
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{directory / 'cmp.sqlite3'}",
+            "CMP_SECRET_KEY": secrets.token_urlsafe(32),
+            "CMP_HMAC_KEY": secrets.token_urlsafe(32),
+            "CMP_LOG_LEVEL": "WARNING",
+        }
+    )
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    server: BaseWSGIServer = make_server(HOST, 0, app, threaded=True)
+    base_url = f"http://{HOST}:{server.server_port}"
+    with app.app_context():
+        upgrade()
+        seed_demo(base_url)
+        db.session.commit()
+        db.session.remove()
+    thread = threading.Thread(target=server.serve_forever, name="cmp-demo-server", daemon=True)
+    thread.start()
+    try:
+        yield base_url
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+        with app.app_context():
+            db.engine.dispose()
+
+
+def take(base_url: str, chromium: str, out: Path) -> list[Path]:
+    from playwright.sync_api import sync_playwright
+
+    out.mkdir(parents=True, exist_ok=True)
+    first, second = out / "banner-first-layer.png", out / "banner-second-layer.png"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=VIEWPORT, locale="en-GB")
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(f"{base_url}/demo", wait_until="networkidle")
+            page.locator(".cmp-banner").wait_for(state="visible")
+            # The banner takes focus on opening; its outline is suppressed, but a caret or hover would show.
+            page.mouse.move(0, 0)
+            page.screenshot(path=first)
+
+            page.get_by_role("button", name="Customise").click()
+            modal = page.locator(".cmp-modal")
+            modal.wait_for(state="visible")
+            analytics = modal.locator(".cmp-purpose").filter(has=page.locator("#cmp-p-analytics"))
+            summary = analytics.locator("details > summary")
+            summary.click()
+            analytics.locator("details table").wait_for(state="visible")
+            # Bring the whole Analytics block, heading to cookie table, into the modal's view.
+            analytics.evaluate("el => el.scrollIntoView({block: 'nearest'})")
+            page.mouse.move(0, 0)
+            page.screenshot(path=second)
+        finally:
+            browser.close()
+    return [first, second]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not Path(args.chromium).exists():
+        print(f"screenshots: error: no Chromium at {args.chromium} (use --chromium PATH)", file=sys.stderr)
+        return 2
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        print("screenshots: error: Playwright is not installed: pip install -e '.[test]'", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="cmp-screenshots-") as directory, demo_server(Path(directory)) as base:
+        for path in take(base, args.chromium, args.out):
+            print(path.relative_to(PROJECT) if path.is_relative_to(PROJECT) else path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -86,7 +86,7 @@ function createUI(config, actions, nonce) {
       cookies.length ? h('details', {}, [
         h('summary', {text: t.cookies + ' (' + cookies.length + ')'}),
         h('table', {}, [
-          h('thead', {}, [h('tr', {}, [t.cookies, t.provider, t.type, t.lifetime].map(x => h('th', {scope: 'col', text: x})))]),
+          h('thead', {}, [h('tr', {}, [t.name, t.provider, t.type, t.lifetime].map(x => h('th', {scope: 'col', text: x})))]),
           h('tbody', {}, cookies.map(c => h('tr', {}, [c.name, c.provider, t[c.storage], lifetime(c, t, config.locale)]
             .map(x => h('td', {text: x}))))),
         ]),

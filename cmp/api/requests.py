@@ -44,6 +44,14 @@ def api_key(scope: Scope, site_key: str | None = None) -> ApiKey | None:
     return key
 
 
+def require_key(scope: Scope, site_key: str | None = None) -> ApiKey:
+    """The request's API key checked for `scope` and site; 401 without one."""
+    key = api_key(scope, site_key)
+    if key is None:
+        raise Unauthorized("missing_api_key", "this route needs an API key: Authorization: Bearer <key>")
+    return key
+
+
 def require_allowed_origin(site: Site) -> str:
     """The request's Origin, if the site allows it; browsers always send one on a cross-site POST."""
     origin = request.headers.get("Origin")

@@ -14,15 +14,18 @@ from cmp.api.requests import (
     request_country,
     request_evidence,
     require_allowed_origin,
+    require_key,
     server_evidence,
 )
 from cmp.errors import Invalid, NotFound
+from cmp.extensions import db
 from cmp.models import Site
 from cmp.schemas.consent import banner_consent_schema, consent_result_schema, server_consent_schema
-from cmp.services import notices
+from cmp.schemas.lookup import link_schema
+from cmp.services import lookup, notices
 from cmp.services.consent import ConsentRequest, Lifetimes, record_consent
 from cmp.services.evidence import Evidence
-from cmp.services.identifiers import Identifier, InvalidIdentifier, new_visitor_id, parse_identifier
+from cmp.services.identifiers import Identifier, InvalidIdentifier, new_visitor_id
 from cmp.services.sites import get_site
 from cmp.vocabulary import Action, IdentifierKind, Scope, Source
 
@@ -110,7 +113,7 @@ def _record_from_banner(site: Site):
 def _record_from_server(site: Site):
     data = server_consent_schema.load(json_body())
     try:
-        identifier = _server_identifier(site, data["subject"])
+        identifier = _visitor_ids().identifier(site.key, data["subject"])
     except InvalidIdentifier as exc:
         raise Invalid("invalid_subject", str(exc), {"subject": "invalid"}) from None
     event = _record(site, identifier, Source(data["source"]), server_evidence(data), data)
@@ -135,12 +138,14 @@ def _record(site: Site, identifier: Identifier, source: Source, evidence: Eviden
     )
 
 
-def _server_identifier(site: Site, text: str) -> Identifier:
-    """A server passes visitor ids as the banner received them: signed, and checked here."""
-    kind, _, value = text.partition(":")
-    if kind == IdentifierKind.VISITOR:
-        visitor_id = _visitor_ids().unsign(site.key, value)
-        if visitor_id is None:
-            raise InvalidIdentifier("the visitor id is not one this service signed")
-        return Identifier(IdentifierKind.VISITOR, visitor_id)
-    return parse_identifier(text)
+@bp.post("/<site_key>/links", provide_automatic_options=False)
+def link(site_key: str):
+    """Link identifiers of one person (a signed visitor id and a user id, say) to one subject."""
+    require_key(Scope.CONSENT_WRITE, site_key)
+    site = _site(site_key)
+    data = link_schema.load(json_body())
+    subject_id = lookup.link(
+        site, data["subjects"], hmac_key=current_app.config["CMP_HMAC_KEY"], visitor_ids=_visitor_ids()
+    )
+    db.session.commit()
+    return jsonify({"subject_id": subject_id, "linked": len(data["subjects"])})

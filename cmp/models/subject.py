@@ -25,7 +25,8 @@ class SubjectIdentifier(db.Model):
     """Links `kind:value` to a subject through a keyed HMAC-SHA256 digest; the value is never stored."""
 
     __tablename__ = "subject_identifiers"
-    __table_args__ = (UniqueConstraint("site_id", "kind", "digest"),)
+    # The digest covers site, kind and value: (site, digest) is unique and is what lookups search by.
+    __table_args__ = (UniqueConstraint("site_id", "digest"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))

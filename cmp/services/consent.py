@@ -123,7 +123,7 @@ def _subject_for(site_id: int, kind: str, digest: str, *, known_new: bool = Fals
     if not known_new:
         subject_id = db.session.scalar(
             select(SubjectIdentifier.subject_id).where(
-                SubjectIdentifier.site_id == site_id, SubjectIdentifier.kind == kind, SubjectIdentifier.digest == digest
+                SubjectIdentifier.site_id == site_id, SubjectIdentifier.digest == digest
             )
         )
         if subject_id is not None:

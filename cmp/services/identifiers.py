@@ -82,6 +82,16 @@ class VisitorIds:
     def sign(self, site_key: str, visitor_id: str) -> str:
         return self._signer(site_key).sign(visitor_id).decode()
 
+    def identifier(self, site_key: str, text: str) -> Identifier:
+        """`kind:value` as a caller names a subject; visitor ids come signed, as the banner keeps them."""
+        kind, _, value = text.partition(":")
+        if kind == IdentifierKind.VISITOR:
+            visitor_id = self.unsign(site_key, value)
+            if visitor_id is None:
+                raise InvalidIdentifier("the visitor id is not one this service signed")
+            return Identifier(IdentifierKind.VISITOR, visitor_id)
+        return parse_identifier(text)
+
     def unsign(self, site_key: str, signed: str) -> str | None:
         """The visitor id, or None when the signature does not hold."""
         try:

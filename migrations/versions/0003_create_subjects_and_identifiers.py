@@ -39,7 +39,8 @@ def upgrade():
             ["subject_id"], ["subjects.id"], name=op.f("fk_subject_identifiers_subject_id_subjects"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_subject_identifiers")),
-        sa.UniqueConstraint("site_id", "kind", "digest", name=op.f("uq_subject_identifiers_site_id_kind_digest")),
+        # The digest covers site, kind and value, so (site, digest) is unique, and lookups by digest use this index.
+        sa.UniqueConstraint("site_id", "digest", name=op.f("uq_subject_identifiers_site_id_digest")),
     )
     op.create_index(op.f("ix_subject_identifiers_subject_id"), "subject_identifiers", ["subject_id"])
 

@@ -1,0 +1,65 @@
+"""Consent lookups and identifier links."""
+
+from marshmallow import Schema, fields, validate
+
+from cmp.services.lookup import MAX_SUBJECTS
+from cmp.services.sites import PURPOSE_KEY, SITE_KEY
+
+SUBJECT = fields.String(validate=[validate.Length(min=3, max=320), validate.Regexp(r"(visitor|user|email):.+")])
+PURPOSE = fields.String(validate=validate.Regexp(PURPOSE_KEY, error="not a purpose key"))
+SITE = fields.String(required=True, validate=validate.Regexp(SITE_KEY, error="not a site key"))
+
+
+class LookupQuerySchema(Schema):
+    site = SITE
+    subject = fields.String(required=True, validate=SUBJECT.validators)
+    purpose = fields.String(required=True, validate=PURPOSE.validators)
+
+
+class BulkLookupSchema(Schema):
+    site = SITE
+    subjects = fields.List(SUBJECT, required=True, validate=validate.Length(min=1, max=MAX_SUBJECTS))
+    purposes = fields.List(PURPOSE, required=True, validate=validate.Length(min=1, max=64))
+
+
+class AnswerSchema(Schema):
+    """One answer; `reason` is one of granted denied withdrawn expired notice_changed no_record gpc."""
+
+    allowed = fields.Boolean()
+    reason = fields.String()
+    decided_at = fields.DateTime(allow_none=True)
+    event_id = fields.String(allow_none=True)
+    notice_version = fields.Integer(allow_none=True)
+    expires_at = fields.DateTime(allow_none=True)
+
+
+class LookupResultSchema(AnswerSchema):
+    site = fields.String()
+    subject = fields.String()
+    purpose = fields.String()
+
+
+class BulkResultSchema(Schema):
+    subject = fields.String()
+    allowed = fields.Boolean(metadata={"description": "every purpose asked for is allowed"})
+    purposes = fields.Dict(keys=fields.String(), values=fields.Nested(AnswerSchema))
+
+
+class BulkLookupResultSchema(Schema):
+    site = fields.String()
+    purposes = fields.List(fields.String())
+    results = fields.List(fields.Nested(BulkResultSchema))
+
+
+class LinkSchema(Schema):
+    subjects = fields.List(SUBJECT, required=True, validate=validate.Length(min=2, max=10))
+
+
+class LinkResultSchema(Schema):
+    subject_id = fields.String()
+    linked = fields.Integer()
+
+
+lookup_query_schema = LookupQuerySchema()
+bulk_lookup_schema = BulkLookupSchema()
+link_schema = LinkSchema()

@@ -1,0 +1,288 @@
+"""Consent lookups: every reason code, bulk answers in one query, linked identifiers, scopes and sites."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from cmp.extensions import db
+from cmp.models.types import utcnow
+from cmp.services import keys, notices, sites
+from cmp.services import lookup as lookup_service
+from tests.helpers import post_consent
+
+LOOKUP = "/api/v1/consents/lookup"
+CONSENTS = "/api/v1/sites/shop/consents"
+
+
+def bearer(*scopes, bound_to=()):
+    token = keys.create_key("test", list(scopes), list(bound_to)).token
+    db.session.commit()
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def reader(site):
+    return bearer("consent:read")
+
+
+@pytest.fixture
+def writer(site):
+    return bearer("consent:write")
+
+
+def ask(client, headers, subject, purpose="analytics", site_key="shop"):
+    response = client.get(
+        LOOKUP, query_string={"site": site_key, "subject": subject, "purpose": purpose}, headers=headers
+    )
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def record(client, writer, subject, **body):
+    response = client.post(CONSENTS, json={"subject": subject, **body}, headers=writer)
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+def test_a_banner_grant_is_allowed_with_its_proof(client, site, reader):
+    consent = post_consent(client, action="accept_all").json
+    answer = ask(client, reader, f"visitor:{consent['visitor_id']}")
+    assert answer["allowed"] is True and answer["reason"] == "granted"
+    assert answer["event_id"] == consent["event_id"]
+    assert answer["notice_version"] == 1
+    assert answer["decided_at"] == consent["received_at"]
+    assert answer["expires_at"] == consent["expires_at"]
+    assert response_cache(client, reader) == "no-store"
+
+
+def response_cache(client, headers):
+    return client.get(
+        LOOKUP, query_string={"site": "shop", "subject": "user:1", "purpose": "analytics"}, headers=headers
+    ).headers["Cache-Control"]
+
+
+def test_no_record_is_never_allowed(client, site, reader):
+    answer = ask(client, reader, "user:nobody")
+    assert answer == {
+        "site": "shop",
+        "subject": "user:nobody",
+        "purpose": "analytics",
+        "allowed": False,
+        "reason": "no_record",
+        "decided_at": None,
+        "event_id": None,
+        "notice_version": None,
+        "expires_at": None,
+    }
+
+
+def test_a_refusal_is_denied(client, site, reader):
+    visitor = post_consent(client, action="reject_all").json["visitor_id"]
+    answer = ask(client, reader, f"visitor:{visitor}")
+    assert (answer["allowed"], answer["reason"]) == (False, "denied")
+
+
+def test_a_withdrawal_is_withdrawn(client, site, reader):
+    visitor = post_consent(client, action="accept_all").json["visitor_id"]
+    withdrawal = post_consent(client, action="withdraw", visitor_id=visitor).json
+    answer = ask(client, reader, f"visitor:{visitor}")
+    assert (answer["allowed"], answer["reason"], answer["event_id"]) == (False, "withdrawn", withdrawal["event_id"])
+
+
+def test_an_expired_grant_is_expired(client, site, reader, monkeypatch):
+    visitor = post_consent(client, action="accept_all").json["visitor_id"]
+    monkeypatch.setattr(lookup_service, "utcnow", lambda: utcnow() + timedelta(days=366))
+    answer = ask(client, reader, f"visitor:{visitor}")
+    assert (answer["allowed"], answer["reason"]) == (False, "expired")
+
+
+def test_a_grant_under_an_older_notice_is_notice_changed_after_a_material_change(client, site, reader):
+    visitor = post_consent(client, action="accept_all").json["visitor_id"]
+    sites.add_cookie(site, "_gid", purpose="analytics", provider="Google", storage="persistent", lifetime_seconds=86400)
+    notices.publish_notice(site)  # not material: the grant still stands
+    db.session.commit()
+    assert ask(client, reader, f"visitor:{visitor}")["reason"] == "granted"
+    sites.add_cookie(site, "_gat", purpose="analytics", provider="Google", storage="persistent", lifetime_seconds=60)
+    notices.publish_notice(site, material=True)
+    db.session.commit()
+    answer = ask(client, reader, f"visitor:{visitor}")
+    assert (answer["allowed"], answer["reason"], answer["notice_version"]) == (False, "notice_changed", 1)
+
+
+def test_gpc_in_opt_out_is_gpc(client, site, reader, writer):
+    sites.add_purpose(site, "partner_sharing", texts={"en": {"name": "Partners"}}, default_opt_out="granted", gpc=True)
+    notices.publish_notice(site)
+    db.session.commit()
+    record(
+        client,
+        writer,
+        "user:7",
+        decisions={"partner_sharing": "granted", "analytics": "granted"},
+        gpc=True,
+        country="US",
+    )
+    assert (ask(client, reader, "user:7", "partner_sharing")["reason"]) == "gpc"
+    assert ask(client, reader, "user:7", "analytics")["reason"] == "granted"
+
+
+def test_email_subjects_are_matched_through_the_hmac(client, site, reader, writer):
+    record(client, writer, "email:Ada@Example.org", decisions={"email_tracking": "denied"})
+    assert ask(client, reader, "email:ada@example.org", "email_tracking")["reason"] == "denied"
+
+
+def test_a_banner_consent_answers_by_user_id_once_linked(client, site, reader, writer):
+    consent = post_consent(client, action="accept_all").json
+    assert ask(client, reader, "user:42")["reason"] == "no_record"
+    linked = client.post(
+        "/api/v1/sites/shop/links", json={"subjects": [f"visitor:{consent['visitor_id']}", "user:42"]}, headers=writer
+    )
+    assert linked.status_code == 200
+    assert linked.json["subject_id"] == consent["subject_id"]
+    answer = ask(client, reader, "user:42")
+    assert (answer["allowed"], answer["event_id"]) == (True, consent["event_id"])
+
+
+def test_identifiers_of_two_people_are_not_merged(client, site, writer):
+    record(client, writer, "user:1", action="accept_all")
+    record(client, writer, "user:2", action="reject_all")
+    response = client.post("/api/v1/sites/shop/links", json={"subjects": ["user:1", "user:2"]}, headers=writer)
+    assert response.status_code == 409
+    assert response.json["error"]["code"] == "identifiers_conflict"
+
+
+def test_a_forged_visitor_id_cannot_be_linked_or_looked_up(client, site, reader, writer):
+    forged = "visitor:AAAAAAAAAAAAAAAAAAAAAA.c2lnbmF0dXJl"
+    linked = client.post("/api/v1/sites/shop/links", json={"subjects": [forged, "user:9"]}, headers=writer)
+    assert linked.status_code == 422
+    looked = client.get(
+        LOOKUP, query_string={"site": "shop", "subject": forged, "purpose": "analytics"}, headers=reader
+    )
+    assert looked.status_code == 422
+    assert looked.json["error"]["details"] == {"subjects": {"0": "the visitor id is not one this service signed"}}
+
+
+def test_bulk_answers_every_subject_in_order(client, site, reader, writer):
+    record(client, writer, "user:1", action="accept_all")
+    record(client, writer, "user:2", action="reject_all")
+    body = {"site": "shop", "subjects": ["user:2", "user:3", "user:1"], "purposes": ["analytics", "preferences"]}
+    response = client.post(LOOKUP, json=body, headers=reader)
+    assert response.status_code == 200
+    results = response.json["results"]
+    assert [r["subject"] for r in results] == ["user:2", "user:3", "user:1"]
+    assert [r["allowed"] for r in results] == [False, False, True]
+    assert results[0]["purposes"]["analytics"]["reason"] == "denied"
+    assert results[1]["purposes"]["preferences"]["reason"] == "no_record"
+    assert results[2]["purposes"]["preferences"]["reason"] == "granted"
+
+
+def test_bulk_lookup_is_one_query_however_many_subjects(client, site, reader, writer, app):
+    for n in range(5):
+        record(client, writer, f"user:{n}", action="accept_all")
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    def lookups(n):
+        statements.clear()
+        response = client.post(
+            LOOKUP,
+            json={"site": "shop", "subjects": [f"user:{i}" for i in range(n)], "purposes": ["analytics"]},
+            headers=reader,
+        )
+        assert response.status_code == 200
+        return [s for s in statements if "consent_state" in s]
+
+    sa.event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        few, many = lookups(2), lookups(2000)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", count)
+    assert len(few) == len(many) == 1
+
+
+def test_bulk_accepts_ten_thousand_subjects_and_no_more(client, site, reader):
+    ten_thousand = [f"user:{i}" for i in range(10_000)]
+    response = client.post(
+        LOOKUP, json={"site": "shop", "subjects": ten_thousand, "purposes": ["analytics"]}, headers=reader
+    )
+    assert response.status_code == 200
+    assert len(response.json["results"]) == 10_000
+    too_many = client.post(
+        LOOKUP, json={"site": "shop", "subjects": [*ten_thousand, "user:x"], "purposes": ["analytics"]}, headers=reader
+    )
+    assert too_many.status_code in (413, 422)
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        ({"site": "shop", "subject": "user:1", "purpose": "telemetry"}, "unknown_purpose"),
+        ({"site": "shop", "subject": "phone:123", "purpose": "analytics"}, "invalid"),
+        ({"site": "shop", "subject": "email:not-an-address", "purpose": "analytics"}, "invalid_subject"),
+        ({"site": "shop", "subject": "user:1"}, "invalid"),
+    ],
+)
+def test_bad_questions_are_422(client, site, reader, query, code):
+    response = client.get(LOOKUP, query_string=query, headers=reader)
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == code
+
+
+def test_unknown_site_is_404(client, site):
+    headers = bearer("consent:read")
+    response = client.get(
+        LOOKUP, query_string={"site": "nowhere", "subject": "user:1", "purpose": "analytics"}, headers=headers
+    )
+    assert response.status_code == 404
+
+
+# --- scopes and sites: each route by each scope ---------------------------------------------------------------
+
+ROUTES = {
+    "lookup": lambda c, h: c.get(
+        LOOKUP, query_string={"site": "shop", "subject": "user:1", "purpose": "analytics"}, headers=h
+    ),
+    "bulk": lambda c, h: c.post(
+        LOOKUP, json={"site": "shop", "subjects": ["user:1"], "purposes": ["analytics"]}, headers=h
+    ),
+    "record": lambda c, h: c.post(CONSENTS, json={"subject": "user:1", "action": "accept_all"}, headers=h),
+    "link": lambda c, h: c.post(
+        "/api/v1/sites/shop/links", json={"subjects": ["user:1", "email:a@b.example"]}, headers=h
+    ),
+}
+NEEDS = {"lookup": "consent:read", "bulk": "consent:read", "record": "consent:write", "link": "consent:write"}
+SCOPES = ["consent:read", "consent:write", "email:write", "audit:read", "dsr", "admin"]
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES))
+@pytest.mark.parametrize("scope", SCOPES)
+def test_each_route_by_each_scope(client, site, route, scope):
+    response = ROUTES[route](client, bearer(scope))
+    if scope in (NEEDS[route], "admin"):
+        assert response.status_code in (200, 201), response.json
+    else:
+        assert response.status_code == 403
+        assert response.json["error"]["code"] == "insufficient_scope"
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES))
+def test_keys_bound_to_another_site_are_refused(client, site, route):
+    sites.create_site("blog", "Blog")
+    db.session.commit()
+    response = ROUTES[route](client, bearer(NEEDS[route], bound_to=["blog"]))
+    assert response.status_code == 403
+    assert response.json["error"]["code"] == "site_not_allowed"
+    assert ROUTES[route](client, bearer(NEEDS[route], bound_to=["shop"])).status_code in (200, 201)
+
+
+@pytest.mark.parametrize("route", ["lookup", "bulk", "link"])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer cmp_0123456789abcdef_wrong"}, {"Authorization": "Token abc"}]
+)
+def test_no_key_or_a_bad_key_is_401(client, site, route, headers):
+    response = ROUTES[route](client, headers)
+    assert response.status_code == 401

@@ -64,6 +64,9 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(lookup.bp)
     app.register_blueprint(banner_bp)
     app.register_blueprint(demo.bp)
+    from cmp.api import openapi
+
+    app.register_blueprint(openapi.bp)
 
 
 def register_errorhandlers(app: Flask) -> None:

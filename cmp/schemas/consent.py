@@ -1,8 +1,10 @@
 """Consent requests from the banner and from servers, and the recorded result."""
 
+import re
+
 from marshmallow import Schema, fields, validate
 
-from cmp.schemas.fields import StrictBoolean, decisions_field, locale_field, page_url_field
+from cmp.schemas.fields import Pattern, StrictBoolean, decisions_field, locale_field, page_url_field
 from cmp.vocabulary import BANNER_ACTIONS, SERVER_ACTIONS, SERVER_SOURCES
 
 
@@ -25,7 +27,7 @@ class ServerConsentSchema(Schema):
         required=True,
         validate=[
             validate.Length(max=320),
-            validate.Regexp(r"^(visitor|user|email):.+", error="use visitor:, user: or email:"),
+            Pattern(r"^(visitor|user|email):.+$", re.S, error="use visitor:, user: or email:"),
         ],
     )
     action = fields.String(load_default="save", validate=validate.OneOf(sorted(SERVER_ACTIONS)))
@@ -38,7 +40,7 @@ class ServerConsentSchema(Schema):
     # The person's own connection as the server saw it; truncated and coarsened before storage.
     ip = fields.IP(load_default=None)
     user_agent = fields.String(load_default=None, validate=validate.Length(max=1024))
-    country = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Z]{2}$"))
+    country = fields.String(load_default=None, validate=Pattern(r"^[A-Z]{2}$"))
 
 
 class ConsentResultSchema(Schema):

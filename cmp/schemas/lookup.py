@@ -1,13 +1,21 @@
 """Consent lookups and identifier links."""
 
+import re
+
 from marshmallow import Schema, fields, validate
 
+from cmp.schemas.fields import Pattern
 from cmp.services.lookup import MAX_SUBJECTS
 from cmp.services.sites import PURPOSE_KEY, SITE_KEY
 
-SUBJECT = fields.String(validate=[validate.Length(min=3, max=320), validate.Regexp(r"(visitor|user|email):.+")])
-PURPOSE = fields.String(validate=validate.Regexp(PURPOSE_KEY, error="not a purpose key"))
-SITE = fields.String(required=True, validate=validate.Regexp(SITE_KEY, error="not a site key"))
+SUBJECT = fields.String(
+    validate=[
+        validate.Length(min=3, max=320),
+        Pattern(r"^(visitor|user|email):.+$", re.S, error="use visitor:, user: or email:"),
+    ]
+)
+PURPOSE = fields.String(validate=Pattern(PURPOSE_KEY, error="not a purpose key"))
+SITE = fields.String(required=True, validate=Pattern(SITE_KEY, error="not a site key"))
 
 
 class LookupQuerySchema(Schema):

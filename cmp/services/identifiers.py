@@ -60,9 +60,9 @@ def parse_identifier(text: str) -> Identifier:
     value = value.strip()
     if kind is IdentifierKind.EMAIL:
         value = value.lower()
-        if not _EMAIL.match(value):
+        if not _EMAIL.fullmatch(value):
             raise InvalidIdentifier("not an email address")
-    elif kind is IdentifierKind.VISITOR and not _VISITOR_ID.match(value):
+    elif kind is IdentifierKind.VISITOR and not _VISITOR_ID.fullmatch(value):
         raise InvalidIdentifier("not a visitor id")
     elif not value or len(value) > 256:
         raise InvalidIdentifier("user ids are 1 to 256 characters")
@@ -98,4 +98,4 @@ class VisitorIds:
             value = self._signer(site_key).unsign(signed).decode()
         except (BadSignature, UnicodeDecodeError):
             return None
-        return value if _VISITOR_ID.match(value) else None
+        return value if _VISITOR_ID.fullmatch(value) else None

@@ -18,11 +18,12 @@ from cmp.models import Cookie, Purpose, Site
 from cmp.services import chain
 from cmp.vocabulary import CONSENT_MODE_TYPES, Channel, Decision, Mode, Storage, TrackerKind
 
-# \Z, not $: "$" also matches before a trailing newline.
-SITE_KEY = re.compile(r"[a-z0-9][a-z0-9-]{0,62}\Z")
-PURPOSE_KEY = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
-LOCALE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*\Z")
-COUNTRY = re.compile(r"([A-Z]{2}|\*)\Z")
+# Always used with fullmatch (a bare match() lets "$" pass a trailing newline); anchored so the
+# same patterns read right in the OpenAPI description.
+SITE_KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+PURPOSE_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+COUNTRY = re.compile(r"^([A-Z]{2}|\*)$")
 MAX_LIFETIME_SECONDS = 2**31 - 1  # about 68 years
 
 
@@ -64,7 +65,7 @@ def _origins(origins) -> list[str]:
 
 def _locales(locales: list[str]) -> list[str]:
     for locale in locales:
-        if not LOCALE.match(locale):
+        if not LOCALE.fullmatch(locale):
             raise SiteError(f"{locale!r} is not a language tag such as en, de or zh-CN")
     return list(dict.fromkeys(locales))
 
@@ -73,7 +74,7 @@ def _jurisdiction(overrides: dict[str, str]) -> dict[str, str]:
     result = {}
     for country, mode in overrides.items():
         country = country.strip().upper()
-        if not COUNTRY.match(country):
+        if not COUNTRY.fullmatch(country):
             raise SiteError(f"{country!r} is not an ISO 3166 country code (or * for all others)")
         try:
             result[country] = Mode(mode.strip().lower()).value
@@ -94,7 +95,7 @@ def create_site(
     seed_purposes: bool = True,
 ) -> Site:
     """Create a site with the purposes seeded from the policy and an empty chain."""
-    if not SITE_KEY.match(key):
+    if not SITE_KEY.fullmatch(key):
         raise SiteError(f"{key!r} is not a site key: lower-case letters, digits and hyphens")
     if get_site(key) is not None:
         raise SiteError(f"site {key!r} already exists")
@@ -176,7 +177,7 @@ def add_purpose(
     consent_mode: list[str] = (),
 ) -> Purpose:
     """Add a site-defined purpose (for example `partner_sharing` or `cross_border_transfer`)."""
-    if not PURPOSE_KEY.match(key):
+    if not PURPOSE_KEY.fullmatch(key):
         raise SiteError(f"{key!r} is not a purpose key: lower-case letters, digits and underscores")
     if site.purpose(key) is not None:
         raise SiteError(f"site {site.key!r} already has purpose {key!r}")

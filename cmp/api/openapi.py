@@ -1,0 +1,228 @@
+"""The OpenAPI 3 description of every route, generated from the marshmallow schemas with apispec."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import version
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Blueprint, Flask, current_app, jsonify
+
+from cmp.schemas.banner import BannerConfigSchema
+from cmp.schemas.common import ErrorSchema, GpcSupportSchema, StatusSchema
+from cmp.schemas.consent import BannerConsentSchema, ConsentResultSchema, ServerConsentSchema
+from cmp.schemas.lookup import (
+    BulkLookupResultSchema,
+    BulkLookupSchema,
+    LinkResultSchema,
+    LinkSchema,
+    LookupResultSchema,
+)
+
+bp = Blueprint("openapi", __name__)
+
+# Routes for people rather than programs: the demo site.
+UNDOCUMENTED = frozenset({"demo.demo", "demo.demo_privacy", "demo.analytics", "demo.pixel", "demo.video"})
+
+JSON = "application/json"
+ERRORS = {
+    400: "malformed request",
+    401: "no API key, or not a valid one",
+    403: "the key lacks the scope or the site, or the origin is not allowed",
+    404: "unknown site or resource",
+    409: "conflict with what is stored",
+    413: "body too large",
+    415: "not application/json",
+    422: "invalid input; details name the fields",
+    503: "the consent store is unavailable",
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    endpoint: str
+    method: str
+    summary: str
+    tag: str
+    responses: dict[int, object]  # status -> schema class, (media type, description) or description
+    body: type | None = None
+    query: type | None = None
+    scope: str | None = None
+    errors: tuple[int, ...] = ()
+    description: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+OPERATIONS = (
+    Operation("health.healthz", "get", "Liveness", "operations", {200: StatusSchema}),
+    Operation(
+        "health.readyz",
+        "get",
+        "Readiness: the database answers and is migrated",
+        "operations",
+        {200: StatusSchema},
+        errors=(503,),
+    ),
+    Operation(
+        "health.gpc_support", "get", "Global Privacy Control support declaration", "operations", {200: GpcSupportSchema}
+    ),
+    Operation("openapi.document", "get", "This description", "operations", {200: (JSON, "OpenAPI 3 document")}),
+    Operation(
+        "banner.script",
+        "get",
+        "The banner script, minified and gzipped",
+        "banner",
+        {200: ("text/javascript", "the banner"), 304: "not modified"},
+    ),
+    Operation(
+        "banner.pinned_script",
+        "get",
+        "The banner script at an address that never changes",
+        "banner",
+        {200: ("text/javascript", "the banner"), 304: "not modified"},
+        errors=(404,),
+    ),
+    Operation(
+        "sites.banner_config",
+        "get",
+        "What the banner shows, in the best locale, and the rule for this request",
+        "banner",
+        {200: BannerConfigSchema},
+        errors=(404,),
+        extra={"parameters": [{"in": "query", "name": "locale", "schema": {"type": "string"}}]},
+    ),
+    Operation(
+        "sites.preflight",
+        "options",
+        "CORS preflight, answered for the site's allowed origins",
+        "banner",
+        {204: "allowed"},
+        errors=(403, 404),
+    ),
+    Operation(
+        "sites.record",
+        "post",
+        "Record a decision set",
+        "consents",
+        {201: ConsentResultSchema},
+        body=ServerConsentSchema,
+        scope="consent:write",
+        errors=(400, 401, 403, 404, 409, 413, 415, 422, 503),
+        description="From the banner (no key; the Origin must be allowed; body as BannerConsent, the answer "
+        "adds a signed visitor_id), or from a server with a consent:write key (body as ServerConsent).",
+    ),
+    Operation(
+        "sites.link",
+        "post",
+        "Link identifiers of one person to one subject",
+        "consents",
+        {200: LinkResultSchema},
+        body=LinkSchema,
+        scope="consent:write",
+        errors=(400, 401, 403, 404, 409, 413, 415, 422, 503),
+    ),
+    Operation(
+        "lookup.lookup_one",
+        "get",
+        "May we act for this subject and purpose?",
+        "lookups",
+        {200: LookupResultSchema},
+        scope="consent:read",
+        errors=(401, 403, 404, 422, 503),
+        extra={
+            "parameters": [
+                {"in": "query", "name": name, "required": True, "schema": {"type": "string"}}
+                for name in ("site", "subject", "purpose")
+            ]
+        },
+    ),
+    Operation(
+        "lookup.lookup_many",
+        "post",
+        "Bulk lookup: up to 10,000 subjects, one or more purposes",
+        "lookups",
+        {200: BulkLookupResultSchema},
+        body=BulkLookupSchema,
+        scope="consent:read",
+        errors=(400, 401, 403, 404, 413, 415, 422, 503),
+    ),
+)
+
+SCHEMAS = (ErrorSchema, BannerConsentSchema)
+
+
+def _path(rule: str) -> str:
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
+
+
+def _responses(operation: Operation) -> dict:
+    responses = {}
+    for status, what in operation.responses.items():
+        if isinstance(what, str):
+            responses[status] = {"description": what}
+        elif isinstance(what, tuple):
+            media, description = what
+            responses[status] = {"description": description, "content": {media: {"schema": {}}}}
+        else:
+            responses[status] = {"description": what.__doc__ or "OK", "content": {JSON: {"schema": what}}}
+    for status in operation.errors:
+        responses[status] = {"description": ERRORS[status], "content": {JSON: {"schema": "Error"}}}
+    return responses
+
+
+def build(app: Flask) -> dict:
+    spec = APISpec(
+        title="cmp",
+        version=version("cmp"),
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={"description": "Consent and cookie management: banner, consent log, lookups."},
+    )
+    spec.components.security_scheme("apiKey", {"type": "http", "scheme": "bearer"})
+    for schema in SCHEMAS:
+        spec.components.schema(schema.__name__.removesuffix("Schema"), schema=schema)
+    rules: dict[str, list] = {}
+    for rule in app.url_map.iter_rules():
+        rules.setdefault(rule.endpoint, []).append(rule)
+    for operation in OPERATIONS:
+        for rule in rules[operation.endpoint]:
+            spec.path(path=_path(rule.rule), operations={operation.method: _details(operation, _path(rule.rule))})
+    return spec.to_dict()
+
+
+def _details(operation: Operation, path: str) -> dict:
+    details = {
+        "operationId": operation.method + "_" + re.sub(r"\W+", "_", path).strip("_"),
+        "summary": operation.summary,
+        "tags": [operation.tag],
+        "responses": _responses(operation),
+        **operation.extra,
+    }
+    if operation.description:
+        details["description"] = operation.description
+    if operation.body:
+        details["requestBody"] = {"required": True, "content": {JSON: {"schema": operation.body}}}
+    if operation.scope:
+        details["security"] = [{"apiKey": []}]
+        details["description"] = (details.get("description", "") + f" Scope: {operation.scope}.").strip()
+    parameters = [
+        {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{([^}]+)}", path)
+    ]
+    details["parameters"] = parameters + details.get("parameters", [])
+    return details
+
+
+@cache
+def _document(app: Flask) -> dict:
+    return build(app)
+
+
+@bp.get("/api/v1/openapi.json")
+def document():
+    response = jsonify(_document(current_app._get_current_object()))
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response

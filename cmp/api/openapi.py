@@ -24,8 +24,9 @@ from cmp.schemas.lookup import (
 
 bp = Blueprint("openapi", __name__)
 
-# Routes for people rather than programs: the demo site.
-UNDOCUMENTED = frozenset({"demo.demo", "demo.demo_privacy", "demo.analytics", "demo.pixel", "demo.video"})
+# Every route is described; nothing is left out.
+UNDOCUMENTED: frozenset[str] = frozenset()
+HTML = "text/html"
 
 JSON = "application/json"
 ERRORS = {
@@ -149,6 +150,17 @@ OPERATIONS = (
         scope="consent:read",
         errors=(400, 401, 403, 404, 413, 415, 422, 503),
     ),
+)
+
+OPERATIONS += (
+    Operation("demo.demo", "get", "The demo site's support page, embedding the banner", "demo",
+              {200: (HTML, "page")}, errors=(404,)),
+    Operation("demo.demo_privacy", "get", "The demo site's cookie notice", "demo", {200: (HTML, "page")},
+              errors=(404,)),
+    Operation("demo.analytics", "get", "The demo's analytics script (runs only once analytics is granted)", "demo",
+              {200: ("text/javascript", "script")}),
+    Operation("demo.pixel", "get", "The demo's page-view pixel", "demo", {200: ("image/gif", "1x1 GIF")}),
+    Operation("demo.video", "get", "The demo's video player", "demo", {200: (HTML, "page")}),
 )
 
 SCHEMAS = (ErrorSchema, BannerConsentSchema)

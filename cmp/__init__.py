@@ -55,13 +55,15 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from cmp.api import health, lookup, sites
+    from cmp.api import email, email_links, health, lookup, sites
     from cmp.banner import bp as banner_bp
     from cmp.banner import demo
 
     app.register_blueprint(health.bp)
     app.register_blueprint(sites.bp)
     app.register_blueprint(lookup.bp)
+    app.register_blueprint(email.bp)
+    app.register_blueprint(email_links.bp)
     app.register_blueprint(banner_bp)
     app.register_blueprint(demo.bp)
     from cmp.api import openapi

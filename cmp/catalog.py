@@ -264,3 +264,113 @@ BANNER_TEXTS: dict[str, dict[str, str]] = {
         "receipt": "Reçu de consentement",
     },
 }
+
+# Pages people reach from an email (confirm, unsubscribe, broken links): a title and a text per outcome.
+# `{site}` is the site's name. Every page says whether anything changed.
+EMAIL_TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        "confirmed_title": "Subscription confirmed",
+        "confirmed_text": "Thank you. {site} will send you emails about products, promotions and surveys. "
+        "You can unsubscribe at any time with the link in every email.",
+        "already_confirmed_title": "Already confirmed",
+        "already_confirmed_text": "Your subscription to {site} was already confirmed. Nothing has changed.",
+        "unsubscribe_title": "Unsubscribe",
+        "unsubscribe_text": "Stop receiving marketing emails from {site}?",
+        "unsubscribe_button": "Unsubscribe",
+        "unsubscribed_title": "You are unsubscribed",
+        "unsubscribed_text": "You will receive no more marketing emails from {site}.",
+        "already_unsubscribed_title": "Already unsubscribed",
+        "already_unsubscribed_text": "You were already unsubscribed from the marketing emails of {site}. "
+        "Nothing has changed.",
+        "invalid_link_title": "This link is not valid",
+        "invalid_link_text": "It may have been cut short or changed. Nothing has changed.",
+        "link_expired_title": "This link has expired",
+        "link_expired_text": "Confirmation links work for a limited time. Nothing has changed: subscribe again "
+        "to receive a new link.",
+        "link_superseded_title": "This link is no longer valid",
+        "link_superseded_text": "A newer confirmation link was sent, or the subscription was cancelled since. "
+        "Nothing has changed.",
+        "not_found_title": "Not found",
+        "not_found_text": "This link points to something that no longer exists. Nothing has changed.",
+        "error_title": "Something went wrong",
+        "error_text": "Nothing has changed. Please try again later.",
+    },
+    "zh-CN": {
+        "confirmed_title": "订阅已确认",
+        "confirmed_text": "谢谢。{site} 将向您发送有关产品、促销活动和调研的电子邮件。"
+        "您可以随时通过每封邮件中的链接退订。",
+        "already_confirmed_title": "已确认",
+        "already_confirmed_text": "您对 {site} 的订阅此前已确认。未做任何更改。",
+        "unsubscribe_title": "退订",
+        "unsubscribe_text": "不再接收来自 {site} 的营销邮件？",
+        "unsubscribe_button": "退订",
+        "unsubscribed_title": "您已退订",
+        "unsubscribed_text": "您将不再收到来自 {site} 的营销邮件。",
+        "already_unsubscribed_title": "已退订",
+        "already_unsubscribed_text": "您此前已退订 {site} 的营销邮件。未做任何更改。",
+        "invalid_link_title": "此链接无效",
+        "invalid_link_text": "链接可能不完整或已被修改。未做任何更改。",
+        "link_expired_title": "此链接已过期",
+        "link_expired_text": "确认链接仅在有限时间内有效。未做任何更改：请重新订阅以获取新链接。",
+        "link_superseded_title": "此链接已失效",
+        "link_superseded_text": "此后已发送了新的确认链接，或订阅已被取消。未做任何更改。",
+        "not_found_title": "未找到",
+        "not_found_text": "此链接指向的内容已不存在。未做任何更改。",
+        "error_title": "出现问题",
+        "error_text": "未做任何更改。请稍后重试。",
+    },
+    "de": {
+        "confirmed_title": "Anmeldung bestätigt",
+        "confirmed_text": "Vielen Dank. {site} sendet Ihnen E-Mails zu Produkten, Aktionen und Umfragen. "
+        "Sie können sich jederzeit über den Link in jeder E-Mail abmelden.",
+        "already_confirmed_title": "Bereits bestätigt",
+        "already_confirmed_text": "Ihre Anmeldung bei {site} war bereits bestätigt. Es hat sich nichts geändert.",
+        "unsubscribe_title": "Abmelden",
+        "unsubscribe_text": "Keine Marketing-E-Mails mehr von {site} erhalten?",
+        "unsubscribe_button": "Abmelden",
+        "unsubscribed_title": "Sie sind abgemeldet",
+        "unsubscribed_text": "Sie erhalten keine Marketing-E-Mails mehr von {site}.",
+        "already_unsubscribed_title": "Bereits abgemeldet",
+        "already_unsubscribed_text": "Sie waren von den Marketing-E-Mails von {site} bereits abgemeldet. "
+        "Es hat sich nichts geändert.",
+        "invalid_link_title": "Dieser Link ist ungültig",
+        "invalid_link_text": "Er wurde möglicherweise gekürzt oder verändert. Es hat sich nichts geändert.",
+        "link_expired_title": "Dieser Link ist abgelaufen",
+        "link_expired_text": "Bestätigungslinks gelten nur begrenzte Zeit. Es hat sich nichts geändert: "
+        "Melden Sie sich erneut an, um einen neuen Link zu erhalten.",
+        "link_superseded_title": "Dieser Link gilt nicht mehr",
+        "link_superseded_text": "Inzwischen wurde ein neuerer Bestätigungslink gesendet oder die Anmeldung "
+        "widerrufen. Es hat sich nichts geändert.",
+        "not_found_title": "Nicht gefunden",
+        "not_found_text": "Dieser Link verweist auf etwas, das es nicht mehr gibt. Es hat sich nichts geändert.",
+        "error_title": "Etwas ist schiefgelaufen",
+        "error_text": "Es hat sich nichts geändert. Bitte versuchen Sie es später erneut.",
+    },
+    "fr": {
+        "confirmed_title": "Inscription confirmée",
+        "confirmed_text": "Merci. {site} vous enverra des e-mails sur ses produits, promotions et enquêtes. "
+        "Vous pouvez vous désabonner à tout moment grâce au lien présent dans chaque e-mail.",
+        "already_confirmed_title": "Inscription déjà confirmée",
+        "already_confirmed_text": "Votre inscription auprès de {site} était déjà confirmée. Rien n'a changé.",
+        "unsubscribe_title": "Se désabonner",
+        "unsubscribe_text": "Ne plus recevoir les e-mails marketing de {site} ?",
+        "unsubscribe_button": "Se désabonner",
+        "unsubscribed_title": "Désabonnement effectué",
+        "unsubscribed_text": "Vous ne recevrez plus d'e-mails marketing de {site}.",
+        "already_unsubscribed_title": "Désabonnement déjà effectué",
+        "already_unsubscribed_text": "Votre désabonnement des e-mails marketing de {site} était déjà effectif. "
+        "Rien n'a changé.",
+        "invalid_link_title": "Ce lien n'est pas valide",
+        "invalid_link_text": "Il a peut-être été tronqué ou modifié. Rien n'a changé.",
+        "link_expired_title": "Ce lien a expiré",
+        "link_expired_text": "Les liens de confirmation ne sont valables que pendant une durée limitée. "
+        "Rien n'a changé : inscrivez-vous à nouveau pour recevoir un nouveau lien.",
+        "link_superseded_title": "Ce lien n'est plus valable",
+        "link_superseded_text": "Un lien de confirmation plus récent a été envoyé, ou l'inscription a été annulée "
+        "entre-temps. Rien n'a changé.",
+        "not_found_title": "Introuvable",
+        "not_found_text": "Ce lien renvoie à quelque chose qui n'existe plus. Rien n'a changé.",
+        "error_title": "Une erreur est survenue",
+        "error_text": "Rien n'a changé. Veuillez réessayer plus tard.",
+    },
+}

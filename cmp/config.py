@@ -8,6 +8,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ENVIRONMENTS = ("production", "development", "testing")
 
@@ -51,6 +52,19 @@ def _database_url(url: str) -> str:
     return url
 
 
+def _public_url(value: str | None, env: str) -> str | None:
+    """The service's public base URL without a trailing slash, or None to use each request's own host."""
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(f"CMP_PUBLIC_URL must be an http(s) URL with a host and no query, got {value!r}")
+    # RFC 8058 section 3.1: a one-click List-Unsubscribe URI must be https.
+    if env == "production" and parts.scheme != "https":
+        raise ConfigError(f"CMP_PUBLIC_URL must be https in production (RFC 8058 one-click), got {value!r}")
+    return value.rstrip("/")
+
+
 def _development_secrets(instance_path: str) -> dict[str, str]:
     """Keep generated secrets in the instance folder so signed ids survive restarts."""
     path = Path(instance_path) / "dev-secrets.json"
@@ -85,6 +99,8 @@ def load_settings(environ: Mapping[str, str], instance_path: str, overrides: Map
         "CMP_COUNTRY_HEADER": environ.get("CMP_COUNTRY_HEADER") or None,
         "CMP_CONSENT_LIFETIME_DAYS": _int(environ, "CMP_CONSENT_LIFETIME_DAYS", 365, minimum=1),
         "CMP_REFUSAL_LIFETIME_DAYS": _int(environ, "CMP_REFUSAL_LIFETIME_DAYS", 182, minimum=1),
+        "CMP_PUBLIC_URL": environ.get("CMP_PUBLIC_URL") or None,
+        "CMP_CONFIRMATION_MAX_AGE_HOURS": _int(environ, "CMP_CONFIRMATION_MAX_AGE_HOURS", 7 * 24, minimum=1),
         "MAX_CONTENT_LENGTH": _int(environ, "CMP_MAX_BODY_BYTES", 64 * 1024, minimum=1024),
         "CMP_LOG_LEVEL": environ.get("CMP_LOG_LEVEL", "INFO").upper(),
         "CMP_DB_POOL_SIZE": _int(environ, "CMP_DB_POOL_SIZE", 5, minimum=1),
@@ -108,6 +124,8 @@ def load_settings(environ: Mapping[str, str], instance_path: str, overrides: Map
             settings[name] = generated[name]
     if settings["CMP_HMAC_KEY"] == settings["CMP_SECRET_KEY"]:
         raise ConfigError("CMP_HMAC_KEY must differ from CMP_SECRET_KEY")
+
+    settings["CMP_PUBLIC_URL"] = _public_url(settings["CMP_PUBLIC_URL"], env)
 
     proxies = settings["CMP_TRUSTED_PROXIES"]
     if isinstance(proxies, str):

@@ -24,6 +24,7 @@ TABLES = {
     "chain_heads",
     "consent_state",
     "api_keys",
+    "email_activity",
 }
 
 

@@ -1,14 +1,18 @@
-"""The one place that builds error responses: {"error": {"code", "message", "details"}}."""
+"""The one place that builds error responses: {"error": {"code", "message", "details"}}.
+
+Routes people open from an email get the same errors as a small page in their language instead.
+"""
 
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
+from flask import Flask, g, jsonify, request
 from marshmallow import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from cmp.api.pages import error_page
 from cmp.errors import DomainError
 from cmp.models import ImmutableRecordError
 
@@ -39,30 +43,40 @@ def error_response(status: int, code: str | None = None, message: str = "", deta
     return response
 
 
+# Blueprints whose routes people open from an email, in a browser or a mail client.
+PAGE_BLUEPRINTS = frozenset({"email_links"})
+
+
+def _error(status: int, code: str | None = None, message: str = "", details: dict | None = None, headers=None):
+    if request.blueprint in PAGE_BLUEPRINTS:
+        response = error_page(status, code or HTTP_CODES.get(status, "error"), g.get("page_locale"))
+        response.headers.update(headers or {})
+        return response
+    return error_response(status, code, message, details, headers)
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError):
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        return _error(exc.status, exc.code, exc.message, exc.details)
 
     @app.errorhandler(ValidationError)
     def validation_error(exc: ValidationError):
-        return error_response(422, "invalid", "the request is not valid", {"fields": exc.messages})
+        return _error(422, "invalid", "the request is not valid", {"fields": exc.messages})
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         headers = {name: value for name, value in exc.get_headers() if name == "Allow"}
-        return error_response(exc.code or 500, None, exc.description or exc.name, headers=headers)
+        return _error(exc.code or 500, None, exc.description or exc.name, headers=headers)
 
     @app.errorhandler(OperationalError)
     def database_unavailable(exc: OperationalError):
         log.error("database unavailable: %s", exc.orig.__class__.__name__ if exc.orig else exc)
-        return error_response(
-            503, "unavailable", "the consent store is unavailable; try again", headers={"Retry-After": "5"}
-        )
+        return _error(503, "unavailable", "the consent store is unavailable; try again", headers={"Retry-After": "5"})
 
     @app.errorhandler(ImmutableRecordError)
     @app.errorhandler(DBAPIError)
     @app.errorhandler(Exception)
     def internal_error(exc: Exception):
         log.exception("unhandled error")
-        return error_response(500, "internal_error", "an internal error occurred")
+        return _error(500, "internal_error", "an internal error occurred")

@@ -14,6 +14,13 @@ from flask import Blueprint, Flask, current_app, jsonify
 from cmp.schemas.banner import BannerConfigSchema
 from cmp.schemas.common import ErrorSchema, GpcSupportSchema, StatusSchema
 from cmp.schemas.consent import BannerConsentSchema, ConsentResultSchema, ServerConsentSchema
+from cmp.schemas.email import (
+    HeadersResultSchema,
+    SubscriptionResultSchema,
+    SubscriptionSchema,
+    TrackingLinksResultSchema,
+    TrackingLinksSchema,
+)
 from cmp.schemas.lookup import (
     BulkLookupResultSchema,
     BulkLookupSchema,
@@ -153,14 +160,119 @@ OPERATIONS = (
 )
 
 OPERATIONS += (
-    Operation("demo.demo", "get", "The demo site's support page, embedding the banner", "demo",
-              {200: (HTML, "page")}, errors=(404,)),
-    Operation("demo.demo_privacy", "get", "The demo site's cookie notice", "demo", {200: (HTML, "page")},
-              errors=(404,)),
-    Operation("demo.analytics", "get", "The demo's analytics script (runs only once analytics is granted)", "demo",
-              {200: ("text/javascript", "script")}),
+    Operation(
+        "demo.demo",
+        "get",
+        "The demo site's support page, embedding the banner",
+        "demo",
+        {200: (HTML, "page")},
+        errors=(404,),
+    ),
+    Operation(
+        "demo.demo_privacy", "get", "The demo site's cookie notice", "demo", {200: (HTML, "page")}, errors=(404,)
+    ),
+    Operation(
+        "demo.analytics",
+        "get",
+        "The demo's analytics script (runs only once analytics is granted)",
+        "demo",
+        {200: ("text/javascript", "script")},
+    ),
     Operation("demo.pixel", "get", "The demo's page-view pixel", "demo", {200: ("image/gif", "1x1 GIF")}),
     Operation("demo.video", "get", "The demo's video player", "demo", {200: (HTML, "page")}),
+)
+
+PAGE = (HTML, "a page in the person's language, saying what changed")
+UNSUBSCRIBE_FORM = {
+    "type": "object",
+    "properties": {
+        "List-Unsubscribe": {"type": "string", "enum": ["One-Click"]},
+        "confirm": {"type": "string", "enum": ["unsubscribe"]},
+    },
+}
+OPERATIONS += (
+    Operation(
+        "email.subscribe",
+        "post",
+        "Start a marketing-email subscription: pending (not allowed) until its link is followed",
+        "email",
+        {201: SubscriptionResultSchema, 200: SubscriptionResultSchema},
+        body=SubscriptionSchema,
+        scope="email:write",
+        errors=(400, 401, 403, 404, 409, 413, 415, 422, 503),
+        description="201 with the confirmation URL for the sender to mail; 200 without one when the address "
+        "is already confirmed (nothing recorded).",
+    ),
+    Operation(
+        "email.headers",
+        "get",
+        "List-Unsubscribe and List-Unsubscribe-Post (RFC 8058 one-click) for one recipient",
+        "email",
+        {200: HeadersResultSchema},
+        scope="email:write",
+        errors=(401, 403, 404, 422, 503),
+        extra={
+            "parameters": [
+                {"in": "query", "name": name, "required": name != "locale", "schema": {"type": "string"}}
+                for name in ("site", "email", "locale")
+            ]
+        },
+    ),
+    Operation(
+        "email.tracking_links",
+        "post",
+        "The open pixel and tracked links for one recipient of one message",
+        "email",
+        {200: TrackingLinksResultSchema},
+        body=TrackingLinksSchema,
+        scope="email:write",
+        errors=(400, 401, 403, 404, 413, 415, 422, 503),
+    ),
+    Operation(
+        "email_links.confirm",
+        "get",
+        "Confirm a subscription (double opt-in) and record confirm",
+        "email links",
+        {200: PAGE, 400: PAGE, 404: PAGE, 409: PAGE},
+    ),
+    Operation(
+        "email_links.unsubscribe_page",
+        "get",
+        "The unsubscribe page: one button; opening it changes nothing",
+        "email links",
+        {200: PAGE, 400: PAGE, 404: PAGE},
+    ),
+    Operation(
+        "email_links.unsubscribe",
+        "post",
+        "Unsubscribe: RFC 8058 one-click (List-Unsubscribe=One-Click) or the page's button, with the token alone",
+        "email links",
+        {200: PAGE, 400: PAGE, 404: PAGE, 409: PAGE, 413: PAGE},
+        extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {"schema": UNSUBSCRIBE_FORM},
+                    "application/x-www-form-urlencoded": {"schema": UNSUBSCRIBE_FORM},
+                },
+            }
+        },
+    ),
+    Operation(
+        "email_links.open_pixel",
+        "get",
+        "Email open pixel: always the same GIF; an open is recorded only where email_tracking is granted",
+        "email links",
+        {200: ("image/gif", "1x1 GIF")},
+    ),
+    Operation(
+        "email_links.click",
+        "get",
+        "Tracked link: redirects only to the destination signed into the token; the click is recorded only where "
+        "email_tracking is granted",
+        "email links",
+        {302: "to the signed destination", 400: PAGE, 404: PAGE},
+    ),
 )
 
 SCHEMAS = (ErrorSchema, BannerConsentSchema)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from flask import Blueprint, current_app, g, jsonify, request
 
 from cmp.api.cors import add_cors_headers, cors_preflight
@@ -42,14 +40,6 @@ def _site(site_key: str) -> Site:
     return site
 
 
-def _lifetimes() -> Lifetimes:
-    config = current_app.config
-    return Lifetimes(
-        consent=timedelta(days=config["CMP_CONSENT_LIFETIME_DAYS"]),
-        refusal=timedelta(days=config["CMP_REFUSAL_LIFETIME_DAYS"]),
-    )
-
-
 def _visitor_ids():
     return current_app.extensions["cmp.visitor_ids"]
 
@@ -64,7 +54,7 @@ def banner_config(site_key: str):
         accepted_languages=[language for language, _ in request.accept_languages],
         country=country,
         gpc=gpc_header(),
-        lifetimes=_lifetimes(),
+        lifetimes=Lifetimes.from_settings(current_app.config),
     )
     response = jsonify(body)
     # Mode and country depend on the caller's address: no shared cache may keep this.
@@ -134,7 +124,7 @@ def _record(site: Site, identifier: Identifier, source: Source, evidence: Eviden
             new_subject=new_subject,
         ),
         hmac_key=current_app.config["CMP_HMAC_KEY"],
-        lifetimes=_lifetimes(),
+        lifetimes=Lifetimes.from_settings(current_app.config),
     )
 
 

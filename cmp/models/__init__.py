@@ -1,6 +1,7 @@
 """The data model, one module per aggregate."""
 
 from cmp.models.consent import ChainHead, ConsentEvent, ConsentState
+from cmp.models.email import EmailActivity
 from cmp.models.key import ApiKey
 from cmp.models.notice import ImmutableRecordError, NoticeVersion
 from cmp.models.site import Cookie, Purpose, Site
@@ -12,6 +13,7 @@ __all__ = [
     "ConsentEvent",
     "ConsentState",
     "Cookie",
+    "EmailActivity",
     "ImmutableRecordError",
     "NoticeVersion",
     "Purpose",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
@@ -12,7 +13,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from cmp.errors import Conflict, Invalid
+from cmp.errors import Conflict, Invalid, NotFound
 from cmp.extensions import db
 from cmp.models import ConsentEvent, ConsentState, NoticeVersion, Site, Subject, SubjectIdentifier
 from cmp.models.types import utcnow
@@ -35,11 +36,19 @@ class Lifetimes:
     consent: timedelta = timedelta(days=365)
     refusal: timedelta = timedelta(days=182)
 
+    @classmethod
+    def from_settings(cls, settings: Mapping) -> Lifetimes:
+        return cls(
+            consent=timedelta(days=settings["CMP_CONSENT_LIFETIME_DAYS"]),
+            refusal=timedelta(days=settings["CMP_REFUSAL_LIFETIME_DAYS"]),
+        )
+
 
 @dataclass(frozen=True)
 class ConsentRequest:
     site: Site
-    identifier: Identifier
+    # Who decided: an identifier, or (`subject_id` below) the subject a signed email link names.
+    identifier: Identifier | None
     action: Action
     source: Source
     decisions: dict[str, str] = field(default_factory=dict)
@@ -48,19 +57,27 @@ class ConsentRequest:
     evidence: Evidence = field(default_factory=Evidence)
     # The identifier was minted for this request (a first-time visitor): no subject can exist for it yet.
     new_subject: bool = False
+    # The subject itself, known from a signed link that carries no identifier (no plaintext email in tokens).
+    subject_id: str | None = None
 
 
 def record_consent(request: ConsentRequest, *, hmac_key: str, lifetimes: Lifetimes) -> ConsentEvent:
     """Append one consent event and update the current state, in one transaction.
 
-    Raises `Invalid` or `Conflict` before anything is written when the request cannot be honoured.
+    Raises `Invalid`, `Conflict` or `NotFound` before anything is written when the request cannot be honoured.
     """
+    if (request.identifier is None) == (request.subject_id is None):
+        raise ValueError("a consent request names its subject by an identifier or by a subject id, not both")
     site = request.site
     site_key = site.key
     notice = _resolve_notice(site, request.notice_version)
     mode = mode_for(request.evidence.country, site.jurisdiction_overrides)
     decisions, by_gpc = resolve_decisions(request, notice.content, mode)
-    digest = request.identifier.digest(hmac_key, site_key)
+    digest = None
+    if request.identifier is not None:
+        digest = request.identifier.digest(hmac_key, site_key)
+    elif db.session.scalar(select(Subject.site_id).where(Subject.id == request.subject_id)) != site.id:
+        raise NotFound("unknown_subject", f"site {site_key!r} has no such subject")
 
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
@@ -85,7 +102,9 @@ def _is_transient(exc: Exception) -> bool:
 
 
 def _write(request, site, notice, mode, decisions, by_gpc, digest, lifetimes) -> ConsentEvent:
-    subject_id = _subject_for(site.id, request.identifier.kind, digest, known_new=request.new_subject)
+    subject_id = request.subject_id or _subject_for(
+        site.id, request.identifier.kind, digest, known_new=request.new_subject
+    )
     grants = any(value == Decision.GRANTED and _refusable(notice.content, key) for key, value in decisions.items())
     lifetime = lifetimes.consent if grants else lifetimes.refusal
     evidence = request.evidence

@@ -1,0 +1,403 @@
+"""Marketing email: double opt-in, RFC 8058 one-click unsubscribe, and opens and clicks gated by consent.
+
+Links carry tokens signed with itsdangerous, never an email address: the site key, the random subject id,
+the purpose, and the subscription's event id or a nonce. Each kind of link has its own salt, so a token of one
+kind is worthless as another. Confirmation tokens expire; unsubscribe and tracking tokens live as long as the
+emails that carry them, bound to their subject and site.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from urllib.parse import unquote_plus, urlsplit
+
+from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select
+
+from cmp.errors import BadRequest, Conflict, Invalid, NotFound
+from cmp.extensions import db
+from cmp.models import ConsentEvent, ConsentState, EmailActivity, Site, Subject, SubjectIdentifier
+from cmp.models.types import utcnow
+from cmp.services.consent import ConsentRequest, Lifetimes, record_consent
+from cmp.services.evidence import Evidence
+from cmp.services.identifiers import Identifier, InvalidIdentifier, new_event_id, parse_identifier
+from cmp.services.lookup import Answer, answer
+from cmp.services.notices import last_material_version
+from cmp.vocabulary import Action, Decision, Source
+
+MARKETING = "marketing_email"
+TRACKING = "email_tracking"
+
+# RFC 8058 section 3.1: the one value of List-Unsubscribe-Post, and the body a mail client POSTs.
+ONE_CLICK = "List-Unsubscribe=One-Click"
+
+
+class LinkKind(StrEnum):
+    CONFIRM = "confirm"
+    UNSUBSCRIBE = "unsubscribe"
+    OPEN = "open"
+    CLICK = "click"
+
+
+PURPOSE_OF = {
+    LinkKind.CONFIRM: MARKETING,
+    LinkKind.UNSUBSCRIBE: MARKETING,
+    LinkKind.OPEN: TRACKING,
+    LinkKind.CLICK: TRACKING,
+}
+
+
+@dataclass(frozen=True)
+class Link:
+    """What a token says. `expired` is set on a confirmation whose signature holds but whose time ran out."""
+
+    kind: LinkKind
+    site: str
+    subject_id: str
+    locale: str | None = None
+    event_id: str | None = None  # confirm: the subscribe event it confirms
+    message_id: str | None = None  # open and click
+    destination: str | None = None  # click
+    expired: bool = False
+
+    @property
+    def purpose(self) -> str:
+        return PURPOSE_OF[self.kind]
+
+
+class EmailTokens:
+    """Signs and reads link tokens with the app's secret keys (the last signs; all verify, for rotation)."""
+
+    def __init__(self, secret_key: str, fallbacks: Sequence[str] = (), *, confirmation_max_age: timedelta):
+        keys = [*fallbacks, secret_key]
+        self._serializers = {kind: URLSafeTimedSerializer(keys, salt=f"cmp.email.{kind}") for kind in LinkKind}
+        self.confirmation_max_age = confirmation_max_age
+
+    def sign(self, link: Link) -> str:
+        payload = {"site": link.site, "subject": link.subject_id, "purpose": link.purpose}
+        optional = {"locale": link.locale, "event": link.event_id, "message": link.message_id, "url": link.destination}
+        payload.update({name: value for name, value in optional.items() if value is not None})
+        if link.event_id is None:
+            payload["nonce"] = secrets.token_urlsafe(6)
+        return self._serializers[link.kind].dumps(payload)
+
+    def read(self, kind: LinkKind, token: str) -> Link:
+        """The link a token describes; `BadRequest` when this service did not sign it for `kind`."""
+        serializer = self._serializers[kind]
+        max_age = int(self.confirmation_max_age.total_seconds()) if kind == LinkKind.CONFIRM else None
+        expired = False
+        try:
+            payload = serializer.loads(token, max_age=max_age)
+        except SignatureExpired as exc:
+            # The signature held; only its age is wrong, so what it says (the locale, for the page) is ours.
+            payload, expired = serializer.load_payload(exc.payload), True
+        except BadData:
+            raise BadRequest("invalid_link", "this link was not signed by this service, or it was changed") from None
+        return _link(kind, payload, expired)
+
+
+REQUIRED = {
+    LinkKind.CONFIRM: {"site", "subject", "purpose", "event"},
+    LinkKind.UNSUBSCRIBE: {"site", "subject", "purpose"},
+    LinkKind.OPEN: {"site", "subject", "purpose", "message"},
+    LinkKind.CLICK: {"site", "subject", "purpose", "message", "url"},
+}
+
+
+def _link(kind: LinkKind, payload, expired: bool) -> Link:
+    valid = (
+        isinstance(payload, dict)
+        and REQUIRED[kind] <= set(payload)
+        and all(isinstance(value, str) for value in payload.values())
+        and payload["purpose"] == PURPOSE_OF[kind]
+    )
+    if not valid:
+        raise BadRequest("invalid_link", "this link does not say what a link of its kind says")
+    return Link(
+        kind=kind,
+        site=payload["site"],
+        subject_id=payload["subject"],
+        locale=payload.get("locale"),
+        event_id=payload.get("event"),
+        message_id=payload.get("message"),
+        destination=payload.get("url"),
+        expired=expired,
+    )
+
+
+def email_identifier(address: str) -> Identifier:
+    """`email:<address>`, normalised as every other email identifier is before it is hashed."""
+    try:
+        return parse_identifier(f"email:{address}")
+    except InvalidIdentifier as exc:
+        raise Invalid("invalid_email", str(exc), {"fields": {"email": [str(exc)]}}) from None
+
+
+def _subject_id(site: Site, identifier: Identifier, hmac_key: str) -> str | None:
+    return db.session.scalar(
+        select(SubjectIdentifier.subject_id).where(
+            SubjectIdentifier.site_id == site.id, SubjectIdentifier.digest == identifier.digest(hmac_key, site.key)
+        )
+    )
+
+
+def _recipient(site: Site, address: str, hmac_key: str) -> tuple[Identifier, str]:
+    identifier = email_identifier(address)
+    subject_id = _subject_id(site, identifier, hmac_key)
+    if subject_id is None:
+        raise NotFound("unknown_recipient", f"site {site.key!r} holds no consent record for this address")
+    return identifier, subject_id
+
+
+def _state(site: Site, subject_id: str, purpose: str):
+    """The current-state row as plain columns (never a cached ORM object: the state is upserted behind the ORM)."""
+    return db.session.execute(
+        select(
+            ConsentState.decision,
+            ConsentState.action,
+            ConsentState.event_id,
+            ConsentState.notice_version,
+            ConsentState.decided_at,
+            ConsentState.expires_at,
+        ).where(ConsentState.site_id == site.id, ConsentState.subject_id == subject_id, ConsentState.purpose == purpose)
+    ).first()
+
+
+def current_answer(site: Site, subject_id: str, purpose: str, now: datetime | None = None) -> Answer:
+    """What a lookup would answer for this subject and purpose now."""
+    return answer(_state(site, subject_id, purpose), now or utcnow(), last_material_version(site))
+
+
+def _require_subject(site: Site, subject_id: str) -> None:
+    if db.session.scalar(select(Subject.site_id).where(Subject.id == subject_id)) != site.id:
+        raise NotFound("unknown_subject", f"site {site.key!r} has no such subject")
+
+
+# --- double opt-in ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Subscription:
+    status: str  # "pending" until confirmed; "confirmed" when it already was
+    subject_id: str
+    event_id: str
+    confirmation_token: str | None = None
+    confirmation_expires_at: datetime | None = None
+
+
+def subscribe(
+    site: Site,
+    address: str,
+    *,
+    locale: str | None,
+    notice_version: int | None,
+    evidence: Evidence,
+    tokens: EmailTokens,
+    hmac_key: str,
+    lifetimes: Lifetimes,
+) -> Subscription:
+    """Start a double opt-in: record `subscribe` (pending, so not allowed) and sign the confirmation link.
+
+    A subscriber already confirmed keeps their subscription: nothing is recorded and no link is made.
+    """
+    identifier = email_identifier(address)
+    subject_id = _subject_id(site, identifier, hmac_key)
+    if subject_id is not None:
+        current = current_answer(site, subject_id, MARKETING)
+        if current.allowed:
+            return Subscription("confirmed", subject_id, current.event_id)
+    locale = locale or site.default_locale
+    event = record_consent(
+        ConsentRequest(
+            site=site,
+            identifier=identifier,
+            action=Action.SUBSCRIBE,
+            source=Source.API,
+            # REQUIREMENTS 21: a subscription counts only once confirmed; until then it is a refusal.
+            decisions={MARKETING: Decision.DENIED.value},
+            notice_version=notice_version,
+            locale=locale,
+            evidence=evidence,
+        ),
+        hmac_key=hmac_key,
+        lifetimes=lifetimes,
+    )
+    link = Link(LinkKind.CONFIRM, site.key, event.subject_id, locale=locale, event_id=event.id)
+    # itsdangerous stamps whole seconds: the link expires no later than this.
+    expires_at = event.received_at.replace(microsecond=0) + tokens.confirmation_max_age
+    return Subscription("pending", event.subject_id, event.id, tokens.sign(link), expires_at)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # confirmed already_confirmed unsubscribed already_unsubscribed
+    event_id: str | None
+
+
+def confirm(site: Site, link: Link, *, evidence: Evidence, hmac_key: str, lifetimes: Lifetimes) -> Outcome:
+    """Record `confirm` for the subscription the link was made for, if that is still the one pending.
+
+    An expired link, or one whose subscription was superseded (a newer link, an unsubscribe), changes nothing.
+    """
+    if link.expired:
+        raise BadRequest("link_expired", "this confirmation link has expired; nothing was changed")
+    row = _state(site, link.subject_id, MARKETING)
+    if row is not None and row.event_id == link.event_id and row.action == Action.SUBSCRIBE:
+        event = record_consent(
+            ConsentRequest(
+                site=site,
+                identifier=None,
+                subject_id=link.subject_id,
+                action=Action.CONFIRM,
+                source=Source.EMAIL_LINK,
+                decisions={MARKETING: Decision.GRANTED.value},
+                # What the person was shown when they subscribed is what they confirm.
+                notice_version=row.notice_version,
+                locale=link.locale,
+                evidence=evidence,
+            ),
+            hmac_key=hmac_key,
+            lifetimes=lifetimes,
+        )
+        return Outcome("confirmed", event.id)
+    if row is not None and row.action == Action.CONFIRM and current_answer(site, link.subject_id, MARKETING).allowed:
+        return Outcome("already_confirmed", row.event_id)
+    raise Conflict("link_superseded", "this confirmation link is no longer the one pending; nothing was changed")
+
+
+# --- unsubscribe (RFC 8058) -------------------------------------------------------------------------------------
+
+
+def list_unsubscribe_headers(url: str) -> dict[str, str]:
+    """RFC 2369 List-Unsubscribe with an https URI, and RFC 8058 List-Unsubscribe-Post; both to be DKIM-signed."""
+    return {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": ONE_CLICK}
+
+
+def unsubscribe_token(site: Site, address: str, *, locale: str | None, tokens: EmailTokens, hmac_key: str) -> str:
+    """A token that unsubscribes this recipient from marketing email, in the locale they subscribed in."""
+    _, subject_id = _recipient(site, address, hmac_key)
+    if locale is None:
+        locale = db.session.scalar(
+            select(ConsentEvent.locale)
+            .join(ConsentState, ConsentState.event_id == ConsentEvent.id)
+            .where(
+                ConsentState.site_id == site.id,
+                ConsentState.subject_id == subject_id,
+                ConsentState.purpose == MARKETING,
+            )
+        )
+    return tokens.sign(Link(LinkKind.UNSUBSCRIBE, site.key, subject_id, locale=locale or site.default_locale))
+
+
+def is_unsubscribed(site: Site, link: Link) -> bool:
+    _require_subject(site, link.subject_id)
+    return current_answer(site, link.subject_id, link.purpose).reason == "withdrawn"
+
+
+def unsubscribe(
+    site: Site, link: Link, *, source: Source, evidence: Evidence, hmac_key: str, lifetimes: Lifetimes
+) -> Outcome:
+    """Record `unsubscribe` (a denial); the next lookup answers not allowed, reason withdrawn.
+
+    Honoured whatever the state: it also cancels a pending subscription, so its confirmation link stops working.
+    Repeated requests (mail clients retry) record nothing more.
+    """
+    _require_subject(site, link.subject_id)
+    current = current_answer(site, link.subject_id, link.purpose)
+    if current.reason == "withdrawn":
+        return Outcome("already_unsubscribed", current.event_id)
+    event = record_consent(
+        ConsentRequest(
+            site=site,
+            identifier=None,
+            subject_id=link.subject_id,
+            action=Action.UNSUBSCRIBE,
+            source=source,
+            decisions={link.purpose: Decision.DENIED.value},
+            locale=link.locale,
+            evidence=evidence,
+        ),
+        hmac_key=hmac_key,
+        lifetimes=lifetimes,
+    )
+    return Outcome("unsubscribed", event.id)
+
+
+# --- opens and clicks -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrackingLinks:
+    open_token: str
+    click_tokens: list[tuple[str, str]]  # (destination, token)
+    tracking: Answer  # whether opens and clicks would be recorded now
+
+
+def _mentions(text: str, address: str) -> bool:
+    return address in unquote_plus(text).lower()
+
+
+def tracking_links(
+    site: Site,
+    address: str,
+    message_id: str,
+    destinations: Sequence[str],
+    *,
+    tokens: EmailTokens,
+    hmac_key: str,
+) -> TrackingLinks:
+    """Sign the open pixel and one tracked link per destination for one recipient of one message.
+
+    Tokens are readable (signed, not encrypted), so neither the message id nor a destination may hold the address.
+    """
+    identifier, subject_id = _recipient(site, address, hmac_key)
+    if _mentions(message_id, identifier.value):
+        raise Invalid("address_in_link", "the message id holds the recipient's address", {"fields": ["message_id"]})
+    holding = [index for index, url in enumerate(destinations) if _mentions(url, identifier.value)]
+    if holding:
+        raise Invalid("address_in_link", "a destination holds the recipient's address", {"destinations": holding})
+    sign = tokens.sign
+    return TrackingLinks(
+        open_token=sign(Link(LinkKind.OPEN, site.key, subject_id, message_id=message_id)),
+        click_tokens=[
+            (url, sign(Link(LinkKind.CLICK, site.key, subject_id, message_id=message_id, destination=url)))
+            for url in destinations
+        ],
+        tracking=current_answer(site, subject_id, TRACKING),
+    )
+
+
+def safe_destination(link: Link) -> str:
+    """The click's destination, checked again before redirecting to it: http(s) with a host, nothing else."""
+    parts = urlsplit(link.destination or "")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadRequest("invalid_link", "this link has no destination this service redirects to")
+    return link.destination
+
+
+def record_activity(site: Site, link: Link, *, now: datetime | None = None) -> bool:
+    """Record an open or a click only where `email_tracking` is granted now (CNIL 2026: pixels need consent).
+
+    Opens and clicks are not consent events: they go to their own table, never to the consent log.
+    """
+    _require_subject(site, link.subject_id)
+    now = now or utcnow()
+    if not current_answer(site, link.subject_id, TRACKING, now).allowed:
+        return False
+    db.session.add(
+        EmailActivity(
+            id=new_event_id(),
+            site_id=site.id,
+            subject_id=link.subject_id,
+            kind=link.kind.value,
+            message_id=link.message_id,
+            destination_host=urlsplit(link.destination).hostname if link.kind == LinkKind.CLICK else None,
+            occurred_at=now,
+        )
+    )
+    db.session.commit()
+    return True

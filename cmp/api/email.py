@@ -7,7 +7,6 @@ from datetime import timedelta
 from flask import Blueprint, current_app, jsonify, request, url_for
 
 from cmp.api.requests import json_body, require_key, server_evidence
-from cmp.errors import NotFound
 from cmp.models import ApiKey, Site
 from cmp.schemas.email import (
     headers_query_schema,
@@ -20,7 +19,7 @@ from cmp.schemas.email import (
 from cmp.services import email, keys
 from cmp.services.consent import Lifetimes
 from cmp.services.email import EmailTokens
-from cmp.services.sites import get_site
+from cmp.services.sites import require_site
 from cmp.vocabulary import Scope
 
 bp = Blueprint("email", __name__, url_prefix="/api/v1/email")
@@ -58,10 +57,7 @@ def public_url(endpoint: str, **values) -> str:
 
 def _site(key: ApiKey, site_key: str) -> Site:
     keys.authorise(key, Scope.EMAIL_WRITE, site_key)
-    site = get_site(site_key)
-    if site is None:
-        raise NotFound("unknown_site", f"no site {site_key!r}", {"site": site_key})
-    return site
+    return require_site(site_key)
 
 
 def _private(response, status: int = 200):

@@ -5,30 +5,25 @@ No cookies and no login: the signed token in the URL is all these routes go by.
 
 from __future__ import annotations
 
-import base64
 import logging
 
 from flask import Blueprint, Response, current_app, g, redirect, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from cmp.api.email import email_tokens, install_tokens, lifetimes
-from cmp.api.pages import page_locale, render_page
+from cmp.api.pages import TRANSPARENT_GIF, page_locale, render_page
 from cmp.api.requests import request_evidence
-from cmp.errors import BadRequest, DomainError, NotFound
+from cmp.errors import BadRequest, DomainError
 from cmp.extensions import db
-from cmp.models import Site
 from cmp.services import email
 from cmp.services.email import ONE_CLICK, Link, LinkKind
-from cmp.services.sites import get_site
+from cmp.services.sites import require_site
 from cmp.vocabulary import Source
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("email_links", __name__)
 bp.record_once(install_tokens)
-
-# A transparent 1x1 GIF: the same bytes whatever the token, so the answer says nothing about the recipient.
-PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 
 
 @bp.before_request
@@ -44,13 +39,6 @@ def _link(kind: LinkKind, token: str) -> Link:
     return link
 
 
-def _site(link: Link) -> Site:
-    site = get_site(link.site)
-    if site is None:
-        raise NotFound("unknown_site", f"no site {link.site!r}")
-    return site
-
-
 def _hmac_key() -> str:
     return current_app.config["CMP_HMAC_KEY"]
 
@@ -58,7 +46,7 @@ def _hmac_key() -> str:
 @bp.get("/email/confirm/<token>")
 def confirm(token: str):
     link = _link(LinkKind.CONFIRM, token)
-    site = _site(link)
+    site = require_site(link.site)
     outcome = email.confirm(site, link, evidence=request_evidence(), hmac_key=_hmac_key(), lifetimes=lifetimes())
     return render_page("email_confirm.html", g.page_locale, message=outcome.status, site=site.name)
 
@@ -67,7 +55,7 @@ def confirm(token: str):
 def unsubscribe_page(token: str):
     """A page with one button; opening it (as link scanners do) changes nothing."""
     link = _link(LinkKind.UNSUBSCRIBE, token)
-    site = _site(link)
+    site = require_site(link.site)
     message = "already_unsubscribed" if email.is_unsubscribed(site, link) else "unsubscribe"
     return render_page("email_unsubscribe.html", g.page_locale, message=message, site=site.name)
 
@@ -75,7 +63,7 @@ def unsubscribe_page(token: str):
 @bp.post("/email/unsubscribe/<token>")
 def unsubscribe(token: str):
     link = _link(LinkKind.UNSUBSCRIBE, token)
-    site = _site(link)
+    site = require_site(link.site)
     outcome = email.unsubscribe(
         site,
         link,
@@ -101,13 +89,13 @@ def open_pixel(token: str):
     """Always the same GIF; an open is recorded only where email tracking is granted."""
     try:
         link = email_tokens().read(LinkKind.OPEN, token)
-        email.record_activity(_site(link), link)
+        email.record_activity(require_site(link.site), link)
     except DomainError:
         pass  # a tampered token, or a site or subject gone: nothing to record, and nothing to tell
     except SQLAlchemyError:
         db.session.rollback()
         log.exception("email open not recorded")
-    response = Response(PIXEL, mimetype="image/gif")
+    response = Response(TRANSPARENT_GIF, mimetype="image/gif")
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -117,7 +105,7 @@ def click(token: str):
     """Redirect to the destination signed into the token, never another; the click is recorded only where granted."""
     link = email_tokens().read(LinkKind.CLICK, token)
     destination = email.safe_destination(link)
-    email.record_activity(_site(link), link)
+    email.record_activity(require_site(link.site), link)
     response = redirect(destination, 302)
     response.headers["Cache-Control"] = "no-store"
     # The destination learns nothing of the token (subject, message) through Referer.

@@ -10,6 +10,9 @@ from flask import make_response, render_template
 from cmp.catalog import BUILTIN_LOCALES, EMAIL_TEXTS
 from cmp.services.notices import best_locale
 
+# A transparent 1x1 GIF, the same bytes whatever is asked, so the answer reveals nothing.
+TRANSPARENT_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+
 PAGE_CSS = (
     "body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;color:#1a1a1a}"
     "h1{font-size:1.5rem}"

@@ -15,7 +15,7 @@ from cmp.api.requests import (
     require_key,
     server_evidence,
 )
-from cmp.errors import Invalid, NotFound
+from cmp.errors import Invalid
 from cmp.extensions import db
 from cmp.models import Site
 from cmp.schemas.consent import banner_consent_schema, consent_result_schema, server_consent_schema
@@ -24,7 +24,7 @@ from cmp.services import lookup, notices
 from cmp.services.consent import ConsentRequest, Lifetimes, record_consent
 from cmp.services.evidence import Evidence
 from cmp.services.identifiers import Identifier, InvalidIdentifier, new_visitor_id
-from cmp.services.sites import get_site
+from cmp.services.sites import require_site
 from cmp.vocabulary import Action, IdentifierKind, Scope, Source
 
 bp = Blueprint("sites", __name__, url_prefix="/api/v1/sites")
@@ -32,9 +32,7 @@ bp.after_request(add_cors_headers)
 
 
 def _site(site_key: str) -> Site:
-    site = get_site(site_key)
-    if site is None:
-        raise NotFound("unknown_site", f"no site {site_key!r}", {"site": site_key})
+    site = require_site(site_key)
     # Kept apart from the ORM object, which a rolled-back transaction expires.
     g.allowed_origins = tuple(site.allowed_origins)
     return site

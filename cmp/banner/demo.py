@@ -1,9 +1,8 @@
 """The demo site: a support page like the policy's, with analytics, a pixel and a video behind consent."""
 
-import base64
-
 from flask import Blueprint, Response, render_template, url_for
 
+from cmp.api.pages import TRANSPARENT_GIF
 from cmp.errors import NotFound
 from cmp.services import notices
 from cmp.services.demo import DEMO_SITE
@@ -30,9 +29,6 @@ def demo_privacy():
     return render_template("demo_privacy.html", name=site.name, notice=notice, content=content)
 
 
-# A transparent 1x1 GIF.
-PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
-
 # The demo's page analytics: counts a visit with first-party cookies and a web beacon.
 ANALYTICS = """(function () {
   var uid = (document.cookie.match(/(?:^|; )_pv_uid=([^;]*)/) || [])[1] || Math.random().toString(36).slice(2);
@@ -53,7 +49,7 @@ def analytics():
 
 @bp.get("/pv.gif")
 def pixel():
-    response = Response(PIXEL, mimetype="image/gif")
+    response = Response(TRANSPARENT_GIF, mimetype="image/gif")
     response.headers["Cache-Control"] = "no-store"
     return response
 

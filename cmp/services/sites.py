@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from cmp.catalog import BUILTIN_LOCALES, DEFAULT_PURPOSES
+from cmp.errors import NotFound
 from cmp.extensions import db
 from cmp.models import Cookie, Purpose, Site
 from cmp.services import chain
@@ -33,6 +34,14 @@ class SiteError(ValueError):
 
 def get_site(key: str) -> Site | None:
     return db.session.scalars(select(Site).where(Site.key == key)).first()
+
+
+def require_site(key: str) -> Site:
+    """The site, or `NotFound` (404 through the API)."""
+    site = get_site(key)
+    if site is None:
+        raise NotFound("unknown_site", f"no site {key!r}", {"site": key})
+    return site
 
 
 def list_sites() -> list[Site]:

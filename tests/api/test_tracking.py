@@ -8,7 +8,7 @@ import itsdangerous
 import pytest
 import sqlalchemy as sa
 
-from cmp.api.email_links import PIXEL
+from cmp.api.pages import TRANSPARENT_GIF as PIXEL
 from cmp.extensions import db
 from cmp.models import ConsentState, EmailActivity
 from cmp.models.types import utcnow

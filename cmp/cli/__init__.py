@@ -8,9 +8,9 @@ from flask.cli import FlaskGroup
 
 
 def register(app: Flask) -> None:
-    from cmp.cli import chain, keys, sites
+    from cmp.cli import chain, keys, lookup, sites
 
-    for command in (*sites.commands, *keys.commands, *chain.commands):
+    for command in (*sites.commands, *keys.commands, *chain.commands, *lookup.commands):
         app.cli.add_command(command)
 
 

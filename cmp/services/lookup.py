@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import Connection, String, any_, bindparam, func, insert, select
 
 from cmp.errors import Conflict, Invalid
 from cmp.extensions import db
-from cmp.models import ConsentState, Site, Subject, SubjectIdentifier
+from cmp.models import ConsentState, NoticeVersion, Site, Subject, SubjectIdentifier
 from cmp.models.types import utcnow
 from cmp.services.identifiers import Identifier, InvalidIdentifier, VisitorIds, new_subject_id
-from cmp.services.notices import last_material_version
 from cmp.vocabulary import Action, Decision
 
 MAX_SUBJECTS = 10_000
@@ -21,8 +23,8 @@ MAX_SUBJECTS = 10_000
 WITHDRAWN = frozenset({Action.WITHDRAW.value, Action.UNSUBSCRIBE.value})
 
 
-@dataclass(frozen=True)
-class Answer:
+# A named tuple rather than a frozen dataclass: a bulk lookup builds tens of thousands, and these build fast.
+class Answer(NamedTuple):
     allowed: bool
     reason: str  # granted denied withdrawn expired notice_changed no_record gpc
     decided_at: datetime | None = None
@@ -49,23 +51,40 @@ def answer(row, now: datetime, material_version: int | None) -> Answer:
     """The answer a current-state row gives; no row is never allowed."""
     if row is None:
         return NO_RECORD
+    state = (row.decision, row.action, row.event_id, row.notice_version, row.decided_at, row.expires_at)
+    return _answer(*state, now, material_version)
 
-    def made(allowed: bool, reason: str) -> Answer:
-        return Answer(allowed, reason, row.decided_at, row.event_id, row.notice_version, row.expires_at)
 
-    if row.decision == Decision.GRANTED:
-        if row.expires_at is not None and row.expires_at <= now:
-            return made(False, "expired")
-        if material_version and (row.notice_version or 0) < material_version:
-            return made(False, "notice_changed")
-        return made(True, "granted")
-    if row.action == Action.GPC:
-        return made(False, "gpc")
-    if row.action in WITHDRAWN:
-        return made(False, "withdrawn")
-    if row.action == Action.EXPIRE:
-        return made(False, "expired")
-    return made(False, "denied")
+def _answer(decision, action, event_id, notice_version, decided_at, expires_at, now, material_version) -> Answer:
+    if decision == Decision.GRANTED:
+        if expires_at is not None and expires_at <= now:
+            reason = "expired"
+        elif material_version and (notice_version or 0) < material_version:
+            reason = "notice_changed"
+        else:
+            return Answer(True, "granted", decided_at, event_id, notice_version, expires_at)
+    elif action == Action.GPC:
+        reason = "gpc"
+    elif action in WITHDRAWN:
+        reason = "withdrawn"
+    elif action == Action.EXPIRE:
+        reason = "expired"
+    else:
+        reason = "denied"
+    return Answer(False, reason, decided_at, event_id, notice_version, expires_at)
+
+
+@dataclass(frozen=True)
+class LookupSite:
+    """What a lookup needs of a site: small enough for the API to keep a few seconds (see cmp.api.lookup)."""
+
+    id: int
+    key: str
+    purposes: frozenset[str]
+
+    @classmethod
+    def of(cls, site: Site) -> LookupSite:
+        return cls(site.id, site.key, frozenset(purpose.key for purpose in site.purposes))
 
 
 def _identifiers(site: Site, subjects: Sequence[str], visitor_ids: VisitorIds) -> list[Identifier]:
@@ -81,8 +100,49 @@ def _identifiers(site: Site, subjects: Sequence[str], visitor_ids: VisitorIds) -
     return identifiers
 
 
+def _digests(site_key: str, subjects: Sequence[str], hmac_key: str, visitor_ids: VisitorIds) -> list[str]:
+    """Each subject's keyed digest, in order; refuse them all if one cannot be read, naming it by position."""
+    known: dict[str, str] = {}
+    digests, invalid = [], {}
+    for index, text in enumerate(subjects):
+        digest = known.get(text)
+        if digest is None:
+            try:
+                digest = visitor_ids.identifier(site_key, text).digest(hmac_key, site_key)
+            except InvalidIdentifier as exc:
+                invalid[str(index)] = str(exc)
+                continue
+            known[text] = digest
+        digests.append(digest)
+    if invalid:
+        raise Invalid("invalid_subject", f"{len(invalid)} subject(s) cannot be read", {"subjects": invalid})
+    return digests
+
+
+@contextmanager
+def _reading() -> Iterator[Connection]:
+    """Where the state query runs: the session's connection, in its transaction, so a caller sees its own writes.
+
+    On PostgreSQL, when the session has no transaction, an autocommit connection instead: a single statement
+    reads one snapshot either way, and this one is spared the BEGIN and ROLLBACK round trips around it.
+    """
+    session = db.session()
+    if (
+        session.in_transaction()
+        or session.new
+        or session.dirty
+        or session.deleted
+        or session.get_bind().dialect.name != "postgresql"
+    ):
+        session.flush()
+        yield session.connection()
+        return
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        yield connection
+
+
 def lookup(
-    site: Site,
+    site: Site | LookupSite,
     subjects: Sequence[str],
     purposes: Sequence[str],
     *,
@@ -93,41 +153,90 @@ def lookup(
     """For each subject, in order, the answer per purpose: one query for the whole batch."""
     if len(subjects) > MAX_SUBJECTS:
         raise Invalid("too_many_subjects", f"at most {MAX_SUBJECTS} subjects per call", {"max": MAX_SUBJECTS})
-    unknown = sorted(set(purposes) - {p.key for p in site.purposes})
+    if not isinstance(site, LookupSite):
+        site = LookupSite.of(site)
+    unknown = sorted(set(purposes) - site.purposes)
     if unknown:
         raise Invalid("unknown_purpose", f"unknown purpose: {', '.join(unknown)}", {"purposes": unknown})
-    digests = [identifier.digest(hmac_key, site.key) for identifier in _identifiers(site, subjects, visitor_ids)]
-    rows: dict[tuple[str, str], object] = {}
-    if digests:
-        parameters = {"site_id": site.id, "digests": list(set(digests)), "purposes": list(purposes)}
-        for row in db.session.execute(_STATE_BY_DIGEST, parameters):
-            rows[(row.digest, row.purpose)] = row
+    digests = _digests(site.key, subjects, hmac_key, visitor_ids)
     now = now or utcnow()
-    material = last_material_version(site)
-    return [{p: answer(rows.get((digest, p)), now, material) for p in purposes} for digest in digests]
+    found: dict[str, dict[str, Answer]] = {purpose: {} for purpose in purposes}
+    if digests:
+        with _reading() as connection:
+            query, encode = _STATE_BY_DIGESTS[connection.dialect.name]
+            # Sorted, the digests walk the (site, digest) index in order.
+            asked = encode(sorted(set(digests)))
+            result = connection.execute(query, {"site_id": site.id, "digests": asked, "purposes": encode(purposes)})
+            # Unpacked by position: attribute access on 10,000 rows costs more than deciding their answers.
+            for digest, purpose, decision, action, event_id, version, decided_at, expires_at, material in result:
+                found[purpose][digest] = _answer(
+                    decision, action, event_id, version, decided_at, expires_at, now, material
+                )
+    return [{purpose: found[purpose].get(digest, NO_RECORD) for purpose in purposes} for digest in digests]
 
 
-_STATE_BY_DIGEST = (
-    select(
-        SubjectIdentifier.digest,
-        ConsentState.purpose,
-        ConsentState.decision,
-        ConsentState.action,
-        ConsentState.event_id,
-        ConsentState.notice_version,
-        ConsentState.decided_at,
-        ConsentState.expires_at,
-    )
-    .join(
-        ConsentState,
-        (ConsentState.site_id == SubjectIdentifier.site_id) & (ConsentState.subject_id == SubjectIdentifier.subject_id),
-    )
-    .where(
-        SubjectIdentifier.site_id == bindparam("site_id"),
-        SubjectIdentifier.digest.in_(bindparam("digests", expanding=True)),
-        ConsentState.purpose.in_(bindparam("purposes", expanding=True)),
-    )
+# The site's last material notice version rides along with every row: one round trip per lookup.
+_MATERIAL_VERSION = (
+    select(func.max(NoticeVersion.version))
+    .where(NoticeVersion.site_id == bindparam("site_id"), NoticeVersion.material.is_(True))
+    .scalar_subquery()
+    .label("material_version")
 )
+# In the order `lookup` unpacks them.
+_STATE_COLUMNS = (
+    SubjectIdentifier.digest,
+    ConsentState.purpose,
+    ConsentState.decision,
+    ConsentState.action,
+    ConsentState.event_id,
+    ConsentState.notice_version,
+    ConsentState.decided_at,
+    ConsentState.expires_at,
+    _MATERIAL_VERSION,
+)
+_SAME_SUBJECT = (ConsentState.site_id == SubjectIdentifier.site_id) & (
+    ConsentState.subject_id == SubjectIdentifier.subject_id
+)
+
+
+def _state_by_digests(asked, purpose_is_asked):
+    """The state of every asked digest's subject: each digest joined, row by row, to the (site, digest) index."""
+    return (
+        select(*_STATE_COLUMNS)
+        .select_from(asked)
+        .join(
+            SubjectIdentifier,
+            (SubjectIdentifier.site_id == bindparam("site_id")) & (SubjectIdentifier.digest == asked.c[0]),
+        )
+        .join(ConsentState, _SAME_SUBJECT)
+        .where(purpose_is_asked)
+    )
+
+
+# Digests and purposes go as one parameter each, never one per item: the statement stays the same whatever the
+# batch (compiled once, prepared by PostgreSQL) and psycopg need not dump a 10,000-item list. On PostgreSQL a
+# comma-separated text (digests are hex, purpose keys [a-z0-9_]) split by the server; with `digest = ANY(...)`
+# the planner would scan the whole table for a large batch. On SQLite a JSON array.
+_DIGESTS_PG = func.unnest(func.string_to_array(bindparam("digests", type_=String), ",")).table_valued("digest")
+_DIGESTS_SQLITE = func.json_each(bindparam("digests", type_=String)).table_valued("value")
+_STATE_BY_DIGESTS = {
+    "postgresql": (
+        _state_by_digests(
+            _DIGESTS_PG.render_derived("asked"),
+            ConsentState.purpose == any_(func.string_to_array(bindparam("purposes", type_=String), ",")),
+        ),
+        ",".join,
+    ),
+    "sqlite": (
+        _state_by_digests(
+            _DIGESTS_SQLITE.alias("asked"),
+            ConsentState.purpose.in_(
+                select(func.json_each(bindparam("purposes", type_=String)).table_valued("value").c.value)
+            ),
+        ),
+        json.dumps,
+    ),
+}
 
 
 def link(site: Site, subjects: Sequence[str], *, hmac_key: str, visitor_ids: VisitorIds) -> str:

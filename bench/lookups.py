@@ -1,0 +1,523 @@
+"""Consent lookups: single lookups per second beside GET /healthz, and bulk lookups against 1,000,000 subjects.
+
+For each backend: a fresh database, `cmp db upgrade`, `cmp demo`, API keys from `cmp key create`, then
+gunicorn on loopback. A few subjects get consent through the server API (real events), and concurrent
+clients alternate rounds of GET /healthz (the ceiling: the same app, server and client doing no work) and
+GET /api/v1/consents/lookup for one of those subjects. On PostgreSQL the benchmark then stores 1,000,000
+more subjects (identifiers and consent state, generated in SQL and loaded with COPY), times
+POST /api/v1/consents/lookup with 10,000 of them per call, server-side (the Server-Timing header) and on
+the client, checks every answer against the state it stored, and measures single lookups again at that size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import http.client
+import json
+import random
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlencode
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from bench import BenchError
+from bench.consent_writes import (
+    _backends,
+    _loopback_url,
+    _positive,
+    _positive_seconds,
+    cpu_count,
+    machine,
+)
+from bench.databases import DEFAULT_POSTGRES_URL, Database, Unavailable, postgres_database, sqlite_database
+from bench.load import Call, Limit, Round, drive
+from bench.server import HOST, app_environment, cmp, free_port, gunicorn
+
+BACKENDS = ("sqlite", "postgres")
+SITE = "demo"
+PURPOSE_SETS = (("analytics",), ("analytics", "marketing_email"))
+SINGLE_COLUMNS = (
+    ("backend", 9),
+    ("subjects", 9),
+    ("workers", 7),
+    ("clients", 7),
+    ("healthz req/s", 13),
+    ("lookups/s", 9),
+    ("ratio", 6),
+    ("errors", 6),
+)
+BULK_COLUMNS = (
+    ("bulk", 9),
+    ("subjects", 9),
+    ("per call", 8),
+    ("purposes", 25),
+    ("calls", 5),
+    ("server ms p50", 13),
+    ("p95", 6),
+    ("round trip p50", 14),
+    ("p95", 6),
+    ("wrong", 5),
+    ("errors", 6),
+)
+_SERVER_TIMING = re.compile(r"\bapp;dur=([0-9.]+)")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backends",
+        type=_backends,
+        default=list(BACKENDS),
+        metavar="LIST",
+        help=f"comma-separated, from: {','.join(BACKENDS)} (default: all; bulk lookups run on postgres only)",
+    )
+    parser.add_argument(
+        "--clients", type=_positive, default=16, help="concurrent client threads (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=_positive,
+        default=2 * cpu_count() + 1,
+        help="gunicorn sync workers (default: 2 x nproc + 1 = %(default)s, gunicorn's advice)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=_positive,
+        default=2,
+        help="rounds of each request, alternating healthz and lookups (default: %(default)s)",
+    )
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument(
+        "--seconds", type=_positive_seconds, default=3.0, help="length of each round (default: %(default)s)"
+    )
+    length.add_argument("--requests", type=_positive, help="requests in each round, instead of --seconds")
+    parser.add_argument(
+        "--seeded",
+        type=_positive,
+        default=20,
+        help="subjects given consent through the API before the single lookups (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--subjects",
+        type=_positive,
+        default=1_000_000,
+        help="subjects stored on PostgreSQL for the bulk lookups (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--batch",
+        type=_batch,
+        default=10_000,
+        help="subjects per bulk lookup, at most 10000 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--calls", type=_positive, default=10, help="timed bulk calls per purpose set (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--postgres-url",
+        type=_loopback_url,
+        default=DEFAULT_POSTGRES_URL,
+        help="loopback server on which to create the throwaway database (default: %(default)s)",
+    )
+
+
+def _batch(text: str) -> int:
+    value = _positive(text)
+    if value > 10_000:
+        raise argparse.ArgumentTypeError(f"the service takes at most 10000 subjects per call, got {value}")
+    return value
+
+
+@dataclass
+class Singles:
+    """Single lookups beside /healthz on one backend, at one database size."""
+
+    backend: str
+    stored: int
+    workers: int
+    clients: int
+    healthz: list[Round] = field(default_factory=list)
+    lookups: list[Round] = field(default_factory=list)
+    warmup: list[Round] = field(default_factory=list)
+
+    def error_counts(self) -> Counter:
+        return sum((r.errors for r in (*self.warmup, *self.healthz, *self.lookups)), Counter())
+
+
+@dataclass
+class Bulk:
+    """Timed bulk lookups for one purpose set: milliseconds per call, and answers that did not match the data."""
+
+    purposes: tuple[str, ...]
+    stored: int
+    per_call: int
+    server_ms: list[float] = field(default_factory=list)
+    round_trip_ms: list[float] = field(default_factory=list)
+    wrong: int = 0
+    errors: Counter = field(default_factory=Counter)
+
+
+@dataclass
+class Outcome:
+    backend: str
+    version: str = ""
+    singles: list[Singles] = field(default_factory=list)
+    bulk: list[Bulk] = field(default_factory=list)
+    seed_seconds: float | None = None
+
+    def error_count(self) -> int:
+        single = sum(sum(s.error_counts().values()) for s in self.singles)
+        return single + sum(sum(b.errors.values()) + b.wrong for b in self.bulk)
+
+
+def run(args: argparse.Namespace) -> int:
+    print(machine(), flush=True)
+    outcomes, skipped = [], []
+    for backend in args.backends:
+        try:
+            outcomes.append(bench_backend(backend, args))
+        except Unavailable as exc:
+            skipped.append(f"{backend}: skipped: {exc}")
+    print_report(outcomes, skipped, args)
+    return 0 if all(o.error_count() == 0 for o in outcomes) else 1
+
+
+def bench_backend(backend: str, args: argparse.Namespace) -> Outcome:
+    outcome = Outcome(backend)
+    with (
+        tempfile.TemporaryDirectory(prefix="cmp-bench-") as directory,
+        _database(backend, Path(directory), args) as database,
+    ):
+        outcome.version = database.version
+        _progress(backend, f"{database.version}: migrating, seeding the demo site, creating keys")
+        env = app_environment(database.url)
+        port = free_port()
+        cmp(env, "db", "upgrade")
+        cmp(env, "demo", "--base-url", f"http://{HOST}:{port}")
+        reader = _new_key(env, "bench-reader", "consent:read")
+        writer = _new_key(env, "bench-writer", "consent:write")
+        with gunicorn(env, args.workers, port, Path(directory) / "gunicorn.log"):
+            subjects = _record_consents(port, writer, args.seeded)
+            outcome.singles.append(_singles(backend, args.seeded, port, reader, subjects, args))
+            if backend == "postgres":
+                _progress(backend, f"storing {args.subjects:,} subjects with COPY")
+                outcome.seed_seconds = seed_subjects(database.url, env["CMP_HMAC_KEY"], args.subjects)
+                _progress(backend, f"stored in {outcome.seed_seconds:.1f}s")
+                for purposes in PURPOSE_SETS:
+                    outcome.bulk.append(_bulk(port, reader, purposes, args))
+                sample = random.Random(7).sample(range(1, args.subjects + 1), args.rounds)
+                at_scale = [f"user:{n}" for n in sample]
+                outcome.singles.append(_singles(backend, args.subjects + args.seeded, port, reader, at_scale, args))
+    return outcome
+
+
+def _database(backend: str, directory: Path, args: argparse.Namespace) -> AbstractContextManager[Database]:
+    if backend == "sqlite":
+        return sqlite_database(directory)
+    return postgres_database(args.postgres_url)
+
+
+def _new_key(env: dict[str, str], name: str, scope: str) -> str:
+    return cmp(env, "key", "create", "--name", name, "--scope", scope).stdout.strip().splitlines()[0]
+
+
+def _record_consents(port: int, writer: str, count: int) -> list[str]:
+    """Give `count` users consent for analytics through the server API, as an account sign-up would."""
+    subjects = [f"user:api-{n}" for n in range(1, count + 1)]
+    connection = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        for subject in subjects:
+            body = json.dumps({"subject": subject, "decisions": {"analytics": "granted"}})
+            headers = {"Authorization": f"Bearer {writer}", "Content-Type": "application/json"}
+            connection.request("POST", f"/api/v1/sites/{SITE}/consents", body=body, headers=headers)
+            response = connection.getresponse()
+            answer = response.read()
+            if response.status != 201:
+                raise BenchError(f"recording consent for {subject}: HTTP {response.status} {answer[:200]!r}")
+    finally:
+        connection.close()
+    return subjects
+
+
+def _singles(backend: str, stored: int, port: int, reader: str, subjects: list[str], args) -> Singles:
+    outcome = Singles(backend, stored, args.workers, args.clients)
+    headers = {"Authorization": f"Bearer {reader}"}
+    healthz = Call("healthz", "GET", "/healthz", 200)
+
+    def lookup(subject: str) -> Call:
+        query = urlencode({"site": SITE, "subject": subject, "purpose": "analytics"})
+        return Call("lookups", "GET", f"/api/v1/consents/lookup?{query}", 200, headers=headers)
+
+    # Every worker imports, connects and fills its caches before anything is timed.
+    warmup = Limit(requests=4 * args.clients)
+    for call in (healthz, lookup(subjects[0])):
+        outcome.warmup.append(drive(HOST, port, call, args.clients, warmup))
+    limit = Limit(requests=args.requests) if args.requests else Limit(seconds=args.seconds)
+    for number in range(1, args.rounds + 1):
+        # Each round asks about another subject.
+        subject_call = lookup(subjects[(number - 1) % len(subjects)])
+        for call, rounds in ((healthz, outcome.healthz), (subject_call, outcome.lookups)):
+            result = drive(HOST, port, call, args.clients, limit)
+            rounds.append(result)
+            _progress(
+                backend,
+                f"{stored:,} subjects, round {number} {call.name}: {result.rate:8.1f}/s"
+                f" ({result.ok} in {result.elapsed:.1f}s, {sum(result.errors.values())} errors)",
+            )
+    return outcome
+
+
+# --- 1,000,000 subjects on PostgreSQL ----------------------------------------------------------------------
+
+# Subject n is `user:<n>`, with subject id md5('s' || n) cut to 22 characters, as random-looking as real ones.
+# Its state, which `expected` mirrors: analytics denied for every 4th, expired for every 50th of the rest,
+# granted otherwise; marketing_email confirmed for every 3rd, unsubscribed for the next, no record for the rest.
+_SUBJECTS = """
+INSERT INTO subjects (id, site_id, created_at)
+SELECT substr(md5('s' || n), 1, 22), %(site_id)s, now() FROM generate_series(1, %(count)s) AS n
+"""
+_STATES = """
+INSERT INTO consent_state
+    (site_id, subject_id, purpose, decision, action, source, event_id, notice_version, decided_at, expires_at)
+SELECT %(site_id)s, substr(md5('s' || n), 1, 22), p.purpose,
+    CASE WHEN p.purpose = 'analytics' AND n %% 4 = 0 THEN 'denied'
+         WHEN p.purpose = 'marketing_email' AND n %% 3 = 1 THEN 'denied'
+         ELSE 'granted' END,
+    CASE WHEN p.purpose = 'analytics' AND n %% 4 = 0 THEN 'reject_all'
+         WHEN p.purpose = 'analytics' THEN 'accept_all'
+         WHEN n %% 3 = 0 THEN 'confirm'
+         ELSE 'unsubscribe' END,
+    'import', %(event_id)s, 1,
+    now() - make_interval(days => CASE WHEN n %% 50 = 0 AND p.purpose = 'analytics' THEN 400 ELSE n %% 300 END),
+    now() + make_interval(days => CASE WHEN n %% 50 = 0 AND p.purpose = 'analytics' THEN -35 ELSE 365 - n %% 300 END)
+FROM generate_series(1, %(count)s) AS n
+CROSS JOIN (VALUES ('analytics'), ('marketing_email')) AS p (purpose)
+WHERE p.purpose = 'analytics' OR n %% 3 <> 2
+"""
+
+
+def expected(n: int, stored: int, purpose: str) -> str:
+    """The reason a lookup must give for `user:<n>`, from the rules `_STATES` stores."""
+    if n > stored:
+        return "no_record"
+    if purpose == "analytics":
+        return "denied" if n % 4 == 0 else "expired" if n % 50 == 0 else "granted"
+    return ("granted", "withdrawn", "no_record")[n % 3]
+
+
+# Loading into tables without their secondary indexes, then building those once, is several times faster than
+# updating them row by row; they are rebuilt under the names the migrations gave them.
+_DEFERRED_INDEXES = (
+    (
+        "ALTER TABLE subject_identifiers DROP CONSTRAINT uq_subject_identifiers_site_id_digest",
+        "ALTER TABLE subject_identifiers ADD CONSTRAINT uq_subject_identifiers_site_id_digest UNIQUE (site_id, digest)",
+    ),
+    (
+        "DROP INDEX ix_subject_identifiers_subject_id",
+        "CREATE INDEX ix_subject_identifiers_subject_id ON subject_identifiers (subject_id)",
+    ),
+    (
+        "ALTER TABLE consent_state DROP CONSTRAINT pk_consent_state",
+        "ALTER TABLE consent_state ADD CONSTRAINT pk_consent_state PRIMARY KEY (site_id, subject_id, purpose)",
+    ),
+)
+
+
+def seed_subjects(database_url: str, hmac_key: str, count: int) -> float:
+    """Store `count` subjects `user:1`...: subjects and state generated in SQL, identifiers COPYed; seconds taken.
+
+    The identifiers' digests are computed here exactly as the service computes them (HMAC-SHA256 over site,
+    kind and value), so lookups find them. Every state row points to one real event of the site, recorded
+    through the API: lookups read only the current state, never the log. The rows are consistent by
+    construction, so a superuser skips the per-row foreign key checks.
+    """
+    started = time.perf_counter()
+    conninfo = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo) as connection:
+        site_id = connection.execute("SELECT id FROM sites WHERE key = %s", (SITE,)).fetchone()[0]
+        event = connection.execute(
+            "SELECT id FROM consent_events WHERE site_id = %s ORDER BY seq LIMIT 1", (site_id,)
+        ).fetchone()
+        if event is None:
+            raise BenchError("no consent event to point the generated state at")
+        superuser = connection.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]
+        if superuser:
+            connection.execute("SET LOCAL session_replication_role = replica")
+        connection.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        for drop, _ in _DEFERRED_INDEXES:
+            connection.execute(drop)
+        parameters = {"site_id": site_id, "count": count, "event_id": event[0]}
+        connection.execute(_SUBJECTS, parameters)
+        with connection.cursor().copy(
+            "COPY subject_identifiers (site_id, subject_id, kind, digest, created_at) FROM STDIN"
+        ) as copy:
+            for chunk in _identifier_rows(site_id, hmac_key, count):
+                copy.write(chunk)
+        connection.execute(_STATES, parameters)
+        for _, create in _DEFERRED_INDEXES:
+            connection.execute(create)
+    # As autovacuum would leave them: statistics for the planner, and the visibility map set.
+    with psycopg.connect(conninfo, autocommit=True) as connection:
+        connection.execute("VACUUM ANALYZE subjects, subject_identifiers, consent_state")
+    return time.perf_counter() - started
+
+
+def _identifier_rows(site_id: int, hmac_key: str, count: int, chunk: int = 50_000) -> Iterator[bytes]:
+    key = hmac_key.encode()
+    created = datetime.now(UTC).isoformat()
+    for start in range(1, count + 1, chunk):
+        lines = []
+        for n in range(start, min(start + chunk, count + 1)):
+            digest = hmac.new(key, f"{SITE}\x00user:{n}".encode(), hashlib.sha256).hexdigest()
+            subject_id = hashlib.md5(f"s{n}".encode(), usedforsecurity=False).hexdigest()[:22]
+            lines.append(f"{site_id}\t{subject_id}\tuser\t{digest}\t{created}\n")
+        yield "".join(lines).encode()
+
+
+def _bulk(port: int, reader: str, purposes: tuple[str, ...], args) -> Bulk:
+    """Time `args.calls` bulk lookups, one at a time, after a warm-up call per worker; check every answer."""
+    outcome = Bulk(purposes, args.subjects, args.batch)
+    chooser = random.Random(len(purposes))
+    # One in twenty asked about is not stored at all: those must answer no_record.
+    numbers = [chooser.randint(1, args.subjects + args.subjects // 19) for _ in range(args.batch)]
+    body = json.dumps({"site": SITE, "subjects": [f"user:{n}" for n in numbers], "purposes": list(purposes)})
+    headers = {"Authorization": f"Bearer {reader}", "Content-Type": "application/json"}
+    for number in range(args.workers + args.calls):
+        timed = number >= args.workers
+        connection = http.client.HTTPConnection(HOST, port, timeout=60)
+        try:
+            started = time.perf_counter()
+            connection.request("POST", "/api/v1/consents/lookup", body=body.encode(), headers=headers)
+            response = connection.getresponse()
+            answer = response.read()
+            elapsed = (time.perf_counter() - started) * 1000
+        except (OSError, http.client.HTTPException) as exc:
+            outcome.errors[f"bulk: {type(exc).__name__}: {exc}"] += 1
+            continue
+        finally:
+            connection.close()
+        if response.status != 200:
+            outcome.errors[f"bulk: HTTP {response.status} {answer[:200].decode(errors='replace')}"] += 1
+            continue
+        server = _SERVER_TIMING.search(response.getheader("Server-Timing") or "")
+        if timed:
+            outcome.round_trip_ms.append(elapsed)
+            if server:
+                outcome.server_ms.append(float(server.group(1)))
+            else:
+                outcome.errors["bulk: no Server-Timing header"] += 1
+            outcome.wrong += _wrong_answers(json.loads(answer), numbers, args.subjects, purposes)
+    _progress(
+        "postgres",
+        f"bulk {'+'.join(purposes)}: server {_median(outcome.server_ms):.1f} ms median,"
+        f" round trip {_median(outcome.round_trip_ms):.1f} ms, {outcome.wrong} wrong answers",
+    )
+    return outcome
+
+
+def _wrong_answers(answer: dict, numbers: list[int], stored: int, purposes: tuple[str, ...]) -> int:
+    results = answer["results"]
+    if len(results) != len(numbers):
+        return len(numbers)
+    wrong = 0
+    for n, result in zip(numbers, results, strict=True):
+        reasons = {p: expected(n, stored, p) for p in purposes}
+        allowed = all(reason == "granted" for reason in reasons.values())
+        got = {p: a["reason"] for p, a in result["purposes"].items()}
+        wrong += result["subject"] != f"user:{n}" or got != reasons or result["allowed"] != allowed
+    return wrong
+
+
+# --- report -------------------------------------------------------------------------------------------------
+
+
+def _progress(backend: str, message: str) -> None:
+    print(f"  {backend}: {message}", file=sys.stderr, flush=True)
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def _p95(values: list[float]) -> float:
+    if len(values) < 2:
+        return values[0] if values else float("nan")
+    return statistics.quantiles(values, n=20, method="inclusive")[18]
+
+
+def _best(rounds: list[Round]) -> float:
+    return max((r.rate for r in rounds), default=0.0)
+
+
+def print_report(outcomes: list[Outcome], skipped: list[str], args: argparse.Namespace) -> None:
+    print(_row(SINGLE_COLUMNS, (name for name, _ in SINGLE_COLUMNS)))
+    for outcome in outcomes:
+        for singles in outcome.singles:
+            healthz, lookups = _best(singles.healthz), _best(singles.lookups)
+            print(
+                _row(
+                    SINGLE_COLUMNS,
+                    [
+                        singles.backend,
+                        f"{singles.stored:,}",
+                        str(singles.workers),
+                        str(singles.clients),
+                        f"{healthz:.1f}",
+                        f"{lookups:.1f}",
+                        f"{lookups / healthz:.3f}" if healthz else "-",
+                        str(sum(singles.error_counts().values())),
+                    ],
+                )
+            )
+    bulk = [(outcome, b) for outcome in outcomes for b in outcome.bulk]
+    if bulk:
+        print(_row(BULK_COLUMNS, (name for name, _ in BULK_COLUMNS)))
+        for _, b in bulk:
+            print(
+                _row(
+                    BULK_COLUMNS,
+                    [
+                        "postgres",
+                        f"{b.stored:,}",
+                        f"{b.per_call:,}",
+                        ",".join(b.purposes),
+                        str(len(b.round_trip_ms)),
+                        f"{_median(b.server_ms):.1f}",
+                        f"{_p95(b.server_ms):.1f}",
+                        f"{_median(b.round_trip_ms):.1f}",
+                        f"{_p95(b.round_trip_ms):.1f}",
+                        str(b.wrong),
+                        str(sum(b.errors.values())),
+                    ],
+                )
+            )
+    for line in skipped:
+        print(line)
+    for outcome in outcomes:
+        rounds = len(outcome.singles[0].healthz) if outcome.singles else 0
+        print(f"{outcome.backend}: {outcome.version}; single lookups: best of {rounds} round(s) of each")
+        if outcome.seed_seconds is not None:
+            print(
+                f"{outcome.backend}: {args.subjects:,} subjects stored in {outcome.seed_seconds:.1f}s;"
+                f" bulk: {args.calls} timed calls per purpose set, one at a time, after {args.workers} warm-up calls;"
+                " server ms from the Server-Timing header, round trip on the client"
+            )
+        errors = sum((s.error_counts() for s in outcome.singles), Counter())
+        errors += sum((b.errors for b in outcome.bulk), Counter())
+        for error, count in errors.most_common():
+            print(f"{outcome.backend}: {count} x {error}")
+
+
+def _row(columns, cells: Iterable[str]) -> str:
+    return "  ".join(str(cell).ljust(width) for cell, (_, width) in zip(cells, columns, strict=True)).rstrip()

@@ -104,6 +104,7 @@ def load_settings(environ: Mapping[str, str], instance_path: str, overrides: Map
         "MAX_CONTENT_LENGTH": _int(environ, "CMP_MAX_BODY_BYTES", 64 * 1024, minimum=1024),
         "CMP_LOG_LEVEL": environ.get("CMP_LOG_LEVEL", "INFO").upper(),
         "CMP_DB_POOL_SIZE": _int(environ, "CMP_DB_POOL_SIZE", 5, minimum=1),
+        "CMP_LOOKUP_CACHE_SECONDS": _int(environ, "CMP_LOOKUP_CACHE_SECONDS", 5, minimum=0),
     }
     settings.update(overrides)
 

@@ -11,29 +11,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import BenchError
-from bench.databases import (
-    DEFAULT_POSTGRES_URL,
-    Database,
-    Unavailable,
-    postgres_database,
-    require_loopback,
-    sqlite_database,
-)
+from bench.databases import Unavailable
 from bench.load import Call, Limit, Round, drive
+from bench.options import add_load_options, machine, progress, throwaway_database
 from bench.server import HOST, app_environment, cmp, free_port, gunicorn
 
-BACKENDS = ("sqlite", "postgres")
 SITE = "demo"
 USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
@@ -52,75 +41,8 @@ COLUMNS = (
 )
 
 
-def cpu_count() -> int:
-    """What `nproc` prints: the CPUs this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--backends",
-        type=_backends,
-        default=list(BACKENDS),
-        metavar="LIST",
-        help=f"comma-separated, from: {','.join(BACKENDS)} (default: all)",
-    )
-    parser.add_argument(
-        "--clients", type=_positive, default=16, help="concurrent client threads (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--workers",
-        type=_positive,
-        default=2 * cpu_count() + 1,
-        help="gunicorn sync workers (default: 2 x nproc + 1 = %(default)s, gunicorn's advice)",
-    )
-    parser.add_argument(
-        "--rounds",
-        type=_positive,
-        default=2,
-        help="rounds of each request, alternating healthz and writes (default: %(default)s)",
-    )
-    length = parser.add_mutually_exclusive_group()
-    length.add_argument(
-        "--seconds", type=_positive_seconds, default=3.0, help="length of each round (default: %(default)s)"
-    )
-    length.add_argument("--requests", type=_positive, help="requests in each round, instead of --seconds")
-    parser.add_argument(
-        "--postgres-url",
-        type=_loopback_url,
-        default=DEFAULT_POSTGRES_URL,
-        help="loopback server on which to create the throwaway database (default: %(default)s)",
-    )
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_seconds(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
-
-
-def _loopback_url(text: str) -> str:
-    try:
-        require_loopback(text)
-    except BenchError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
-def _backends(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = sorted(set(names) - set(BACKENDS))
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"choose from {', '.join(BACKENDS)}; got {text!r}")
-    return list(dict.fromkeys(names))
+    add_load_options(parser, "writes")
 
 
 @dataclass
@@ -170,22 +92,14 @@ def run(args: argparse.Namespace) -> int:
     return 0 if all(o.errors == 0 and o.verified for o in outcomes) else 1
 
 
-def machine() -> str:
-    load = f", load average {os.getloadavg()[0]:.1f} at start" if hasattr(os, "getloadavg") else ""
-    return (
-        f"machine: nproc {cpu_count()}, Python {platform.python_version()} "
-        f"({platform.python_implementation()}), {platform.system()} {platform.machine()}{load}"
-    )
-
-
 def bench_backend(backend: str, args: argparse.Namespace) -> Outcome:
     outcome = Outcome(backend, args.workers, args.clients)
     with (
         tempfile.TemporaryDirectory(prefix="cmp-bench-") as directory,
-        _database(backend, Path(directory), args) as database,
+        throwaway_database(backend, Path(directory), args) as database,
     ):
         outcome.version = database.version
-        _progress(backend, f"{database.version}: migrating and seeding the demo site")
+        progress(backend, f"{database.version}: migrating and seeding the demo site")
         env = app_environment(database.url)
         port = free_port()
         cmp(env, "db", "upgrade")
@@ -194,12 +108,6 @@ def bench_backend(backend: str, args: argparse.Namespace) -> Outcome:
             _measure(outcome, port, args)
         _check_log(outcome, env)
     return outcome
-
-
-def _database(backend: str, directory: Path, args: argparse.Namespace) -> AbstractContextManager[Database]:
-    if backend == "sqlite":
-        return sqlite_database(directory)
-    return postgres_database(args.postgres_url)
 
 
 def calls(port: int) -> tuple[Call, Call]:
@@ -224,7 +132,7 @@ def _measure(outcome: Outcome, port: int, args: argparse.Namespace) -> None:
             result = drive(HOST, port, call, args.clients, limit)
             rounds.append(result)
             errors = sum(result.errors.values())
-            _progress(
+            progress(
                 outcome.backend,
                 f"round {number} {call.name}: {result.rate:8.1f}/s"
                 f" ({result.ok} in {result.elapsed:.1f}s, {errors} errors)",
@@ -243,10 +151,6 @@ def _check_log(outcome: Outcome, env: dict[str, str]) -> None:
     outcome.chain_report = json.dumps(report)
     shown = json.loads(cmp(env, "site", "show", SITE, "--json").stdout)
     outcome.events = shown["events"]
-
-
-def _progress(backend: str, message: str) -> None:
-    print(f"  {backend}: {message}", file=sys.stderr, flush=True)
 
 
 def print_report(outcomes: list[Outcome], skipped: list[str]) -> None:

@@ -19,12 +19,10 @@ import json
 import random
 import re
 import statistics
-import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,19 +32,11 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from bench import BenchError
-from bench.consent_writes import (
-    _backends,
-    _loopback_url,
-    _positive,
-    _positive_seconds,
-    cpu_count,
-    machine,
-)
-from bench.databases import DEFAULT_POSTGRES_URL, Database, Unavailable, postgres_database, sqlite_database
+from bench.databases import Unavailable
 from bench.load import Call, Limit, Round, drive
+from bench.options import add_load_options, machine, positive, progress, throwaway_database
 from bench.server import HOST, app_environment, cmp, free_port, gunicorn
 
-BACKENDS = ("sqlite", "postgres")
 SITE = "demo"
 PURPOSE_SETS = (("analytics",), ("analytics", "marketing_email"))
 SINGLE_COLUMNS = (
@@ -76,42 +66,16 @@ _SERVER_TIMING = re.compile(r"\bapp;dur=([0-9.]+)")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--backends",
-        type=_backends,
-        default=list(BACKENDS),
-        metavar="LIST",
-        help=f"comma-separated, from: {','.join(BACKENDS)} (default: all; bulk lookups run on postgres only)",
-    )
-    parser.add_argument(
-        "--clients", type=_positive, default=16, help="concurrent client threads (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--workers",
-        type=_positive,
-        default=2 * cpu_count() + 1,
-        help="gunicorn sync workers (default: 2 x nproc + 1 = %(default)s, gunicorn's advice)",
-    )
-    parser.add_argument(
-        "--rounds",
-        type=_positive,
-        default=2,
-        help="rounds of each request, alternating healthz and lookups (default: %(default)s)",
-    )
-    length = parser.add_mutually_exclusive_group()
-    length.add_argument(
-        "--seconds", type=_positive_seconds, default=3.0, help="length of each round (default: %(default)s)"
-    )
-    length.add_argument("--requests", type=_positive, help="requests in each round, instead of --seconds")
+    add_load_options(parser, "lookups", "; bulk lookups run on postgres only")
     parser.add_argument(
         "--seeded",
-        type=_positive,
+        type=positive,
         default=20,
         help="subjects given consent through the API before the single lookups (default: %(default)s)",
     )
     parser.add_argument(
         "--subjects",
-        type=_positive,
+        type=positive,
         default=1_000_000,
         help="subjects stored on PostgreSQL for the bulk lookups (default: %(default)s)",
     )
@@ -122,18 +86,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="subjects per bulk lookup, at most 10000 (default: %(default)s)",
     )
     parser.add_argument(
-        "--calls", type=_positive, default=10, help="timed bulk calls per purpose set (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--postgres-url",
-        type=_loopback_url,
-        default=DEFAULT_POSTGRES_URL,
-        help="loopback server on which to create the throwaway database (default: %(default)s)",
+        "--calls", type=positive, default=10, help="timed bulk calls per purpose set (default: %(default)s)"
     )
 
 
 def _batch(text: str) -> int:
-    value = _positive(text)
+    value = positive(text)
     if value > 10_000:
         raise argparse.ArgumentTypeError(f"the service takes at most 10000 subjects per call, got {value}")
     return value
@@ -197,10 +155,10 @@ def bench_backend(backend: str, args: argparse.Namespace) -> Outcome:
     outcome = Outcome(backend)
     with (
         tempfile.TemporaryDirectory(prefix="cmp-bench-") as directory,
-        _database(backend, Path(directory), args) as database,
+        throwaway_database(backend, Path(directory), args) as database,
     ):
         outcome.version = database.version
-        _progress(backend, f"{database.version}: migrating, seeding the demo site, creating keys")
+        progress(backend, f"{database.version}: migrating, seeding the demo site, creating keys")
         env = app_environment(database.url)
         port = free_port()
         cmp(env, "db", "upgrade")
@@ -211,21 +169,15 @@ def bench_backend(backend: str, args: argparse.Namespace) -> Outcome:
             subjects = _record_consents(port, writer, args.seeded)
             outcome.singles.append(_singles(backend, args.seeded, port, reader, subjects, args))
             if backend == "postgres":
-                _progress(backend, f"storing {args.subjects:,} subjects with COPY")
+                progress(backend, f"storing {args.subjects:,} subjects with COPY")
                 outcome.seed_seconds = seed_subjects(database.url, env["CMP_HMAC_KEY"], args.subjects)
-                _progress(backend, f"stored in {outcome.seed_seconds:.1f}s")
+                progress(backend, f"stored in {outcome.seed_seconds:.1f}s")
                 for purposes in PURPOSE_SETS:
                     outcome.bulk.append(_bulk(port, reader, purposes, args))
                 sample = random.Random(7).sample(range(1, args.subjects + 1), args.rounds)
                 at_scale = [f"user:{n}" for n in sample]
                 outcome.singles.append(_singles(backend, args.subjects + args.seeded, port, reader, at_scale, args))
     return outcome
-
-
-def _database(backend: str, directory: Path, args: argparse.Namespace) -> AbstractContextManager[Database]:
-    if backend == "sqlite":
-        return sqlite_database(directory)
-    return postgres_database(args.postgres_url)
 
 
 def _new_key(env: dict[str, str], name: str, scope: str) -> str:
@@ -270,7 +222,7 @@ def _singles(backend: str, stored: int, port: int, reader: str, subjects: list[s
         for call, rounds in ((healthz, outcome.healthz), (subject_call, outcome.lookups)):
             result = drive(HOST, port, call, args.clients, limit)
             rounds.append(result)
-            _progress(
+            progress(
                 backend,
                 f"{stored:,} subjects, round {number} {call.name}: {result.rate:8.1f}/s"
                 f" ({result.ok} in {result.elapsed:.1f}s, {sum(result.errors.values())} errors)",
@@ -418,7 +370,7 @@ def _bulk(port: int, reader: str, purposes: tuple[str, ...], args) -> Bulk:
             else:
                 outcome.errors["bulk: no Server-Timing header"] += 1
             outcome.wrong += _wrong_answers(json.loads(answer), numbers, args.subjects, purposes)
-    _progress(
+    progress(
         "postgres",
         f"bulk {'+'.join(purposes)}: server {_median(outcome.server_ms):.1f} ms median,"
         f" round trip {_median(outcome.round_trip_ms):.1f} ms, {outcome.wrong} wrong answers",
@@ -440,10 +392,6 @@ def _wrong_answers(answer: dict, numbers: list[int], stored: int, purposes: tupl
 
 
 # --- report -------------------------------------------------------------------------------------------------
-
-
-def _progress(backend: str, message: str) -> None:
-    print(f"  {backend}: {message}", file=sys.stderr, flush=True)
 
 
 def _median(values: list[float]) -> float:

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 
 from cmp.extensions import db
 from cmp.models import ConsentEvent, ConsentState, Subject, SubjectIdentifier
+from cmp.services import keys
 
 ORIGIN = "https://shop.example"
 CHROME = (
@@ -38,3 +39,10 @@ def events(site_id: int | None = None) -> list[ConsentEvent]:
 def state(subject_id: str) -> dict[str, str]:
     rows = db.session.scalars(sa.select(ConsentState).where(ConsentState.subject_id == subject_id))
     return {row.purpose: row.decision for row in rows}
+
+
+def bearer(*scopes: str, bound_to=()) -> dict[str, str]:
+    """The Authorization header of a new API key with these scopes (and sites), committed."""
+    token = keys.create_key("test", list(scopes), list(bound_to)).token
+    db.session.commit()
+    return {"Authorization": f"Bearer {token}"}

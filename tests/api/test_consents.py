@@ -9,7 +9,7 @@ import pytest
 from cmp.extensions import db
 from cmp.models import ConsentEvent, ConsentState
 from cmp.services import chain, keys, notices, sites
-from tests.helpers import CHROME, ORIGIN, counts, events, post_consent, state
+from tests.helpers import CHROME, ORIGIN, bearer, counts, events, post_consent, state
 
 
 def test_accept_all_records_event_state_and_chain(client, site):
@@ -281,12 +281,8 @@ def test_preflight_is_answered_only_for_allowed_origins(client, site):
 # --- servers with an API key ----------------------------------------------------------------------------------
 
 
-def _key(*scopes, sites_=()):
-    return {"Authorization": f"Bearer {keys.create_key('test', list(scopes), list(sites_)).token}"}
-
-
-def test_server_records_consent_for_a_user_with_a_key(client, site):
-    headers = _key("consent:write")
+def test_server_records_consent_for_a_user_with_abearer(client, site):
+    headers = bearer("consent:write")
     response = client.post(
         "/api/v1/sites/shop/consents",
         json={
@@ -313,13 +309,13 @@ def test_email_identifiers_are_never_stored_in_plaintext(client, site, backend):
     response = client.post(
         "/api/v1/sites/shop/consents",
         json={"subject": f"email:{address}", "decisions": {"email_tracking": "denied"}},
-        headers=_key("consent:write"),
+        headers=bearer("consent:write"),
     )
     assert response.status_code == 201
     again = client.post(
         "/api/v1/sites/shop/consents",
         json={"subject": "email:ada.lovelace@example.org", "decisions": {"email_tracking": "denied"}},
-        headers=_key("consent:write"),
+        headers=bearer("consent:write"),
     )
     assert again.json["subject_id"] == response.json["subject_id"]  # normalised before hashing
     for table in ("subject_identifiers", "subjects", "consent_events", "consent_state"):
@@ -332,7 +328,7 @@ def test_server_cannot_grant_a_double_opt_in_purpose(client, site):
     response = client.post(
         "/api/v1/sites/shop/consents",
         json={"subject": "user:7", "decisions": {"marketing_email": "granted"}},
-        headers=_key("consent:write"),
+        headers=bearer("consent:write"),
     )
     _refused(response, 422, "double_opt_in_required", before)
 
@@ -342,7 +338,7 @@ def test_server_may_pass_a_signed_visitor_id(client, site):
     response = client.post(
         "/api/v1/sites/shop/consents",
         json={"subject": f"visitor:{signed}", "decisions": {"analytics": "granted"}, "source": "import"},
-        headers=_key("consent:write"),
+        headers=bearer("consent:write"),
     )
     assert response.status_code == 201
     assert response.json["source"] == "import"
@@ -350,7 +346,7 @@ def test_server_may_pass_a_signed_visitor_id(client, site):
     forged = client.post(
         "/api/v1/sites/shop/consents",
         json={"subject": "visitor:AAAAAAAAAAAAAAAAAAAAAA", "decisions": {"analytics": "granted"}},
-        headers=_key("consent:write"),
+        headers=bearer("consent:write"),
     )
     assert forged.status_code == 422
     assert forged.json["error"]["code"] == "invalid_subject"
@@ -376,13 +372,15 @@ def test_key_without_scope_or_for_another_site_is_403(client, site):
     sites.create_site("blog", "Blog")
     before = counts()
     body = {"subject": "user:1", "action": "accept_all"}
-    wrong_scope = client.post("/api/v1/sites/shop/consents", json=body, headers=_key("consent:read"))
+    wrong_scope = client.post("/api/v1/sites/shop/consents", json=body, headers=bearer("consent:read"))
     _refused(wrong_scope, 403, "insufficient_scope", before)
-    wrong_site = client.post("/api/v1/sites/shop/consents", json=body, headers=_key("consent:write", sites_=["blog"]))
+    wrong_site = client.post(
+        "/api/v1/sites/shop/consents", json=body, headers=bearer("consent:write", bound_to=["blog"])
+    )
     _refused(wrong_site, 403, "site_not_allowed", before)
-    bound = client.post("/api/v1/sites/shop/consents", json=body, headers=_key("consent:write", sites_=["shop"]))
+    bound = client.post("/api/v1/sites/shop/consents", json=body, headers=bearer("consent:write", bound_to=["shop"]))
     assert bound.status_code == 201
-    admin = client.post("/api/v1/sites/shop/consents", json=body, headers=_key("admin"))
+    admin = client.post("/api/v1/sites/shop/consents", json=body, headers=bearer("admin"))
     assert admin.status_code == 201
 
 

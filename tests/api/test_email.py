@@ -18,10 +18,10 @@ from cmp.config import load_settings
 from cmp.errors import BadRequest
 from cmp.extensions import db
 from cmp.models import ConsentEvent
-from cmp.services import chain, keys, notices, sites
+from cmp.services import chain, notices, sites
 from cmp.services.email import EmailTokens, Link, LinkKind
 from tests.conftest import running_app
-from tests.helpers import CHROME, ORIGIN, counts, events
+from tests.helpers import CHROME, ORIGIN, bearer, counts, events
 
 PUBLIC = "https://cmp.example"
 ADDRESS = "Ada.Lovelace@Example.org"
@@ -35,12 +35,6 @@ DAY = 24 * 3600
 def app(database_url):
     with running_app(database_url, CMP_PUBLIC_URL=PUBLIC) as app:
         yield app
-
-
-def bearer(*scopes, bound_to=()):
-    token = keys.create_key("test", list(scopes), list(bound_to)).token
-    db.session.commit()
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture

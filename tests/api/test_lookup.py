@@ -9,18 +9,12 @@ import sqlalchemy as sa
 
 from cmp.extensions import db
 from cmp.models.types import utcnow
-from cmp.services import keys, notices, sites
 from cmp.services import lookup as lookup_service
-from tests.helpers import post_consent
+from cmp.services import notices, sites
+from tests.helpers import bearer, post_consent
 
 LOOKUP = "/api/v1/consents/lookup"
 CONSENTS = "/api/v1/sites/shop/consents"
-
-
-def bearer(*scopes, bound_to=()):
-    token = keys.create_key("test", list(scopes), list(bound_to)).token
-    db.session.commit()
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture

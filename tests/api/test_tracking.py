@@ -12,10 +12,10 @@ from cmp.api.pages import TRANSPARENT_GIF as PIXEL
 from cmp.extensions import db
 from cmp.models import ConsentState, EmailActivity
 from cmp.models.types import utcnow
-from cmp.services import chain, keys, notices
+from cmp.services import chain, notices
 from cmp.services.email import Link, LinkKind
 from tests.conftest import running_app
-from tests.helpers import counts, events
+from tests.helpers import bearer, counts, events
 
 PUBLIC = "https://cmp.example"
 ADDRESS = "grace.hopper@example.org"
@@ -27,12 +27,6 @@ DESTINATION = "https://shop.example/sale?utm_campaign=spring#top"
 def app(database_url):
     with running_app(database_url, CMP_PUBLIC_URL=PUBLIC) as app:
         yield app
-
-
-def bearer(*scopes):
-    token = keys.create_key("test", list(scopes)).token
-    db.session.commit()
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture

@@ -1,0 +1,104 @@
+"""What the load benchmarks share: their command-line options, the machine line, progress, databases."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+from bench import BenchError
+from bench.databases import DEFAULT_POSTGRES_URL, Database, postgres_database, require_loopback, sqlite_database
+
+BACKENDS = ("sqlite", "postgres")
+
+
+def cpu_count() -> int:
+    """What `nproc` prints: the CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def machine() -> str:
+    load = f", load average {os.getloadavg()[0]:.1f} at start" if hasattr(os, "getloadavg") else ""
+    return (
+        f"machine: nproc {cpu_count()}, Python {platform.python_version()} "
+        f"({platform.python_implementation()}), {platform.system()} {platform.machine()}{load}"
+    )
+
+
+def add_load_options(parser: argparse.ArgumentParser, measured: str, backends_note: str = "") -> None:
+    """Backends, clients, workers, rounds alternating healthz and `measured`, round length, PostgreSQL server."""
+    parser.add_argument(
+        "--backends",
+        type=backends,
+        default=list(BACKENDS),
+        metavar="LIST",
+        help=f"comma-separated, from: {','.join(BACKENDS)} (default: all{backends_note})",
+    )
+    parser.add_argument("--clients", type=positive, default=16, help="concurrent client threads (default: %(default)s)")
+    parser.add_argument(
+        "--workers",
+        type=positive,
+        default=2 * cpu_count() + 1,
+        help="gunicorn sync workers (default: 2 x nproc + 1 = %(default)s, gunicorn's advice)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=positive,
+        default=2,
+        help=f"rounds of each request, alternating healthz and {measured} (default: %(default)s)",
+    )
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument(
+        "--seconds", type=positive_seconds, default=3.0, help="length of each round (default: %(default)s)"
+    )
+    length.add_argument("--requests", type=positive, help="requests in each round, instead of --seconds")
+    parser.add_argument(
+        "--postgres-url",
+        type=loopback_url,
+        default=DEFAULT_POSTGRES_URL,
+        help="loopback server on which to create the throwaway database (default: %(default)s)",
+    )
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
+def loopback_url(text: str) -> str:
+    try:
+        require_loopback(text)
+    except BenchError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def backends(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(BACKENDS))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(BACKENDS)}; got {text!r}")
+    return list(dict.fromkeys(names))
+
+
+def throwaway_database(backend: str, directory: Path, args: argparse.Namespace) -> AbstractContextManager[Database]:
+    """A throwaway database: a SQLite file in `directory`, or a PostgreSQL database on `--postgres-url`."""
+    if backend == "sqlite":
+        return sqlite_database(directory)
+    return postgres_database(args.postgres_url)
+
+
+def progress(backend: str, message: str) -> None:
+    print(f"  {backend}: {message}", file=sys.stderr, flush=True)

@@ -272,8 +272,9 @@ def expected(n: int, stored: int, purpose: str) -> str:
 # updating them row by row; they are rebuilt under the names the migrations gave them.
 _DEFERRED_INDEXES = (
     (
-        "ALTER TABLE subject_identifiers DROP CONSTRAINT uq_subject_identifiers_site_id_digest",
-        "ALTER TABLE subject_identifiers ADD CONSTRAINT uq_subject_identifiers_site_id_digest UNIQUE (site_id, digest)",
+        "DROP INDEX uq_subject_identifiers_site_id_digest",
+        "CREATE UNIQUE INDEX uq_subject_identifiers_site_id_digest ON subject_identifiers (site_id, digest)"
+        " INCLUDE (subject_id)",
     ),
     (
         "DROP INDEX ix_subject_identifiers_subject_id",

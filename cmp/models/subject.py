@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cmp.extensions import db
@@ -25,8 +25,13 @@ class SubjectIdentifier(db.Model):
     """Links `kind:value` to a subject through a keyed HMAC-SHA256 digest; the value is never stored."""
 
     __tablename__ = "subject_identifiers"
-    # The digest covers site, kind and value: (site, digest) is unique and is what lookups search by.
-    __table_args__ = (UniqueConstraint("site_id", "digest"),)
+    # The digest covers site, kind and value: (site, digest) is unique and is what lookups search by. On
+    # PostgreSQL the index also carries the subject id, so a lookup never reads the table for it.
+    __table_args__ = (
+        Index(
+            "uq_subject_identifiers_site_id_digest", "site_id", "digest", unique=True, postgresql_include=["subject_id"]
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))

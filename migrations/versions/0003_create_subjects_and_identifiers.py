@@ -39,14 +39,22 @@ def upgrade():
             ["subject_id"], ["subjects.id"], name=op.f("fk_subject_identifiers_subject_id_subjects"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_subject_identifiers")),
-        # The digest covers site, kind and value, so (site, digest) is unique, and lookups by digest use this index.
-        sa.UniqueConstraint("site_id", "digest", name=op.f("uq_subject_identifiers_site_id_digest")),
+    )
+    # The digest covers site, kind and value, so (site, digest) is unique; lookups search by it, and on
+    # PostgreSQL find the subject id in the index itself.
+    op.create_index(
+        "uq_subject_identifiers_site_id_digest",
+        "subject_identifiers",
+        ["site_id", "digest"],
+        unique=True,
+        postgresql_include=["subject_id"],
     )
     op.create_index(op.f("ix_subject_identifiers_subject_id"), "subject_identifiers", ["subject_id"])
 
 
 def downgrade():
     op.drop_index(op.f("ix_subject_identifiers_subject_id"), table_name="subject_identifiers")
+    op.drop_index("uq_subject_identifiers_site_id_digest", table_name="subject_identifiers")
     op.drop_table("subject_identifiers")
     op.drop_index(op.f("ix_subjects_site_id"), table_name="subjects")
     op.drop_table("subjects")

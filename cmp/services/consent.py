@@ -13,7 +13,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from cmp.errors import Conflict, Invalid, NotFound
+from cmp.errors import Conflict, DomainError, Invalid, NotFound
 from cmp.extensions import db
 from cmp.models import ConsentEvent, ConsentState, NoticeVersion, Site, Subject, SubjectIdentifier
 from cmp.models.types import utcnow
@@ -59,6 +59,9 @@ class ConsentRequest:
     new_subject: bool = False
     # The subject itself, known from a signed link that carries no identifier (no plaintext email in tokens).
     subject_id: str | None = None
+    # (purpose, event id): record only if that purpose's current state is still this event. Checked under the
+    # chain lock, so of two requests acting on the same state (two clicks on one link) only the first records.
+    expected_state: tuple[str, str] | None = None
 
 
 def record_consent(request: ConsentRequest, *, hmac_key: str, lifetimes: Lifetimes) -> ConsentEvent:
@@ -84,6 +87,9 @@ def record_consent(request: ConsentRequest, *, hmac_key: str, lifetimes: Lifetim
             event = _write(request, site, notice, mode, decisions, by_gpc, digest, lifetimes)
             db.session.commit()
             return event
+        except DomainError:
+            db.session.rollback()
+            raise
         except (IntegrityError, OperationalError) as exc:
             db.session.rollback()
             if attempt == MAX_ATTEMPTS or not _is_transient(exc):
@@ -128,6 +134,8 @@ def _write(request, site, notice, mode, decisions, by_gpc, digest, lifetimes) ->
     )
     # Everything above runs before the chain is locked; only what needs the lock runs after it.
     seq, prev_hash = chain.next_link(site)
+    if request.expected_state is not None:
+        _require_state(site.id, subject_id, *request.expected_state)
     # Time is read once the chain is locked, so receive times rise with the sequence.
     now = utcnow()
     event.received_at, event.expires_at = now, now + lifetime
@@ -135,6 +143,16 @@ def _write(request, site, notice, mode, decisions, by_gpc, digest, lifetimes) ->
     db.session.flush()
     _write_state(site.id, subject_id, event, decisions, by_gpc, lifetimes, now)
     return event
+
+
+def _require_state(site_id: int, subject_id: str, purpose: str, event_id: str) -> None:
+    current = db.session.scalar(
+        select(ConsentState.event_id).where(
+            ConsentState.site_id == site_id, ConsentState.subject_id == subject_id, ConsentState.purpose == purpose
+        )
+    )
+    if current != event_id:
+        raise Conflict("state_changed", f"the {purpose} decision changed meanwhile; nothing was recorded")
 
 
 def _subject_for(site_id: int, kind: str, digest: str, *, known_new: bool = False) -> str:

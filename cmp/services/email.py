@@ -247,23 +247,28 @@ def confirm(site: Site, link: Link, *, evidence: Evidence, hmac_key: str, lifeti
         raise BadRequest("link_expired", "this confirmation link has expired; nothing was changed")
     row = _state(site, link.subject_id, MARKETING)
     if row is not None and row.event_id == link.event_id and row.action == Action.SUBSCRIBE:
-        event = record_consent(
-            ConsentRequest(
-                site=site,
-                identifier=None,
-                subject_id=link.subject_id,
-                action=Action.CONFIRM,
-                source=Source.EMAIL_LINK,
-                decisions={MARKETING: Decision.GRANTED.value},
-                # What the person was shown when they subscribed is what they confirm.
-                notice_version=row.notice_version,
-                locale=link.locale,
-                evidence=evidence,
-            ),
-            hmac_key=hmac_key,
-            lifetimes=lifetimes,
-        )
-        return Outcome("confirmed", event.id)
+        try:
+            event = record_consent(
+                ConsentRequest(
+                    site=site,
+                    identifier=None,
+                    subject_id=link.subject_id,
+                    action=Action.CONFIRM,
+                    source=Source.EMAIL_LINK,
+                    decisions={MARKETING: Decision.GRANTED.value},
+                    # What the person was shown when they subscribed is what they confirm.
+                    notice_version=row.notice_version,
+                    locale=link.locale,
+                    evidence=evidence,
+                    expected_state=(MARKETING, link.event_id),
+                ),
+                hmac_key=hmac_key,
+                lifetimes=lifetimes,
+            )
+            return Outcome("confirmed", event.id)
+        except Conflict:
+            # Another click on this link (or an unsubscribe) got there first: answer from what it recorded.
+            row = _state(site, link.subject_id, MARKETING)
     if row is not None and row.action == Action.CONFIRM and current_answer(site, link.subject_id, MARKETING).allowed:
         return Outcome("already_confirmed", row.event_id)
     raise Conflict("link_superseded", "this confirmation link is no longer the one pending; nothing was changed")

@@ -9,9 +9,11 @@ once (an unknown purpose reloads the site); answers themselves are never kept.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from dataclasses import dataclass
 
+from cachetools import TTLCache
 from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import ValidationError
 
@@ -28,25 +30,23 @@ CACHE_SECONDS = 5.0
 
 
 class Recent:
-    """Values kept for a few seconds in this process; at most `size` of them."""
+    """Values kept `seconds` in this process, at most `size` of them, shared safely by a worker's threads."""
 
-    def __init__(self, seconds: float, size: int = 1024, clock=time.monotonic):
+    def __init__(self, seconds: float, size: int = 1024, timer=time.monotonic):
         self.seconds = seconds
-        self.size = size
-        self.clock = clock
-        self._items: dict = {}
+        self._cache = TTLCache(maxsize=size, ttl=seconds, timer=timer) if seconds > 0 else None
+        self._lock = threading.Lock()
 
     def get(self, key):
-        item = self._items.get(key)
-        if item is None or item[0] <= self.clock():
+        if self._cache is None:
             return None
-        return item[1]
+        with self._lock:
+            return self._cache.get(key)
 
     def put(self, key, value):
-        if self.seconds > 0:
-            if len(self._items) >= self.size:
-                self._items.clear()
-            self._items[key] = (self.clock() + self.seconds, value)
+        if self._cache is not None:
+            with self._lock:
+                self._cache[key] = value
         return value
 
 

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from bench import BenchError
 from bench.databases import Unavailable
 from bench.load import Call, Limit, Round, drive
-from bench.options import add_load_options, machine, progress, throwaway_database
-from bench.server import HOST, app_environment, cmp, free_port, gunicorn
+from bench.options import add_load_options, machine, prepared_demo, progress
+from bench.server import HOST, cmp, gunicorn
 
 SITE = "demo"
 USER_AGENT = (
@@ -94,19 +92,11 @@ def run(args: argparse.Namespace) -> int:
 
 def bench_backend(backend: str, args: argparse.Namespace) -> Outcome:
     outcome = Outcome(backend, args.workers, args.clients)
-    with (
-        tempfile.TemporaryDirectory(prefix="cmp-bench-") as directory,
-        throwaway_database(backend, Path(directory), args) as database,
-    ):
-        outcome.version = database.version
-        progress(backend, f"{database.version}: migrating and seeding the demo site")
-        env = app_environment(database.url)
-        port = free_port()
-        cmp(env, "db", "upgrade")
-        cmp(env, "demo", "--base-url", f"http://{HOST}:{port}")
-        with gunicorn(env, args.workers, port, Path(directory) / "gunicorn.log"):
-            _measure(outcome, port, args)
-        _check_log(outcome, env)
+    with prepared_demo(backend, args) as service:
+        outcome.version = service.database.version
+        with gunicorn(service.env, args.workers, service.port, service.directory / "gunicorn.log"):
+            _measure(outcome, service.port, args)
+        _check_log(outcome, service.env)
     return outcome
 
 

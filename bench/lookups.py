@@ -19,13 +19,11 @@ import json
 import random
 import re
 import statistics
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from urllib.parse import urlencode
 
 import psycopg
@@ -34,8 +32,8 @@ from sqlalchemy.engine import make_url
 from bench import BenchError
 from bench.databases import Unavailable
 from bench.load import Call, Limit, Round, drive
-from bench.options import add_load_options, machine, positive, progress, throwaway_database
-from bench.server import HOST, app_environment, cmp, free_port, gunicorn
+from bench.options import add_load_options, machine, positive, prepared_demo, progress
+from bench.server import HOST, cmp, gunicorn
 
 SITE = "demo"
 PURPOSE_SETS = (("analytics",), ("analytics", "marketing_email"))
@@ -153,19 +151,12 @@ def run(args: argparse.Namespace) -> int:
 
 def bench_backend(backend: str, args: argparse.Namespace) -> Outcome:
     outcome = Outcome(backend)
-    with (
-        tempfile.TemporaryDirectory(prefix="cmp-bench-") as directory,
-        throwaway_database(backend, Path(directory), args) as database,
-    ):
+    with prepared_demo(backend, args, ", creating keys") as service:
+        database, env, port = service.database, service.env, service.port
         outcome.version = database.version
-        progress(backend, f"{database.version}: migrating, seeding the demo site, creating keys")
-        env = app_environment(database.url)
-        port = free_port()
-        cmp(env, "db", "upgrade")
-        cmp(env, "demo", "--base-url", f"http://{HOST}:{port}")
         reader = _new_key(env, "bench-reader", "consent:read")
         writer = _new_key(env, "bench-writer", "consent:write")
-        with gunicorn(env, args.workers, port, Path(directory) / "gunicorn.log"):
+        with gunicorn(env, args.workers, port, service.directory / "gunicorn.log"):
             subjects = _record_consents(port, writer, args.seeded)
             outcome.singles.append(_singles(backend, args.seeded, port, reader, subjects, args))
             if backend == "postgres":

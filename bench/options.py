@@ -6,11 +6,15 @@ import argparse
 import os
 import platform
 import sys
-from contextlib import AbstractContextManager
+import tempfile
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench import BenchError
 from bench.databases import DEFAULT_POSTGRES_URL, Database, postgres_database, require_loopback, sqlite_database
+from bench.server import HOST, app_environment, cmp, free_port
 
 BACKENDS = ("sqlite", "postgres")
 
@@ -102,3 +106,28 @@ def throwaway_database(backend: str, directory: Path, args: argparse.Namespace) 
 
 def progress(backend: str, message: str) -> None:
     print(f"  {backend}: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A migrated database with the demo site seeded, and where its server is to listen."""
+
+    database: Database
+    env: dict[str, str]
+    port: int
+    directory: Path
+
+
+@contextmanager
+def prepared_demo(backend: str, args: argparse.Namespace, doing: str = "") -> Iterator[Prepared]:
+    """A throwaway database, migrated, with the demo site seeded for a server on a free loopback port."""
+    with (
+        tempfile.TemporaryDirectory(prefix="cmp-bench-") as directory,
+        throwaway_database(backend, Path(directory), args) as database,
+    ):
+        progress(backend, f"{database.version}: migrating, seeding the demo site{doing}")
+        env = app_environment(database.url)
+        port = free_port()
+        cmp(env, "db", "upgrade")
+        cmp(env, "demo", "--base-url", f"http://{HOST}:{port}")
+        yield Prepared(database, env, port, Path(directory))

@@ -87,12 +87,12 @@ class LookupSite:
         return cls(site.id, site.key, frozenset(purpose.key for purpose in site.purposes))
 
 
-def _identifiers(site: Site, subjects: Sequence[str], visitor_ids: VisitorIds) -> list[Identifier]:
+def _identifiers(site_key: str, subjects: Sequence[str], visitor_ids: VisitorIds) -> list[Identifier]:
     """Parse every subject, or refuse them all, naming each bad one by its position (never echoing it)."""
     identifiers, invalid = [], {}
     for index, text in enumerate(subjects):
         try:
-            identifiers.append(visitor_ids.identifier(site.key, text))
+            identifiers.append(visitor_ids.identifier(site_key, text))
         except InvalidIdentifier as exc:
             invalid[str(index)] = str(exc)
     if invalid:
@@ -101,22 +101,8 @@ def _identifiers(site: Site, subjects: Sequence[str], visitor_ids: VisitorIds) -
 
 
 def _digests(site_key: str, subjects: Sequence[str], hmac_key: str, visitor_ids: VisitorIds) -> list[str]:
-    """Each subject's keyed digest, in order; refuse them all if one cannot be read, naming it by position."""
-    known: dict[str, str] = {}
-    digests, invalid = [], {}
-    for index, text in enumerate(subjects):
-        digest = known.get(text)
-        if digest is None:
-            try:
-                digest = visitor_ids.identifier(site_key, text).digest(hmac_key, site_key)
-            except InvalidIdentifier as exc:
-                invalid[str(index)] = str(exc)
-                continue
-            known[text] = digest
-        digests.append(digest)
-    if invalid:
-        raise Invalid("invalid_subject", f"{len(invalid)} subject(s) cannot be read", {"subjects": invalid})
-    return digests
+    """Each subject's keyed digest, in order."""
+    return [identifier.digest(hmac_key, site_key) for identifier in _identifiers(site_key, subjects, visitor_ids)]
 
 
 @contextmanager
@@ -244,7 +230,7 @@ def link(site: Site, subjects: Sequence[str], *, hmac_key: str, visitor_ids: Vis
 
     Identifiers already linked to two different subjects are refused rather than merged: their histories stay apart.
     """
-    identifiers = _identifiers(site, subjects, visitor_ids)
+    identifiers = _identifiers(site.key, subjects, visitor_ids)
     digests = {identifier.digest(hmac_key, site.key): identifier for identifier in identifiers}
     known = dict(
         db.session.execute(

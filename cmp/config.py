@@ -14,6 +14,8 @@ ENVIRONMENTS = ("production", "development", "testing")
 
 # CNIL 2020-092: a consent cookie lives at most 13 months.
 MAX_CONSENT_LIFETIME_DAYS = 395
+# Policy section 5: access behaviour data (the evidence columns) is kept 3 years at most.
+MAX_EVIDENCE_RETENTION_DAYS = 3 * 365
 
 
 class ConfigError(RuntimeError):
@@ -105,6 +107,12 @@ def load_settings(environ: Mapping[str, str], instance_path: str, overrides: Map
         "CMP_LOG_LEVEL": environ.get("CMP_LOG_LEVEL", "INFO").upper(),
         "CMP_DB_POOL_SIZE": _int(environ, "CMP_DB_POOL_SIZE", 5, minimum=1),
         "CMP_LOOKUP_CACHE_SECONDS": _int(environ, "CMP_LOOKUP_CACHE_SECONDS", 5, minimum=0),
+        "CMP_EVIDENCE_RETENTION_DAYS": _int(
+            environ, "CMP_EVIDENCE_RETENTION_DAYS", MAX_EVIDENCE_RETENTION_DAYS, minimum=1
+        ),
+        "CMP_PROOF_PERIOD_DAYS": _int(environ, "CMP_PROOF_PERIOD_DAYS", 5 * 365, minimum=0),
+        # Where consent records are stored, stated in receipts (policy section 8, international transfer).
+        "CMP_STORAGE_LOCATION": environ.get("CMP_STORAGE_LOCATION") or None,
     }
     settings.update(overrides)
 
@@ -112,6 +120,11 @@ def load_settings(environ: Mapping[str, str], instance_path: str, overrides: Map
         raise ConfigError(
             f"CMP_CONSENT_LIFETIME_DAYS may not exceed {MAX_CONSENT_LIFETIME_DAYS} (13 months), "
             f"got {settings['CMP_CONSENT_LIFETIME_DAYS']}"
+        )
+    if settings["CMP_EVIDENCE_RETENTION_DAYS"] > MAX_EVIDENCE_RETENTION_DAYS:
+        raise ConfigError(
+            f"CMP_EVIDENCE_RETENTION_DAYS may not exceed {MAX_EVIDENCE_RETENTION_DAYS} (3 years, policy section 5), "
+            f"got {settings['CMP_EVIDENCE_RETENTION_DAYS']}"
         )
     missing = [name for name in ("CMP_SECRET_KEY", "CMP_HMAC_KEY") if not settings[name]]
     if missing:

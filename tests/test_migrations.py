@@ -25,6 +25,7 @@ TABLES = {
     "consent_state",
     "api_keys",
     "email_activity",
+    "chain_checkpoints",
 }
 
 

@@ -1,6 +1,6 @@
 """The data model, one module per aggregate."""
 
-from cmp.models.consent import ChainHead, ConsentEvent, ConsentState
+from cmp.models.consent import ChainCheckpoint, ChainHead, ConsentEvent, ConsentState
 from cmp.models.email import EmailActivity
 from cmp.models.key import ApiKey
 from cmp.models.notice import ImmutableRecordError, NoticeVersion
@@ -9,6 +9,7 @@ from cmp.models.subject import Subject, SubjectIdentifier
 
 __all__ = [
     "ApiKey",
+    "ChainCheckpoint",
     "ChainHead",
     "ConsentEvent",
     "ConsentState",

@@ -38,6 +38,8 @@ class ConsentEvent(db.Model):
     gpc: Mapped[bool] = mapped_column(Boolean, default=False)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Who gave the decision when it was not the subject: "guardian" for a parent or guardian (policy section 6).
+    given_by: Mapped[str | None] = mapped_column(String(16))
 
     # Evidence: erasable and purgeable. The chain covers `evidence_digest`, a salted digest of
     # these columns, so emptying them (and the salt) keeps the chain verifiable and the digest
@@ -110,3 +112,22 @@ class ChainHead(db.Model):
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, default=0)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class ChainCheckpoint(db.Model):
+    """Where a site's chain resumes after retention removed its oldest events.
+
+    `seq` and `hash` are those of the last removed event: the first remaining event must follow them,
+    so verification starts here instead of at the genesis hash. One row per purge, kept as its record.
+    """
+
+    __tablename__ = "chain_checkpoints"
+    __table_args__ = (UniqueConstraint("site_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    # How many events this purge removed, and when.
+    removed: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

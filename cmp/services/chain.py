@@ -16,7 +16,7 @@ import rfc8785
 from sqlalchemy import select, update
 
 from cmp.extensions import db
-from cmp.models import ChainHead, ConsentEvent, NoticeVersion, Site
+from cmp.models import ChainCheckpoint, ChainHead, ConsentEvent, NoticeVersion, Site
 
 GENESIS_HASH = "0" * 64
 HASH_VERSION = 1
@@ -41,8 +41,11 @@ def evidence_digest(salt: str | None, ip_prefix: str | None, user_agent: Mapping
 
 
 def event_payload(event: ConsentEvent, site_key: str) -> dict:
-    """The fields an event's hash covers, by name."""
-    return {
+    """The fields an event's hash covers, by name.
+
+    Fields added after version 1 enter the payload only when set, so every earlier hash still verifies.
+    """
+    payload = {
         "v": HASH_VERSION,
         "id": event.id,
         "site": site_key,
@@ -62,6 +65,9 @@ def event_payload(event: ConsentEvent, site_key: str) -> dict:
         "evidence_digest": event.evidence_digest,
         "prev_hash": event.prev_hash,
     }
+    if getattr(event, "given_by", None) is not None:
+        payload["given_by"] = event.given_by
+    return payload
 
 
 def event_hash(event: ConsentEvent, site_key: str) -> str:
@@ -124,6 +130,7 @@ def check_events(
     head_seq: int | None = None,
     head_hash: str | None = None,
     notice_hashes: Mapping[int, str] | None = None,
+    start: tuple[int, str] = (0, GENESIS_HASH),
 ) -> Verification:
     """Walk events (objects or rows with the event's fields) in chain order; report the first that does not match.
 
@@ -131,8 +138,10 @@ def check_events(
     reordering (links and hashes), edited evidence (its digest), events removed from or added
     past the end (the head, when given), and an event whose notice is not the one it was shown
     (`notice_hashes`, version -> hash of the stored content, when given).
+
+    `start` is the (seq, hash) the first event follows: the genesis, or a retention checkpoint.
     """
-    expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
+    expected_seq, prev_hash, checked = start[0] + 1, start[1], 0
     for event in events:
         checked += 1
         reason = _first_fault(event, site_key, expected_seq, prev_hash, head_seq) or _notice_fault(event, notice_hashes)
@@ -178,9 +187,21 @@ def _notice_fault(event, notice_hashes: Mapping[int, str] | None) -> str | None:
     return None
 
 
+def checkpoint(site_id: int) -> tuple[int, str]:
+    """The (seq, hash) a site's remaining chain follows: its latest retention checkpoint, or the genesis."""
+    row = db.session.execute(
+        select(ChainCheckpoint.seq, ChainCheckpoint.hash)
+        .where(ChainCheckpoint.site_id == site_id)
+        .order_by(ChainCheckpoint.seq.desc())
+        .limit(1)
+    ).first()
+    return (row.seq, row.hash) if row else (0, GENESIS_HASH)
+
+
 def verify_site(site: Site, batch: int = 1000) -> Verification:
     """Verify one site's chain from the database, streaming in batches, and the notices its events refer to."""
     head = db.session.get(ChainHead, site.id)
+    start = checkpoint(site.id)
     # Each notice's hash is recomputed from its stored content: an edited text no longer matches the events.
     notice_hashes = {
         version: sha256_hex(canonical_json(content))
@@ -195,4 +216,6 @@ def verify_site(site: Site, batch: int = 1000) -> Verification:
         .order_by(ConsentEvent.seq)
         .execution_options(yield_per=batch)
     )
-    return check_events(events, site.key, head.seq if head else 0, head.hash if head else GENESIS_HASH, notice_hashes)
+    return check_events(
+        events, site.key, head.seq if head else 0, head.hash if head else GENESIS_HASH, notice_hashes, start
+    )

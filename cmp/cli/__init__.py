@@ -8,9 +8,9 @@ from flask.cli import FlaskGroup
 
 
 def register(app: Flask) -> None:
-    from cmp.cli import chain, keys, lookup, sites
+    from cmp.cli import chain, keys, lookup, retention, sites
 
-    for command in (*sites.commands, *keys.commands, *chain.commands, *lookup.commands):
+    for command in (*sites.commands, *keys.commands, *chain.commands, *lookup.commands, *retention.commands):
         app.cli.add_command(command)
 
 

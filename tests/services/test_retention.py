@@ -1,0 +1,201 @@
+"""Retention: old grants expire into the log, old evidence is emptied, old events go behind a checkpoint."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from cmp.extensions import db
+from cmp.models import ChainCheckpoint, EmailActivity, SubjectIdentifier
+from cmp.models.types import utcnow
+from cmp.services import chain, retention
+from cmp.services import consent as consent_service
+from cmp.services.identifiers import new_event_id
+from tests.helpers import bearer, counts, events
+
+LOOKUP = "/api/v1/consents/lookup"
+NOW = utcnow()
+# Seven years ago: past the default proof period (life of consent plus five years). 400 days ago: a grant
+# of the default 12 months has run out, but the event is still within every retention limit.
+OLD = NOW - timedelta(days=7 * 365)
+RECENT = NOW - timedelta(days=400)
+
+
+@pytest.fixture
+def write(client, site):
+    return bearer("consent:write")
+
+
+@pytest.fixture
+def read(client, site):
+    return bearer("consent:read")
+
+
+def record(client, headers, monkeypatch, subject: str, action: str, at):
+    """Record a server-side decision as if it happened at `at`."""
+    monkeypatch.setattr(consent_service, "utcnow", lambda: at)
+    response = client.post(
+        "/api/v1/sites/shop/consents",
+        json={"subject": subject, "action": action, "ip": "203.0.113.9", "user_agent": "curl/8", "page_url": None},
+        headers=headers,
+    )
+    monkeypatch.undo()
+    assert response.status_code == 201, response.json
+    return response.json["event_id"]
+
+
+def answer(client, headers, subject: str, purpose: str = "analytics") -> dict:
+    response = client.get(
+        LOOKUP, query_string={"site": "shop", "subject": subject, "purpose": purpose}, headers=headers
+    )
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+@pytest.fixture
+def history(client, site, write, monkeypatch):
+    """Three decisions seven years old, two 400 days old, each by another user."""
+    ids = {}
+    for subject, action, at in (
+        ("user:a", "accept_all", OLD),
+        ("user:b", "reject_all", OLD),
+        ("user:c", "accept_all", OLD),
+        ("user:d", "accept_all", RECENT),
+        ("user:e", "reject_all", RECENT),
+    ):
+        ids[subject] = record(client, write, monkeypatch, subject, action, at)
+    return ids
+
+
+def purge(app, site, **options):
+    with app.app_context():
+        return retention.purge_site(
+            site, retention.Policy.from_settings(app.config), hmac_key=app.config["CMP_HMAC_KEY"], **options
+        )
+
+
+def test_a_dry_run_reports_what_would_go_and_changes_nothing(app, site, history):
+    before = counts()
+    report = purge(app, site, dry_run=True)
+    assert (report.expired_subjects, report.expired_grants) == (3, 9)  # three purposes each of a, c, d
+    assert report.evidence_emptied == 3
+    assert report.events_removed == 3 and report.checkpoint["seq"] == 3
+    assert report.state_rows_removed == 4  # user:b's refusal of every refusable purpose
+    db.session.expire_all()
+    assert counts() == before
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(ChainCheckpoint)) == 0
+    assert all(event.evidence_salt is not None for event in events())
+
+
+def test_purge_expires_empties_removes_and_the_chain_still_verifies(app, client, site, history, read):
+    removed_hash = events()[2].hash
+    report = purge(app, site)
+
+    assert (report.expired_subjects, report.expired_grants, report.skipped) == (3, 9, 0)
+    assert report.events_removed == 3 and report.subjects_removed == 1
+    db.session.expire_all()
+    log = events()
+    # What is left: the two recent decisions, then one expire event for each expired grant.
+    assert [e.seq for e in log] == [4, 5, 6, 7, 8]
+    assert [e.action for e in log[2:]] == ["expire"] * 3
+    assert all(e.source == "system" and set(e.decisions.values()) == {"denied"} for e in log[2:])
+    checkpoint = db.session.scalars(sa.select(ChainCheckpoint)).one()
+    assert (checkpoint.seq, checkpoint.hash, checkpoint.removed) == (3, removed_hash, 3)
+
+    result = chain.verify_site(site)
+    assert result.ok and result.checked == 5, result
+
+    assert answer(client, read, "user:a")["reason"] == "expired"
+    assert answer(client, read, "user:d")["reason"] == "expired"
+    assert answer(client, read, "user:e")["reason"] == "denied"
+    # user:b's only decision is past its proof period: nothing is left of them, and nothing is allowed.
+    gone = answer(client, read, "user:b")
+    assert gone["reason"] == "no_record" and gone["allowed"] is False
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(SubjectIdentifier)) == 4
+
+
+def test_evidence_is_emptied_after_its_limit_and_the_digest_stays(app, site, history, monkeypatch):
+    app.config["CMP_PROOF_PERIOD_DAYS"] = 10 * 365  # keep the events: only their evidence is old enough to go
+    digests = {e.id: e.evidence_digest for e in events()}
+    report = purge(app, site)
+    assert report.evidence_emptied == 3 and report.events_removed == 0
+    db.session.expire_all()
+    for event in events():
+        assert event.evidence_digest == digests.get(event.id, event.evidence_digest)
+        emptied = event.received_at < NOW - timedelta(days=3 * 365)
+        values = (event.ip_prefix, event.user_agent, event.evidence_salt)
+        assert (values == (None, None, None)) is emptied, event
+    assert chain.verify_site(site).ok
+
+
+def test_old_email_activity_goes_with_the_evidence(app, site, history):
+    subject_id = events()[0].subject_id
+    for kind, at in (("open", OLD), ("click", NOW)):
+        db.session.add(
+            EmailActivity(
+                id=new_event_id(), site_id=site.id, subject_id=subject_id, kind=kind, message_id="m-1", occurred_at=at
+            )
+        )
+    db.session.commit()
+    app.config["CMP_PROOF_PERIOD_DAYS"] = 10 * 365
+    assert purge(app, site).activity_removed == 1
+    assert db.session.scalars(sa.select(EmailActivity.kind)).all() == ["click"]
+
+
+def test_purging_again_changes_nothing(app, site, history):
+    purge(app, site)
+    db.session.expire_all()
+    before = (counts(), [(e.id, e.evidence_salt) for e in events()])
+    again = purge(app, site)
+    assert (again.expired_grants, again.evidence_emptied, again.events_removed, again.checkpoint) == (0, 0, 0, None)
+    db.session.expire_all()
+    assert (counts(), [(e.id, e.evidence_salt) for e in events()]) == before
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(ChainCheckpoint)) == 1
+
+
+def test_the_chain_continues_after_a_checkpoint(app, client, site, history, write, monkeypatch):
+    purge(app, site)
+    record(client, write, monkeypatch, "user:f", "accept_all", utcnow())
+    result = chain.verify_site(site)
+    assert result.ok and result.checked == 6
+
+
+def test_a_removed_checkpoint_is_caught(app, site, history):
+    purge(app, site)
+    db.session.execute(sa.delete(ChainCheckpoint))
+    db.session.commit()
+    result = chain.verify_site(site)
+    assert not result.ok
+    assert "sequence gap: expected 1, found 4" in result.reason
+
+
+def test_a_grant_decided_again_meanwhile_is_not_expired(app, client, site, history, write, read, monkeypatch):
+    """Each expiry records only if the state is still the expired one, checked under the chain lock."""
+    expired_grants = retention._expired_grants
+
+    def then_user_d_decides_again(*args):
+        found = list(expired_grants(*args))
+        record(client, write, monkeypatch, "user:d", "accept_all", utcnow())
+        monkeypatch.setattr(retention, "_expired_grants", then_user_d_decides_again)
+        return found
+
+    monkeypatch.setattr(retention, "_expired_grants", then_user_d_decides_again)
+    report = purge(app, site)
+    assert report.skipped == 1 and report.expired_subjects == 2
+    assert answer(client, read, "user:d")["reason"] == "granted"
+    assert chain.verify_site(site).ok
+
+
+def test_purge_command(app, runner, site, history):
+    dry = runner.invoke(args=["purge", "--dry-run", "--json"])
+    assert dry.exit_code == 0, dry.output
+    assert json.loads(dry.output)["events_removed"] == 3
+    done = runner.invoke(args=["purge", "--site", "shop"])
+    assert done.exit_code == 0, done.output
+    assert "shop: did expire 9 grant(s) of 3 subject(s)" in done.output
+    assert "chain resumes after seq 3" in done.output
+    verify = runner.invoke(args=["verify", "--site", "shop"])
+    assert verify.exit_code == 0 and "ok, 5 events checked" in verify.output

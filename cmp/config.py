@@ -163,5 +163,5 @@ def _engine_options(url: str, pool_size: int) -> dict:
         "pool_size": pool_size,
         "max_overflow": pool_size * 2,
         "pool_timeout": 10,
-        "connect_args": {"connect_timeout": 5},
+        "connect_args": {"connect_timeout": 2},
     }

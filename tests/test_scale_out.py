@@ -1,0 +1,147 @@
+"""Two app instances (gunicorn, the sample config) on one PostgreSQL: concurrent writes through both keep one chain.
+
+Nothing is lost: every acknowledged event is stored once, sequence numbers have no gaps, and the chain verifies.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from cmp.extensions import db
+from cmp.models import ConsentEvent
+from cmp.services import chain, keys, notices, sites
+from tests.conftest import make_app, migrate_to_head
+from tests.helpers import CHROME, ORIGIN
+from tests.pgcluster import free_port
+
+pytestmark = pytest.mark.postgres
+
+ROOT = Path(__file__).resolve().parent.parent
+THREADS = 8
+PER_THREAD = 24
+
+
+@contextmanager
+def instance(database_url: str, secret: str, hmac_key: str):
+    """One cmp instance under gunicorn with deploy/gunicorn.conf.py; yields its base URL once it is ready."""
+    port = free_port()
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith("CMP_") and key != "WEB_CONCURRENCY"
+    }
+    environment.update(
+        CMP_ENV="production",
+        CMP_DATABASE_URL=database_url,
+        CMP_SECRET_KEY=secret,
+        CMP_HMAC_KEY=hmac_key,
+        CMP_LOG_LEVEL="ERROR",
+        CMP_BIND=f"127.0.0.1:{port}",
+        WEB_CONCURRENCY="2",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "wsgi:app"],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            if process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {process.stderr.read().decode()[-2000:]}")
+            try:
+                if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("gunicorn did not become ready")
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def database(postgres_databases):
+    url = postgres_databases.create()
+    migrate_to_head(url)
+    secret, hmac_key = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    app = make_app(url, CMP_SECRET_KEY=secret, CMP_HMAC_KEY=hmac_key)
+    with app.app_context():
+        site = sites.create_site("shop", "Shop", origins=[ORIGIN])
+        notices.publish_notice(site)
+        token = keys.create_key("load", ["consent:write"]).token
+        db.session.commit()
+        yield app, url, secret, hmac_key, token
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_two_instances_write_one_chain_and_lose_nothing(database):
+    app, url, secret, hmac_key, token = database
+    with ExitStack() as stack:
+        bases = [stack.enter_context(instance(url, secret, hmac_key)) for _ in range(2)]
+        acknowledged: list[tuple[str, str]] = []
+        failures: list[str] = []
+        lock = threading.Lock()
+        start = threading.Barrier(THREADS)
+
+        def worker(number: int):
+            session = requests.Session()
+            start.wait()
+            for i in range(PER_THREAD):
+                base = bases[(number + i) % 2]
+                if i % 2:
+                    # Users shared between threads: subjects created and state rows updated concurrently.
+                    response = session.post(
+                        f"{base}/api/v1/sites/shop/consents",
+                        json={"subject": f"user:{i % 5}", "action": "accept_all" if number % 2 else "reject_all"},
+                        headers={"Authorization": f"Bearer {token}"},
+                        timeout=30,
+                    )
+                else:
+                    response = session.post(
+                        f"{base}/api/v1/sites/shop/consents",
+                        json={"action": "accept_all", "notice_version": 1, "page_url": f"{ORIGIN}/p"},
+                        headers={"Origin": ORIGIN, "User-Agent": CHROME},
+                        timeout=30,
+                    )
+                with lock:
+                    if response.status_code == 201:
+                        acknowledged.append((base, response.json()["event_id"]))
+                    else:
+                        failures.append(f"{response.status_code} {response.text[:200]}")
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(THREADS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    assert failures == []
+    assert len(acknowledged) == THREADS * PER_THREAD
+    assert {base for base, _ in acknowledged} == set(bases)  # both instances wrote
+
+    with app.app_context():
+        rows = db.session.execute(sa.select(ConsentEvent.id, ConsentEvent.seq).order_by(ConsentEvent.seq)).all()
+        assert sorted(event_id for event_id, _ in rows) == sorted(event_id for _, event_id in acknowledged)
+        assert [seq for _, seq in rows] == list(range(1, len(rows) + 1))
+        result = chain.verify_site(sites.get_site("shop"))
+        assert result.ok and result.checked == THREADS * PER_THREAD, result

@@ -28,6 +28,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     configure_logging(app)
     register_extensions(app)
     register_blueprints(app)
+    register_limits(app)
     register_errorhandlers(app)
     register_commands(app)
     return app
@@ -69,6 +70,12 @@ def register_blueprints(app: Flask) -> None:
     from cmp.api import openapi
 
     app.register_blueprint(openapi.bp)
+
+
+def register_limits(app: Flask) -> None:
+    from cmp.limits import init_limits
+
+    init_limits(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

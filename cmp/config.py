@@ -111,6 +111,9 @@ def load_settings(environ: Mapping[str, str], instance_path: str, overrides: Map
             environ, "CMP_EVIDENCE_RETENTION_DAYS", MAX_EVIDENCE_RETENTION_DAYS, minimum=1
         ),
         "CMP_PROOF_PERIOD_DAYS": _int(environ, "CMP_PROOF_PERIOD_DAYS", 5 * 365, minimum=0),
+        "CMP_REDIS_URL": environ.get("CMP_REDIS_URL") or None,
+        "CMP_RATE_LIMIT_PUBLIC": environ.get("CMP_RATE_LIMIT_PUBLIC") or "600 per minute",
+        "CMP_RATE_LIMIT_API": environ.get("CMP_RATE_LIMIT_API") or "6000 per minute",
         # Where consent records are stored, stated in receipts (policy section 8, international transfer).
         "CMP_STORAGE_LOCATION": environ.get("CMP_STORAGE_LOCATION") or None,
     }
@@ -140,6 +143,8 @@ def load_settings(environ: Mapping[str, str], instance_path: str, overrides: Map
         raise ConfigError("CMP_HMAC_KEY must differ from CMP_SECRET_KEY")
 
     settings["CMP_PUBLIC_URL"] = _public_url(settings["CMP_PUBLIC_URL"], env)
+    for name, value in _rate_limit_settings(settings).items():
+        settings.setdefault(name, value)
 
     proxies = settings["CMP_TRUSTED_PROXIES"]
     if isinstance(proxies, str):
@@ -152,6 +157,31 @@ def load_settings(environ: Mapping[str, str], instance_path: str, overrides: Map
     )
     settings["TESTING"] = env == "testing"
     return settings
+
+
+def _rate_limit_settings(settings: Mapping) -> dict:
+    """Flask-Limiter's own settings from ours; a limit set to `off` is not applied."""
+    from limits import parse_many
+
+    for name in ("CMP_RATE_LIMIT_PUBLIC", "CMP_RATE_LIMIT_API"):
+        value = settings[name]
+        if value == "off":
+            continue
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ConfigError(f"{name} must be a rate such as '600 per minute' or 'off', got {value!r}") from None
+    redis_url = settings["CMP_REDIS_URL"]
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "redis+sentinel://")):
+        raise ConfigError(f"CMP_REDIS_URL must be a redis:// or rediss:// URL, got {redis_url!r}")
+    return {
+        "RATELIMIT_ENABLED": (settings["CMP_RATE_LIMIT_PUBLIC"], settings["CMP_RATE_LIMIT_API"]) != ("off", "off"),
+        "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        "RATELIMIT_KEY_PREFIX": "cmp",
+        # Redis unreachable: keep serving, counting in memory until it is back.
+        "RATELIMIT_SWALLOW_ERRORS": True,
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+    }
 
 
 def _engine_options(url: str, pool_size: int) -> dict:

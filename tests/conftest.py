@@ -42,6 +42,9 @@ def settings(database_url: str, **overrides) -> dict:
         "CMP_SECRET_KEY": "test-secret-key-0123456789abcdef",
         "CMP_HMAC_KEY": "test-hmac-key-fedcba9876543210",
         "CMP_LOG_LEVEL": "WARNING",
+        # Tests send many requests from one address; tests/test_rate_limits.py turns the limits on.
+        "CMP_RATE_LIMIT_PUBLIC": "off",
+        "CMP_RATE_LIMIT_API": "off",
         **overrides,
     }
 

@@ -57,13 +57,15 @@ def instance(database_url: str, secret: str, hmac_key: str):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
+        # Generous: a loaded machine may take a while to start the workers. Readiness, not time, is checked.
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError(f"gunicorn exited: {process.stderr.read().decode()[-2000:]}")
             try:
-                if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
+                if requests.get(f"{base}/readyz", timeout=5).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 pass
             time.sleep(0.1)
         else:

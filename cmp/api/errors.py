@@ -8,12 +8,14 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, g, jsonify, request
+from flask_limiter.errors import RateLimitExceeded
 from marshmallow import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from cmp.api.pages import error_page
 from cmp.errors import DomainError
+from cmp.limits import retry_after
 from cmp.models import ImmutableRecordError
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,15 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ValidationError)
     def validation_error(exc: ValidationError):
         return _error(422, "invalid", "the request is not valid", {"fields": exc.messages})
+
+    @app.errorhandler(RateLimitExceeded)
+    def rate_limited(exc: RateLimitExceeded):
+        return _error(
+            429,
+            "too_many_requests",
+            f"too many requests: at most {exc.description}",
+            headers={"Retry-After": str(retry_after())},
+        )
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

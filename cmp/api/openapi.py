@@ -45,6 +45,7 @@ ERRORS = {
     413: "body too large",
     415: "not application/json",
     422: "invalid input; details name the fields",
+    429: "too many requests from this address (or key); Retry-After says when to try again",
     503: "the consent store is unavailable",
 }
 

@@ -1,0 +1,63 @@
+"""Rate limits (Flask-Limiter): per client address, one budget for anonymous requests and a larger one for API keys.
+
+The banner, email links and the dashboard's sign-in are public and answer anyone, so they get the smaller
+budget; servers calling with `Authorization: Bearer` get the larger one. Counters live in Redis when
+CMP_REDIS_URL is set, so every instance shares them; otherwise in each process's memory. If Redis fails,
+requests are served and counted in memory meanwhile: a rate limiter must not take the consent service down.
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import Flask, current_app, request
+from flask_limiter import Limiter
+
+from cmp.services.jurisdiction import client_ip
+
+
+def client_address() -> str:
+    """The client's address, through trusted proxies only: a client cannot pick its own counter."""
+    config = current_app.config
+    address = client_ip(
+        request.remote_addr, request.headers.get("X-Forwarded-For"), config["CMP_TRUSTED_PROXY_NETWORKS"]
+    )
+    return address or "unknown"
+
+
+def current_limit() -> str:
+    """The budget this request draws on: the API keys' when it carries one, else the public one."""
+    name = "CMP_RATE_LIMIT_API" if "Authorization" in request.headers else "CMP_RATE_LIMIT_PUBLIC"
+    return current_app.config[name]
+
+
+def limit_is_off() -> bool:
+    return current_limit() == "off"
+
+
+limiter = Limiter(
+    key_func=client_address,
+    # One budget per client across every route (not one per route), so spreading requests gains nothing.
+    application_limits=[current_limit],
+    application_limits_exempt_when=limit_is_off,
+    # Its headers would also overwrite the Retry-After of a 503; a 429 gets its own in `retry_after`.
+    headers_enabled=False,
+)
+
+
+def retry_after() -> int:
+    """Seconds until the breached window resets, for the 429's Retry-After."""
+    breached = limiter.current_limit
+    if breached is None:
+        return 60
+    return max(1, int(breached.reset_at - time.time()))
+
+
+def init_limits(app: Flask) -> None:
+    limiter.init_app(app)
+    # Probes and the banner script (cacheable, usually served through a CDN) are never limited.
+    from cmp.api import health
+    from cmp.banner import bp as banner_bp
+
+    limiter.exempt(health.bp)
+    limiter.exempt(banner_bp)

@@ -1,0 +1,114 @@
+"""Rate limits: public routes per client address, a larger budget for API keys, counters shared through Redis."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+import redis
+
+from tests.conftest import running_app, skip_or_fail
+from tests.helpers import bearer, counts, post_consent
+
+CONFIG = "/api/v1/sites/shop/banner-config"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def limited(database_url):
+    with running_app(
+        database_url,
+        CMP_RATE_LIMIT_PUBLIC="3 per minute",
+        CMP_RATE_LIMIT_API="5 per minute",
+        CMP_TRUSTED_PROXIES="10.0.0.0/8",
+    ) as app:
+        yield app
+
+
+@pytest.fixture
+def shop(limited):
+    from cmp.extensions import db
+    from cmp.services import notices, sites
+    from tests.helpers import ORIGIN
+
+    site = sites.create_site("shop", "Shop", origins=[ORIGIN])
+    notices.publish_notice(site)
+    db.session.commit()
+    return site
+
+
+def test_the_public_budget_runs_out_with_a_clear_429_and_nothing_written(limited, shop):
+    client = limited.test_client()
+    assert [client.get(CONFIG).status_code for _ in range(2)] == [200, 200]
+    assert post_consent(client, action="accept_all").status_code == 201
+    before = counts()
+    refused = post_consent(client, action="accept_all")
+    assert refused.status_code == 429
+    assert refused.json["error"]["code"] == "too_many_requests"
+    assert set(refused.json["error"]) == {"code", "message", "details"}
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert counts() == before
+    # Probes are never limited.
+    assert client.get("/healthz").status_code == 200 and client.get("/readyz").status_code == 200
+
+
+def test_api_keys_draw_on_their_own_budget(limited, shop):
+    client = limited.test_client()
+    for _ in range(3):
+        client.get(CONFIG)
+    assert client.get(CONFIG).status_code == 429
+    headers = bearer("consent:read")
+    query = {"site": "shop", "subject": "user:1", "purpose": "analytics"}
+    statuses = [
+        client.get("/api/v1/consents/lookup", query_string=query, headers=headers).status_code for _ in range(6)
+    ]
+    assert statuses == [200] * 5 + [429]
+
+
+def test_each_client_address_has_its_own_counter_and_cannot_pick_another(limited, shop):
+    client = limited.test_client()
+    via_proxy = {"REMOTE_ADDR": "10.0.0.2"}
+    for _ in range(3):
+        assert (
+            client.get(CONFIG, headers={"X-Forwarded-For": "198.51.100.7"}, environ_base=via_proxy).status_code == 200
+        )
+    assert client.get(CONFIG, headers={"X-Forwarded-For": "198.51.100.7"}, environ_base=via_proxy).status_code == 429
+    # Another visitor behind the same trusted proxy still gets answers.
+    assert client.get(CONFIG, headers={"X-Forwarded-For": "198.51.100.8"}, environ_base=via_proxy).status_code == 200
+    # A client talking directly cannot escape its counter with a forged X-Forwarded-For.
+    direct = {"REMOTE_ADDR": "192.0.2.50"}
+    for n in range(3):
+        assert client.get(CONFIG, headers={"X-Forwarded-For": f"203.0.113.{n}"}, environ_base=direct).status_code == 200
+    assert client.get(CONFIG, headers={"X-Forwarded-For": "203.0.113.99"}, environ_base=direct).status_code == 429
+
+
+def _redis_or_skip():
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        skip_or_fail(f"Redis not reachable at {REDIS_URL}: {exc}")
+
+
+def test_instances_share_counters_through_redis(database_url):
+    _redis_or_skip()
+    prefix = f"cmp-test-{secrets.token_hex(4)}"
+    shared = {"CMP_RATE_LIMIT_PUBLIC": "3 per minute", "CMP_REDIS_URL": REDIS_URL, "RATELIMIT_KEY_PREFIX": prefix}
+    try:
+        with running_app(database_url, **shared) as first:
+            one = first.test_client()
+            assert [one.get("/api/v1/sites/nowhere/banner-config").status_code for _ in range(2)] == [404, 404]
+        with running_app(database_url, **shared) as second:
+            two = second.test_client()
+            # The second instance sees the first one's two requests: one left.
+            assert [two.get("/api/v1/sites/nowhere/banner-config").status_code for _ in range(2)] == [404, 429]
+    finally:
+        client = redis.Redis.from_url(REDIS_URL)
+        for key in client.scan_iter(f"*{prefix}*"):
+            client.delete(key)
+
+
+def test_an_unreachable_redis_does_not_take_the_service_down(database_url):
+    with running_app(database_url, CMP_RATE_LIMIT_PUBLIC="3 per minute", CMP_REDIS_URL="redis://127.0.0.1:1/0") as app:
+        client = app.test_client()
+        # Counted in memory meanwhile: still served, still limited.
+        assert [client.get("/api/v1/sites/nowhere/banner-config").status_code for _ in range(4)] == [404, 404, 404, 429]

@@ -73,9 +73,11 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_limits(app: Flask) -> None:
+    from cmp.api.headers import init_headers
     from cmp.limits import init_limits
 
     init_limits(app)
+    init_headers(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

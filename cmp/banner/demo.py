@@ -10,6 +10,22 @@ from cmp.services.sites import get_site
 
 bp = Blueprint("demo", __name__, url_prefix="/demo")
 
+# The demo stands for a customer's site, which has its own policy: this one lets the page run its inline demo
+# scripts and the banner inject its stylesheet, and still loads nothing from outside this host.
+DEMO_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; frame-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'self'"
+)
+
+
+@bp.after_request
+def demo_policy(response: Response) -> Response:
+    if response.mimetype == "text/html":
+        response.headers.setdefault("Content-Security-Policy", DEMO_CSP)
+        # The demo page frames its own video page.
+        response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+    return response
+
 
 def _demo_site():
     site = get_site(DEMO_SITE)

@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -113,6 +114,8 @@ def load_settings(environ: Mapping[str, str], instance_path: str, overrides: Map
         "CMP_PROOF_PERIOD_DAYS": _int(environ, "CMP_PROOF_PERIOD_DAYS", 5 * 365, minimum=0),
         # Where consent records are stored, stated in receipts (policy section 8, international transfer).
         "CMP_STORAGE_LOCATION": environ.get("CMP_STORAGE_LOCATION") or None,
+        # How long an auditor stays signed in to the dashboard, counted from sign-in.
+        "CMP_AUDIT_SESSION_HOURS": _int(environ, "CMP_AUDIT_SESSION_HOURS", 8, minimum=1),
     }
     settings.update(overrides)
 
@@ -151,7 +154,23 @@ def load_settings(environ: Mapping[str, str], instance_path: str, overrides: Map
         settings["SQLALCHEMY_DATABASE_URI"], settings["CMP_DB_POOL_SIZE"]
     )
     settings["TESTING"] = env == "testing"
+    for name, value in _session_cookie(env, settings["CMP_AUDIT_SESSION_HOURS"]).items():
+        settings.setdefault(name, value)
     return settings
+
+
+def _session_cookie(env: str, hours: int) -> dict:
+    """Flask's signed session cookie: only the auditor dashboard uses it, so it is scoped to /audit."""
+    return {
+        "SESSION_COOKIE_NAME": "cmp_audit",
+        "SESSION_COOKIE_PATH": "/audit",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Strict",
+        "SESSION_COOKIE_SECURE": env == "production",
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=hours),
+        # The cookie is written when the session changes, not on every chart request.
+        "SESSION_REFRESH_EACH_REQUEST": False,
+    }
 
 
 def _engine_options(url: str, pool_size: int) -> dict:

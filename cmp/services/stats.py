@@ -68,11 +68,6 @@ class Period:
     first: date
     last: date
 
-    @classmethod
-    def last_days(cls, days: int, today: date | None = None) -> Period:
-        last = today or datetime.now(UTC).date()
-        return cls(last - timedelta(days=days - 1), last)
-
     @property
     def days(self) -> int:
         return (self.last - self.first).days + 1

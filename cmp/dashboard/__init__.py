@@ -15,7 +15,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from cmp.dashboard import auth
-from cmp.dashboard.charts import ACTION_LABELS, CHARTS, MAX_COUNTRIES
+from cmp.dashboard.charts import ACTION_LABELS, CHARTS, HEIGHT, MAX_COUNTRIES, WIDTH
 from cmp.errors import DomainError, NotFound, Unauthorized
 from cmp.models.types import utcnow
 from cmp.schemas.dashboard import dashboard_query_schema
@@ -162,7 +162,13 @@ def dashboard(auditor: auth.Auditor):
             "verify_url": url_for(".verify", site=site.key),
             "exports": {fmt: f"{EXPORT_PATH}?site={site.key}&format={fmt}" for fmt in EXPORT_FORMATS},
         }
-    return _page("audit_dashboard.html", actions=ACTION_LABELS, max_countries=MAX_COUNTRIES, **context)
+    return _page(
+        "audit_dashboard.html",
+        actions=ACTION_LABELS,
+        max_countries=MAX_COUNTRIES,
+        chart_size=(WIDTH, HEIGHT),
+        **context,
+    )
 
 
 @bp.get("/audit/charts/<name>.svg")

@@ -23,11 +23,11 @@ ACTION_LABELS = {
     Action.WITHDRAW: "Withdrew",
     Action.GPC: "Refused by GPC",
 }
-ACTION_COLOURS = ("#009E73", "#56B4E9", "#D55E00", "#E69F00", "#CC79A7")
+ACTION_COLOURS = ("#009E73", "#56B4E9", "#D55E00", "#CC79A7", "#4D4D4D")
 RATE_COLOURS = ("#009E73", "#D55E00")
 # The country chart shows this many countries, those with most decisions; its table lists them all.
 MAX_COUNTRIES = 15
-WIDTH, HEIGHT = 760, 380
+WIDTH, HEIGHT = 960, 420
 
 
 def _style(colours: tuple[str, ...]) -> Style:
@@ -44,6 +44,8 @@ def _style(colours: tuple[str, ...]) -> Style:
         legend_font_size=13,
         title_font_size=16,
         value_font_size=11,
+        opacity=".9",
+        opacity_hover=".9",
     )
 
 
@@ -89,7 +91,8 @@ def _action_chart(title: str, mixes: list[ActionMix], **options) -> bytes:
 
 
 def purposes_chart(site: Site, period: Period) -> bytes:
-    rates = stats.purpose_rates(site, period)
+    # pygal draws horizontal bars from the bottom up: reversed, the first purpose is on top as in the table.
+    rates = stats.purpose_rates(site, period)[::-1]
     chart = _chart(pygal.HorizontalStackedBar, "Consent and refusal rate by purpose", RATE_COLOURS)
     chart.x_labels = [rate.purpose for rate in rates]
     chart.add("Granted", [rate.granted_share if rate.decided else None for rate in rates])

@@ -14,6 +14,7 @@ from cmp.services.evidence import Evidence
 from cmp.services.identifiers import Identifier
 from cmp.services.stats import Period
 from cmp.vocabulary import Action, IdentifierKind, Source
+from tests.conftest import running_app
 
 HMAC_KEY = "test-hmac-key-fedcba9876543210"
 MARCH = Period(date(2026, 3, 1), date(2026, 3, 3))
@@ -36,14 +37,18 @@ def clock(monkeypatch):
     return set_to
 
 
-@pytest.fixture
-def shop(site):
-    """The shop with a sale/sharing purpose and Japan under notice_only; notice v2 shows both."""
+def with_sharing(site):
+    """The site with a sale/sharing purpose and Japan under notice_only; its notice v2 shows both."""
     sites.add_purpose(site, "partner_sharing", texts={"en": {"name": "Partners"}}, default_opt_out="granted", gpc=True)
     sites.update_site(site, jurisdiction={"JP": "notice_only"})
     notices.publish_notice(site)
     db.session.commit()
     return site
+
+
+@pytest.fixture
+def shop(site):
+    return with_sharing(site)
 
 
 def record(
@@ -69,8 +74,7 @@ def record(
     return record_consent(request, hmac_key=HMAC_KEY, lifetimes=Lifetimes())
 
 
-@pytest.fixture
-def recorded(shop, clock):
+def record_march(shop, clock):
     """Six banner decisions over three UTC days, and events the measures must leave out."""
 
     def log(when, *args, **kwargs):
@@ -100,6 +104,11 @@ def recorded(shop, clock):
         hmac_key=HMAC_KEY,
         lifetimes=Lifetimes(),
     )
+
+
+@pytest.fixture
+def recorded(shop, clock):
+    record_march(shop, clock)
     return shop
 
 
@@ -136,13 +145,18 @@ def test_by_day_buckets_utc_days(recorded):
     assert [mix.group for mix in stats.by_day(recorded, MARCH)] == ["2026-03-01", "2026-03-02", "2026-03-03"]
 
 
-def test_by_day_ignores_the_database_sessions_time_zone(recorded, backend):
+@pytest.mark.postgres
+def test_by_day_ignores_the_database_sessions_time_zone(postgres_url, clock):
     """PostgreSQL reads timestamptz in the session's zone: 23:30 UTC is already 2 March in Kiritimati (UTC+14)."""
-    if backend != "postgresql":
-        pytest.skip("SQLite keeps no time zone")
-    db.session.execute(sa.text("SET TIME ZONE 'Pacific/Kiritimati'"))
-    assert mixes(stats.by_day(recorded, MARCH))["2026-03-01"] == {"accept_all": 1, "reject_all": 1}
-    db.session.rollback()
+    with running_app(postgres_url):
+        site = sites.create_site("shop", "Shop")
+        notices.publish_notice(site)
+        shop = with_sharing(site)
+        record_march(shop, clock)
+        db.session.execute(sa.text("SET TIME ZONE 'Pacific/Kiritimati'"))
+
+        assert mixes(stats.by_day(shop, MARCH))["2026-03-01"] == {"accept_all": 1, "reject_all": 1}
+        db.session.rollback()
 
 
 def test_by_country_names_unknown_and_puts_most_decisions_first(recorded):

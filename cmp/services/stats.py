@@ -146,10 +146,12 @@ def banner_purposes(site: Site) -> list[str]:
     Taken from the notices rather than the site's configuration, so a purpose dropped since still has its figures.
     """
     purposes: dict[str, None] = {}
-    for content in db.session.scalars(
-        select(NoticeVersion.content).where(NoticeVersion.site_id == site.id).order_by(NoticeVersion.version)
+    # Only each notice's purpose list is read, not its texts and cookie inventory.
+    shown = NoticeVersion.content["purposes"]
+    for listed in db.session.scalars(
+        select(shown).where(NoticeVersion.site_id == site.id).order_by(NoticeVersion.version)
     ):
-        for purpose in content["purposes"]:
+        for purpose in listed:
             if purpose["refusable"] and purpose["channel"] == Channel.WEB:
                 purposes.setdefault(purpose["key"], None)
     return list(purposes)

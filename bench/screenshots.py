@@ -3,7 +3,8 @@
 Migrates a temporary SQLite database, seeds the demo site, serves the app with werkzeug on a free
 loopback port, opens /demo in headless Chromium through Playwright and saves, under docs/:
 banner-first-layer.png (the first layer) and banner-second-layer.png (after "Customise", with the
-Analytics cookie list open).
+Analytics cookie list open). With banner decisions from a few countries recorded, it then signs in to the
+auditor dashboard and saves audit-dashboard.png (the chart and table by country).
 """
 
 from __future__ import annotations
@@ -25,7 +26,12 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from cmp import create_app
 from cmp.extensions import db
+from cmp.services import keys
+from cmp.services.consent import ConsentRequest, Lifetimes, record_consent
 from cmp.services.demo import seed_demo
+from cmp.services.evidence import Evidence
+from cmp.services.identifiers import Identifier
+from cmp.vocabulary import Action, IdentifierKind, Source
 
 PROJECT = Path(__file__).resolve().parent.parent
 DOCS = PROJECT / "docs"
@@ -40,6 +46,23 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 TIMEOUT_MS = 15_000
+# Banner decisions for the dashboard to draw: (country, action, decisions, how many). The log stamps each event
+# with the time it is written, so they all fall on the day the screenshots are taken.
+DECISIONS = (
+    ("DE", Action.ACCEPT_ALL, {}, 14),
+    ("DE", Action.REJECT_ALL, {}, 9),
+    ("DE", Action.SAVE, {"preferences": "granted", "analytics": "denied"}, 5),
+    ("US", Action.ACCEPT_ALL, {}, 12),
+    ("US", Action.GPC, {}, 4),
+    ("US", Action.SAVE, {"preferences": "granted", "analytics": "granted"}, 3),
+    ("US", Action.WITHDRAW, {}, 2),
+    ("FR", Action.ACCEPT_ALL, {}, 8),
+    ("FR", Action.REJECT_ALL, {}, 7),
+    ("GB", Action.ACCEPT_ALL, {}, 6),
+    ("GB", Action.REJECT_ALL, {}, 4),
+    (None, Action.ACCEPT_ALL, {}, 3),
+    (None, Action.SAVE, {"analytics": "granted"}, 2),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,9 +76,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def seed_decisions(site, hmac_key: str) -> str:
+    """Record `DECISIONS` on the demo site as its banner would, and return a new audit:read key."""
+    number = 0
+    for country, action, decisions, count in DECISIONS:
+        for _ in range(count):
+            number += 1
+            request = ConsentRequest(
+                site,
+                Identifier(IdentifierKind.VISITOR, f"screenshot-{number}"),
+                action,
+                Source.BANNER,
+                decisions,
+                evidence=Evidence(country=country, gpc=action == Action.GPC),
+            )
+            record_consent(request, hmac_key=hmac_key, lifetimes=Lifetimes())
+    token = keys.create_key("auditor", ["audit:read"]).token
+    db.session.commit()
+    return token
+
+
 @contextmanager
-def demo_server(directory: Path) -> Iterator[str]:
-    """The app on a fresh SQLite file with the demo site seeded; yields its base URL."""
+def demo_server(directory: Path) -> Iterator[tuple[str, str]]:
+    """The app on a fresh SQLite file with the demo site seeded; yields its base URL and an auditor's key."""
     # Settings come from these overrides and the defaults, not from any CMP_* variable of the shell.
     for name in [name for name in os.environ if name.startswith("CMP_")]:
         del os.environ[name]
@@ -73,13 +116,14 @@ def demo_server(directory: Path) -> Iterator[str]:
     base_url = f"http://{HOST}:{server.server_port}"
     with app.app_context():
         upgrade()
-        seed_demo(base_url)
+        site = seed_demo(base_url)
         db.session.commit()
+        audit_key = seed_decisions(site, app.config["CMP_HMAC_KEY"])
         db.session.remove()
     thread = threading.Thread(target=server.serve_forever, name="cmp-demo-server", daemon=True)
     thread.start()
     try:
-        yield base_url
+        yield base_url, audit_key
     finally:
         server.shutdown()
         thread.join(timeout=10)
@@ -120,6 +164,27 @@ def take(base_url: str, chromium: str, out: Path) -> list[Path]:
     return [first, second]
 
 
+def take_dashboard(base_url: str, audit_key: str, chromium: str, out: Path) -> list[Path]:
+    from playwright.sync_api import sync_playwright
+
+    out.mkdir(parents=True, exist_ok=True)
+    picture = out / "audit-dashboard.png"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=VIEWPORT, locale="en-GB")
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(f"{base_url}/audit")
+            page.get_by_label("API key").fill(audit_key)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(f"{base_url}/audit")
+            page.wait_for_function("() => [...document.images].every(image => image.complete)")
+            page.locator("#countries").screenshot(path=picture)
+        finally:
+            browser.close()
+    return [picture]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not Path(args.chromium).exists():
@@ -130,8 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("screenshots: error: Playwright is not installed: pip install -e '.[test]'", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory(prefix="cmp-screenshots-") as directory, demo_server(Path(directory)) as base:
-        for path in take(base, args.chromium, args.out):
+    with tempfile.TemporaryDirectory(prefix="cmp-screenshots-") as directory, demo_server(Path(directory)) as demo:
+        base, audit_key = demo
+        for path in take(base, args.chromium, args.out) + take_dashboard(base, audit_key, args.chromium, args.out):
             print(path.relative_to(PROJECT) if path.is_relative_to(PROJECT) else path)
     return 0
 

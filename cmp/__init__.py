@@ -70,6 +70,9 @@ def register_blueprints(app: Flask) -> None:
     from cmp.api import openapi
 
     app.register_blueprint(openapi.bp)
+    from cmp import dashboard
+
+    app.register_blueprint(dashboard.bp)
 
 
 def register_limits(app: Flask) -> None:

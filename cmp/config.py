@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -116,6 +117,8 @@ def load_settings(environ: Mapping[str, str], instance_path: str, overrides: Map
         "CMP_RATE_LIMIT_API": environ.get("CMP_RATE_LIMIT_API") or "6000 per minute",
         # Where consent records are stored, stated in receipts (policy section 8, international transfer).
         "CMP_STORAGE_LOCATION": environ.get("CMP_STORAGE_LOCATION") or None,
+        # How long an auditor stays signed in to the dashboard, counted from sign-in.
+        "CMP_AUDIT_SESSION_HOURS": _int(environ, "CMP_AUDIT_SESSION_HOURS", 8, minimum=1),
     }
     settings.update(overrides)
 
@@ -156,6 +159,8 @@ def load_settings(environ: Mapping[str, str], instance_path: str, overrides: Map
         settings["SQLALCHEMY_DATABASE_URI"], settings["CMP_DB_POOL_SIZE"]
     )
     settings["TESTING"] = env == "testing"
+    for name, value in _session_cookie(env, settings["CMP_AUDIT_SESSION_HOURS"]).items():
+        settings.setdefault(name, value)
     return settings
 
 
@@ -181,6 +186,20 @@ def _rate_limit_settings(settings: Mapping) -> dict:
         # Redis unreachable: keep serving, counting in memory until it is back.
         "RATELIMIT_SWALLOW_ERRORS": True,
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+    }
+
+
+def _session_cookie(env: str, hours: int) -> dict:
+    """Flask's signed session cookie: only the auditor dashboard uses it, so it is scoped to /audit."""
+    return {
+        "SESSION_COOKIE_NAME": "cmp_audit",
+        "SESSION_COOKIE_PATH": "/audit",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Strict",
+        "SESSION_COOKIE_SECURE": env == "production",
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=hours),
+        # The cookie is written when the session changes, not on every chart request.
+        "SESSION_REFRESH_EACH_REQUEST": False,
     }
 
 

@@ -276,6 +276,91 @@ OPERATIONS += (
     ),
 )
 
+# The auditor dashboard: HTML pages and SVG charts for a browser signed in with an audit:read key.
+AUDIT_PAGE = (HTML, "a dashboard page")
+AUDIT_SIGN_IN = "not signed in: to the sign-in page, with this address as next"
+AUDIT_SELECTION = [
+    {"in": "query", "name": "site", "schema": {"type": "string"}, "description": "default: the key's first site"},
+    {"in": "query", "name": "from", "schema": {"type": "string", "format": "date"}, "description": "UTC day"},
+    {"in": "query", "name": "to", "schema": {"type": "string", "format": "date"}, "description": "UTC day"},
+]
+AUDIT_FORM = {
+    "type": "object",
+    "properties": {"csrf_token": {"type": "string"}, "api_key": {"type": "string"}, "next": {"type": "string"}},
+}
+OPERATIONS += (
+    Operation(
+        "audit_dashboard.login_form",
+        "get",
+        "The auditor sign-in form",
+        "auditor dashboard",
+        {200: AUDIT_PAGE, 303: "already signed in: to the dashboard"},
+        extra={"parameters": [{"in": "query", "name": "next", "schema": {"type": "string"}}]},
+    ),
+    Operation(
+        "audit_dashboard.login",
+        "post",
+        "Sign in with an API key holding audit:read (or admin); the session is a signed cookie",
+        "auditor dashboard",
+        {303: "signed in: to the dashboard", 400: AUDIT_PAGE, 401: AUDIT_PAGE, 413: AUDIT_PAGE},
+        description="400 when the form's CSRF token is not this session's; 401 (the form again) for any key that "
+        "cannot open the dashboard. `next` leads only to a dashboard page.",
+        extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/x-www-form-urlencoded": {"schema": AUDIT_FORM},
+                    "multipart/form-data": {"schema": AUDIT_FORM},
+                },
+            }
+        },
+    ),
+    Operation(
+        "audit_dashboard.logout",
+        "post",
+        "Sign out of the auditor dashboard",
+        "auditor dashboard",
+        {303: "to the sign-in page", 400: AUDIT_PAGE, 413: AUDIT_PAGE},
+        extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/x-www-form-urlencoded": {"schema": AUDIT_FORM}},
+            }
+        },
+    ),
+    Operation(
+        "audit_dashboard.dashboard",
+        "get",
+        "Auditor dashboard: consent and refusal rates by purpose, day, country and mode; notices; verify and export",
+        "auditor dashboard",
+        {200: AUDIT_PAGE, 303: AUDIT_SIGN_IN, 403: AUDIT_PAGE, 404: AUDIT_PAGE, 422: AUDIT_PAGE},
+        extra={"parameters": AUDIT_SELECTION},
+    ),
+    Operation(
+        "audit_dashboard.chart",
+        "get",
+        "One dashboard chart (purposes, days, countries or modes) as SVG, with no script",
+        "auditor dashboard",
+        {200: ("image/svg+xml", "the chart"), 401: AUDIT_PAGE, 403: AUDIT_PAGE, 404: AUDIT_PAGE, 422: AUDIT_PAGE},
+        extra={"parameters": AUDIT_SELECTION},
+    ),
+    Operation(
+        "audit_dashboard.verify",
+        "get",
+        "Verify one site's hash chain and show the result",
+        "auditor dashboard",
+        {200: AUDIT_PAGE, 303: AUDIT_SIGN_IN, 403: AUDIT_PAGE, 404: AUDIT_PAGE, 422: AUDIT_PAGE},
+        extra={"parameters": AUDIT_SELECTION[:1]},
+    ),
+    Operation(
+        "audit_dashboard.stylesheet",
+        "get",
+        "The dashboard's stylesheet",
+        "auditor dashboard",
+        {200: ("text/css", "stylesheet")},
+    ),
+)
+
 SCHEMAS = (ErrorSchema, BannerConsentSchema)
 
 

@@ -1,0 +1,204 @@
+"""The auditor dashboard at /audit: consent statistics, notice history, chain verification, export links.
+
+Server-rendered HTML with no script, charts as SVG images beside tables of the same numbers, and
+nothing about any person (policy §1.3). Auditors sign in with an API key holding `audit:read`.
+"""
+
+from __future__ import annotations
+
+from functools import cache, wraps
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+from flask import Blueprint, Response, make_response, redirect, render_template, request, url_for
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from cmp.dashboard import auth
+from cmp.dashboard.charts import ACTION_LABELS, CHARTS, HEIGHT, MAX_COUNTRIES, WIDTH
+from cmp.errors import DomainError, NotFound, Unauthorized
+from cmp.models.types import utcnow
+from cmp.schemas.dashboard import dashboard_query_schema
+from cmp.services import chain, stats
+
+bp = Blueprint("audit_dashboard", __name__)
+
+STYLESHEET = Path(__file__).resolve().parent / "static" / "dashboard.css"
+# Served by the export module; the dashboard only links to it.
+EXPORT_PATH = "/audit/export"
+EXPORT_FORMATS = ("jsonl", "csv")
+# Nothing runs and nothing loads from elsewhere; forms post only here, and no other site may frame a page.
+PAGE_POLICY = (
+    "default-src 'none'; img-src 'self'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+# A chart opened on its own is a document too: pygal's own <style> may apply, nothing else.
+IMAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+# After sign-in the auditor lands on one of these, with only these query parameters (no open redirect).
+DESTINATIONS = ("audit_dashboard.dashboard", "audit_dashboard.verify")
+DESTINATION_PARAMETERS = ("site", "from", "to")
+
+
+@bp.after_request
+def _protect(response: Response) -> Response:
+    # Statistics and sessions are for this auditor only: no cache keeps them, no Referer leaves the site.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    if response.mimetype == "text/html":
+        response.headers["Content-Security-Policy"] = PAGE_POLICY
+    elif response.mimetype == "image/svg+xml":
+        response.headers["Content-Security-Policy"] = IMAGE_POLICY
+    return response
+
+
+def _page(template: str, status: int = 200, **context) -> Response:
+    return make_response(render_template(template, csrf_token=auth.csrf_token(), **context), status)
+
+
+def _message(status: int, title: str, text: str, details: list[str] = ()) -> Response:
+    return _page("audit_message.html", status, title=title, text=text, details=details)
+
+
+@bp.errorhandler(DomainError)
+def _domain_error(exc: DomainError):
+    return _message(exc.status, _TITLES.get(exc.status, "Something went wrong"), exc.message)
+
+
+@bp.errorhandler(ValidationError)
+def _invalid_query(exc: ValidationError):
+    details = [f"{field}: {'; '.join(problems)}" for field, problems in sorted(exc.normalized_messages().items())]
+    return _message(422, "The request is not valid", "Correct the site or dates and try again.", details)
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException):
+    return _message(exc.code or 500, _TITLES.get(exc.code, exc.name), exc.description or "")
+
+
+_TITLES = {
+    400: "The form could not be accepted",
+    401: "Sign in first",
+    403: "Not one of your sites",
+    404: "Not found",
+    413: "The form is too large",
+    422: "The request is not valid",
+}
+
+
+def signed_in(*, page: bool):
+    """Run the view for a signed-in auditor; a page sends anyone else to sign in, an image answers 401."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(**kwargs):
+            auditor = auth.current_auditor()
+            if auditor is None:
+                if page:
+                    return redirect(url_for(".login_form", next=request.full_path.rstrip("?")), 303)
+                raise Unauthorized("not_signed_in", "sign in to the auditor dashboard to see this chart")
+            return view(auditor, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def _destination(requested: str | None) -> str:
+    """Where sign-in leads: a dashboard page rebuilt from `requested`'s path and known parameters, never elsewhere."""
+    if requested:
+        parts = urlsplit(requested)
+        for endpoint in DESTINATIONS:
+            if not parts.scheme and not parts.netloc and parts.path == url_for(endpoint):
+                query = {name: value for name, value in parse_qsl(parts.query) if name in DESTINATION_PARAMETERS}
+                return url_for(endpoint, **query)
+    return url_for(".dashboard")
+
+
+def _login_page(requested: str | None, status: int = 200, error: bool = False) -> Response:
+    return _page("audit_login.html", status, next=_destination(requested), error=error)
+
+
+@bp.get("/audit/login")
+def login_form():
+    if auth.current_auditor() is not None:
+        return redirect(_destination(request.args.get("next")), 303)
+    return _login_page(request.args.get("next"))
+
+
+@bp.post("/audit/login")
+def login():
+    auth.check_csrf(request.form.get("csrf_token"))
+    try:
+        auth.sign_in(request.form.get("api_key", ""))
+    except Unauthorized:
+        return _login_page(request.form.get("next"), 401, error=True)
+    return redirect(_destination(request.form.get("next")), 303)
+
+
+@bp.post("/audit/logout")
+def logout():
+    auth.check_csrf(request.form.get("csrf_token"))
+    auth.sign_out()
+    return redirect(url_for(".login_form"), 303)
+
+
+def _selection(auditor: auth.Auditor):
+    """The site and period the request asks for; the site is None only when the key has none to audit."""
+    query = dashboard_query_schema.load(request.args)
+    return auditor.site(query["site"]), query["period"]
+
+
+@bp.get("/audit")
+@signed_in(page=True)
+def dashboard(auditor: auth.Auditor):
+    site, period = _selection(auditor)
+    context = {"auditor": auditor, "sites": auditor.sites(), "site": site, "period": period}
+    if site is not None:
+        query = {"site": site.key, "from": period.first.isoformat(), "to": period.last.isoformat()}
+        context |= {
+            "summary": stats.summarise(site, period),
+            "notices": stats.notice_history(site),
+            "charts": {name: url_for(".chart", name=name, **query) for name in CHARTS},
+            "verify_url": url_for(".verify", site=site.key),
+            "exports": {fmt: f"{EXPORT_PATH}?site={site.key}&format={fmt}" for fmt in EXPORT_FORMATS},
+        }
+    return _page(
+        "audit_dashboard.html",
+        actions=ACTION_LABELS,
+        max_countries=MAX_COUNTRIES,
+        chart_size=(WIDTH, HEIGHT),
+        **context,
+    )
+
+
+@bp.get("/audit/charts/<name>.svg")
+@signed_in(page=False)
+def chart(auditor: auth.Auditor, name: str):
+    draw = CHARTS.get(name)
+    if draw is None:
+        raise NotFound("unknown_chart", f"there is no chart {name!r}")
+    site, period = _selection(auditor)
+    if site is None:
+        raise NotFound("unknown_site", "this key has no site to audit")
+    return Response(draw(site, period), mimetype="image/svg+xml")
+
+
+@bp.get("/audit/verify")
+@signed_in(page=True)
+def verify(auditor: auth.Auditor):
+    """Walk the site's whole chain: a page of its own, since it reads every event rather than one period's."""
+    site, _ = _selection(auditor)
+    if site is None:
+        raise NotFound("unknown_site", "this key has no site to audit")
+    result = chain.verify_site(site)
+    return _page("audit_verify.html", auditor=auditor, site=site, result=result, checked_at=utcnow())
+
+
+@cache
+def _stylesheet() -> bytes:
+    return STYLESHEET.read_bytes()
+
+
+@bp.get("/audit/dashboard.css")
+def stylesheet():
+    return Response(_stylesheet(), mimetype="text/css")

@@ -1,0 +1,254 @@
+"""The dashboard as an auditor reads it: recorded numbers in every table, valid charts, no identifiers."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+import sqlalchemy as sa
+
+from cmp.extensions import db
+from cmp.models import ConsentEvent
+from cmp.services import notices, sites
+from tests.conftest import running_app
+from tests.dashboard.pages import new_key, sign_in, table
+from tests.geoip import write_geoip_database
+from tests.helpers import events, post_consent
+
+GERMANY, USA, NOWHERE = "192.0.2.10", "198.51.100.20", "8.8.8.8"
+CHARTS = ("purposes", "days", "countries", "modes")
+SVG = "{http://www.w3.org/2000/svg}"
+PAGE_POLICY = (
+    "default-src 'none'; img-src 'self'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+@pytest.fixture(scope="module")
+def geoip(tmp_path_factory) -> str:
+    return str(write_geoip_database(tmp_path_factory.mktemp("geoip-dashboard") / "country.mmdb"))
+
+
+@pytest.fixture
+def app(database_url, geoip):
+    """The service placing visitors in countries by address, as behind a real GeoIP database."""
+    with running_app(database_url, CMP_GEOIP_DATABASE=geoip) as app:
+        yield app
+
+
+def decide(client, address: str, **body):
+    client.environ_base["REMOTE_ADDR"] = address
+    response = post_consent(client, page_url="https://shop.example/orders/ada-lovelace", **body)
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+@pytest.fixture
+def recorded(client, site):
+    """Four banner decisions from Germany, the US (twice) and an address no database knows; what they returned."""
+    return [
+        decide(client, GERMANY, action="accept_all"),
+        decide(client, USA, action="reject_all"),
+        decide(client, USA, action="save", decisions={"analytics": "granted"}),
+        decide(client, NOWHERE, action="save", decisions={"preferences": "granted", "analytics": "denied"}),
+    ]
+
+
+@pytest.fixture
+def auditor(client, site):
+    """The test client, signed in with an audit:read key."""
+    assert sign_in(client, new_key("audit:read")).status_code == 303
+    return client
+
+
+def test_the_tables_show_what_was_recorded(recorded, auditor):
+    page = auditor.get("/audit")
+    assert page.status_code == 200
+
+    assert "<strong>4</strong> banner decisions" in page.text
+    assert table(page.text, "purposes-table") == [
+        ["preferences", "3", "2 (66.7%)", "1 (33.3%)"],
+        ["analytics", "4", "2 (50.0%)", "2 (50.0%)"],
+    ]
+    #                                         accepted all  chose some   rejected all  withdrew    refused by GPC
+    assert table(page.text, "countries-table") == [
+        ["US", "2", "0 (0.0%)", "1 (50.0%)", "1 (50.0%)", "0 (0.0%)", "0 (0.0%)"],
+        ["DE", "1", "1 (100.0%)", "0 (0.0%)", "0 (0.0%)", "0 (0.0%)", "0 (0.0%)"],
+        ["unknown", "1", "0 (0.0%)", "1 (100.0%)", "0 (0.0%)", "0 (0.0%)", "0 (0.0%)"],
+    ]
+    assert table(page.text, "modes-table") == [
+        ["opt_in", "2", "1 (50.0%)", "1 (50.0%)", "0 (0.0%)", "0 (0.0%)", "0 (0.0%)"],
+        ["opt_out", "2", "0 (0.0%)", "1 (50.0%)", "1 (50.0%)", "0 (0.0%)", "0 (0.0%)"],
+    ]
+    [today] = table(page.text, "days-table")
+    assert today[1:] == ["4", "1 (25.0%)", "2 (50.0%)", "1 (25.0%)", "0 (0.0%)", "0 (0.0%)"]
+    assert today[0] == events()[0].received_at.date().isoformat()
+
+
+def test_the_page_defines_its_measures(auditor):
+    page = auditor.get("/audit").text
+    assert "What the figures mean" in page
+    for action in ("accept_all", "save", "reject_all", "withdraw", "gpc", "default"):
+        assert f"<code>{action}</code>" in page
+
+
+def test_the_default_period_is_the_last_30_utc_days(recorded, auditor):
+    today = events()[0].received_at.date()
+    page = auditor.get("/audit").text
+    assert f'name="to" type="date" value="{today.isoformat()}"' in page
+    assert "from " + (today.fromordinal(today.toordinal() - 29)).isoformat() in page
+
+
+def test_another_period_leaves_todays_decisions_out(recorded, auditor):
+    page = auditor.get("/audit?site=shop&from=2020-01-01&to=2020-01-31").text
+    assert "<strong>0</strong> banner decisions" in page
+    assert table(page, "days-table") == [["No banner decisions in this period."]]
+    assert table(page, "purposes-table")[0] == ["preferences", "0", "0 (0.0%)", "0 (0.0%)"]
+
+
+def test_each_chart_is_an_image_followed_by_its_table(recorded, auditor):
+    page = auditor.get("/audit").text
+    for name in CHARTS:
+        start = page.index(f'<img src="/audit/charts/{name}.svg?site=shop&amp;from=')
+        assert 'alt="' in page[start : page.index(">", start)]
+        assert page.index(f'id="{name}-table"', start) > start
+
+
+@pytest.mark.parametrize("name", CHARTS)
+def test_charts_are_valid_svg_without_script(recorded, auditor, name):
+    response = auditor.get(f"/audit/charts/{name}.svg?site=shop")
+
+    assert response.status_code == 200
+    assert response.mimetype == "image/svg+xml"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "script-src" not in response.headers["Content-Security-Policy"]
+    root = ET.fromstring(response.data)
+    assert root.tag == f"{SVG}svg"
+    assert int(root.get("width")) > 0 and int(root.get("height")) > 0
+    assert not [element for element in root.iter() if element.tag.endswith("script")]
+    assert b"javascript" not in response.data.lower()
+
+
+def test_the_purposes_chart_draws_the_purposes(recorded, auditor):
+    svg = auditor.get("/audit/charts/purposes.svg?site=shop").text
+    assert "preferences" in svg and "analytics" in svg
+
+
+def test_an_unknown_chart_is_404(auditor):
+    assert auditor.get("/audit/charts/subjects.svg?site=shop").status_code == 404
+
+
+def test_nothing_identifies_a_person(recorded, auditor):
+    """Policy §1.3: statistics carry no identifiers; not in the page, the charts, or the chain's page."""
+    stored = events()
+    secrets = {"ada-lovelace", "shop.example/orders"}
+    for event in stored:
+        secrets |= {event.id, event.subject_id, event.ip_prefix, event.evidence_digest, event.hash}
+    for answer in recorded:
+        secrets |= {answer["visitor_id"], answer["visitor_id"].split(".")[0], answer["event_id"]}
+    assert {"192.0.2.0", "198.51.100.0", "8.8.8.0"} <= secrets
+    secrets.discard(None)
+    # The head hash on the chain's page is the last event's hash: a proof, published on purpose.
+    head = stored[-1].hash
+
+    shown = [auditor.get("/audit").text, auditor.get("/audit/verify?site=shop").text]
+    shown += [auditor.get(f"/audit/charts/{name}.svg?site=shop").text for name in CHARTS]
+
+    for text in shown:
+        leaked = sorted(secret for secret in secrets - {head} if secret in text)
+        assert leaked == []
+
+
+def test_notice_versions_with_their_publication_and_materiality(site, auditor):
+    sites.add_purpose(site, "partner_sharing", texts={"en": {"name": "Partners"}}, gpc=True)
+    second = notices.publish_notice(site, material=False, note="typo fixed")
+    db.session.commit()
+    rows = table(auditor.get("/audit").text, "notices-table")
+
+    assert [(row[0], row[2], row[4]) for row in rows] == [("2", "no", "typo fixed"), ("1", "yes", "")]
+    assert rows[0][1] == second.published_at.strftime("%Y-%m-%d %H:%M")
+    assert rows[0][3] == second.content_hash
+
+
+def test_export_links_for_both_formats(auditor):
+    page = auditor.get("/audit").text
+    assert 'href="/audit/export?site=shop&amp;format=jsonl"' in page
+    assert 'href="/audit/export?site=shop&amp;format=csv"' in page
+
+
+def test_verify_reports_an_intact_chain(recorded, auditor):
+    page = auditor.get("/audit?site=shop").text
+    assert 'href="/audit/verify?site=shop"' in page
+
+    result = auditor.get("/audit/verify?site=shop")
+    assert result.status_code == 200
+    assert "verifies" in result.text and "does not verify" not in result.text
+    assert "<dt>Events checked</dt><dd>4</dd>" in result.text
+
+
+def test_verify_names_the_first_bad_event_and_why(recorded, auditor):
+    target = events()[1]
+    table_ = ConsentEvent.__table__
+    db.session.execute(sa.update(table_).where(table_.c.id == target.id).values(action="accept_all"))
+    db.session.commit()
+
+    result = auditor.get("/audit/verify?site=shop").text
+
+    assert "does not verify" in result
+    assert f"<code>{target.id}</code>, at position 2" in result
+    assert "the event was altered" in result
+    assert "<dt>Events checked</dt><dd>2</dd>" in result
+
+
+@pytest.mark.parametrize(
+    ("query", "problem"),
+    [
+        ("from=2026-03-05&to=2026-03-01", "must not be after to"),
+        ("from=yesterday", "Not a valid date"),
+        ("from=2024-01-01&to=2025-12-31", "at most 366 days"),
+        ("site=Not%20A%20Site", "not a site key"),
+    ],
+)
+def test_an_invalid_selection_is_explained(auditor, query, problem):
+    response = auditor.get(f"/audit?{query}")
+    assert response.status_code == 422
+    assert response.mimetype == "text/html"
+    assert problem in response.text
+
+
+def test_a_key_with_no_site_to_audit(client):
+    sign_in(client, new_key("audit:read"))
+    page = client.get("/audit")
+    assert page.status_code == 200
+    assert "There is no site this key may audit yet." in page.text
+    assert client.get("/audit/charts/days.svg").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/audit", "/audit/verify?site=shop", "/audit/login", "/audit?from=nonsense", "/audit?site=nowhere"],
+)
+def test_pages_carry_a_strict_policy_and_are_never_stored(auditor, path):
+    response = auditor.get(path)
+    assert response.mimetype == "text/html"
+    assert response.headers["Content-Security-Policy"] == PAGE_POLICY
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+    assert "<script" not in response.text and "style=" not in response.text and "<style" not in response.text
+
+
+def test_the_stylesheet_is_served_by_the_dashboard(client):
+    response = client.get("/audit/dashboard.css")
+    assert response.status_code == 200
+    assert response.mimetype == "text/css"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert b".num" in response.data
+
+
+def test_the_routes_are_described(client):
+    paths = client.get("/api/v1/openapi.json").json["paths"]
+    assert set(paths["/audit/login"]) == {"get", "post"}
+    assert "get" in paths["/audit"] and "post" in paths["/audit/logout"]
+    chart = paths["/audit/charts/{name}.svg"]["get"]
+    assert "image/svg+xml" in chart["responses"]["200"]["content"]

@@ -17,6 +17,7 @@ from cmp.extensions import db
 from cmp.models import ConsentEvent
 from cmp.services import chain, keys, notices, sites
 from tests.conftest import make_app, migrate_to_head, skip_or_fail
+from tests.dashboard.pages import sign_in
 from tests.helpers import ORIGIN, post_consent
 from tests.pgcluster import PrivateCluster, find_bindir
 
@@ -24,7 +25,14 @@ pytestmark = pytest.mark.postgres
 
 ADDRESS = "ada@example.org"
 # Routes that never touch the database, and answer the same whether it is up or not.
-WITHOUT_DATABASE = {"/healthz", "/.well-known/gpc.json", "/api/v1/openapi.json"}
+WITHOUT_DATABASE = {
+    "/healthz",
+    "/.well-known/gpc.json",
+    "/api/v1/openapi.json",
+    "/audit/login",  # the sign-in form (its POST is exercised below)
+    "/audit/dashboard.css",
+    "/audit/logout",
+}
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +88,8 @@ def _prepare(client):
         json={"site": "shop", "email": ADDRESS, "message_id": "m-1", "destinations": ["https://shop.example/sale"]},
         headers=auth,
     )
+    signed_in = sign_in(client, token)
+    assert signed_in.status_code == 303, signed_in.text
     acknowledged = []
     for action in ("accept_all", "reject_all", "accept_all", "withdraw", "accept_all"):
         response = post_consent(client, action=action)
@@ -141,6 +151,10 @@ def _requests(auth, links):
         ("/email/unsubscribe/<token>", "POST", links["unsubscribe"], {"data": {"List-Unsubscribe": "One-Click"}}),
         ("/t/o/<token>.gif", "GET", links["open"], {}),
         ("/t/c/<token>", "GET", links["click"], {}),
+        ("/audit", "GET", "/audit?site=shop", {}),
+        ("/audit/charts/<name>.svg", "GET", "/audit/charts/purposes.svg?site=shop", {}),
+        ("/audit/verify", "GET", "/audit/verify?site=shop", {}),
+        ("/audit/login", "POST", "/audit/login", {"sign_in": True}),
     ]
 
 
@@ -148,6 +162,8 @@ def _send(client, method, path, arguments):
     arguments = dict(arguments)
     if arguments.pop("banner", False):
         return post_consent(client, action="accept_all")
+    if arguments.pop("sign_in", False):
+        return sign_in(client, "cmp_0123456789abcdef_anything")
     return client.open(path, method=method, **arguments)
 
 
@@ -181,8 +197,8 @@ def test_an_outage_answers_503_and_service_resumes_with_nothing_lost(app, cluste
             # The destination is signed into the link: the reader still gets there, unrecorded.
             assert response.status_code == 302, where
             assert response.headers["Location"] == "https://shop.example/sale", where
-        elif rule.startswith(("/email/", "/t/")):
-            # People's pages: a page saying to try again, not a stack trace.
+        elif rule.startswith(("/email/", "/t/", "/audit")):
+            # Pages for people and auditors: a page saying to try again, not a stack trace.
             assert response.status_code == 503 and response.mimetype == "text/html", where
         else:
             assert response.status_code == 503, where

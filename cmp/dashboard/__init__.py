@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from flask import Blueprint, Response, make_response, redirect, render_template, request, url_for
 from marshmallow import ValidationError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from cmp.dashboard import auth
@@ -68,6 +69,13 @@ def _domain_error(exc: DomainError):
 def _invalid_query(exc: ValidationError):
     details = [f"{field}: {'; '.join(problems)}" for field, problems in sorted(exc.normalized_messages().items())]
     return _message(422, "The request is not valid", "Correct the site or dates and try again.", details)
+
+
+@bp.errorhandler(OperationalError)
+def _database_unavailable(exc: OperationalError):
+    response = _message(503, "The consent store is unavailable", "The database cannot be reached; try again shortly.")
+    response.headers["Retry-After"] = "5"
+    return response
 
 
 @bp.errorhandler(HTTPException)

@@ -102,7 +102,7 @@ def measure_peer(spec: str) -> Sizes:
         raise PeerUnavailable("npm is not on PATH")
     with tempfile.TemporaryDirectory(prefix="cmp-bench-npm-") as directory:
         _progress(f"installing {PEER}@{spec} with npm")
-        package = _install(npm, spec, Path(directory))
+        package = install_peer(npm, spec, Path(directory))
         version = json.loads((package / "package.json").read_text(encoding="utf-8"))["version"]
         missing = [name for name in (PEER_SCRIPT, PEER_STYLESHEET) if not (package / name).is_file()]
         if missing:
@@ -121,7 +121,7 @@ def measure_peer(spec: str) -> Sizes:
     return Sizes(PEER, version, 2, len(script) + len(css), minified, script_gz + css_gz, detail)
 
 
-def _install(npm: str, spec: str, prefix: Path) -> Path:
+def install_peer(npm: str, spec: str, prefix: Path) -> Path:
     command = [npm, "install", "--no-audit", "--no-fund", "--prefix", str(prefix), f"{PEER}@{spec}"]
     env = {**os.environ, "npm_config_update_notifier": "false"}
     try:

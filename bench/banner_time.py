@@ -34,8 +34,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from bench import BenchError
-from bench.banner_size import PEER, PEER_SCRIPT, PEER_STYLESHEET, PeerUnavailable
-from bench.banner_size import install_peer
+from bench.banner_size import PEER, PEER_SCRIPT, PEER_STYLESHEET, PeerUnavailable, install_peer
 from bench.databases import sqlite_database
 from bench.options import machine, positive, positive_seconds
 from bench.screenshots import CHROMIUM_ARGS

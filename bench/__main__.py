@@ -6,7 +6,8 @@ import argparse
 import importlib
 import sys
 
-from bench import BENCHMARKS, BenchError
+from bench import BENCHMARKS, BenchError, summary
+from bench.options import machine
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for arguments in chosen:
             args = parser.parse_args(arguments)
+            if len(chosen) > 1:
+                print(f"\n== {arguments[0]} ==", flush=True)
             status = max(status, args.run(args))
+        if len(chosen) > 1:
+            summary.print_summary(machine())
     except KeyboardInterrupt:
         print("interrupted: servers stopped, temporary databases removed", file=sys.stderr)
         return 130

@@ -26,6 +26,7 @@ from pathlib import Path
 import rcssmin
 import rjsmin
 
+from bench import summary
 from cmp.banner import bundle
 
 PEER = "vanilla-cookieconsent"
@@ -159,6 +160,13 @@ def print_report(ours: Sizes, theirs: Sizes | None) -> None:
     for sizes in (ours, theirs):
         if sizes is not None:
             print(f"{sizes.name}: {sizes.detail}")
+    summary.record(
+        "banner bytes, gzipped as served",
+        str(ours.gzipped),
+        f"{PEER} {theirs.version} {theirs.gzipped}" if theirs else f"{PEER}: not measured",
+        summary.ratio(ours.gzipped, theirs.gzipped if theirs else None),
+        f"<= {BUDGET} ({'met' if ours.gzipped <= BUDGET else 'NOT met'})",
+    )
     spare = BUDGET - ours.gzipped
     verdict = f"within, {spare} bytes to spare" if spare >= 0 else f"OVER by {-spare} bytes"
     print(f"budget: {BUDGET} bytes (8 KiB) gzipped; ours {ours.gzipped}: {verdict}")

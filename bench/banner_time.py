@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from bench import BenchError
+from bench import BenchError, summary
 from bench.banner_size import PEER, PEER_SCRIPT, PEER_STYLESHEET, PeerUnavailable, install_peer
 from bench.databases import sqlite_database
 from bench.options import machine, positive, positive_seconds
@@ -471,6 +471,12 @@ def print_report(results: list[Timings], warmup: int, browser: str) -> None:
             _ratio(_median(ours.bytes), _median(theirs.bytes)),
         ]
         print(_row(["ratio (ours / theirs)", "", "", "", *ratios]))
+        summary.record(
+            "banner time to visible, median ms (Chromium)",
+            _figure(_median(ours.visible), 1),
+            f"{theirs.banner.name} {_figure(_median(theirs.visible), 1)}",
+            ratios[0],
+        )
     for r in results:
         files = " + ".join(f"{name} {size}" for name, size in r.files.items())
         print(f"{r.banner.name}: {r.banner.detail}; bytes: {files or '-'}")

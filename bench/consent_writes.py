@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from bench import BenchError
+from bench import BenchError, summary
 from bench.databases import Unavailable
 from bench.load import Call, Limit, Round, drive
 from bench.options import add_load_options, machine, prepared_demo, progress
@@ -147,6 +147,14 @@ def print_report(outcomes: list[Outcome], skipped: list[str]) -> None:
     print(_row(name for name, _ in COLUMNS))
     for outcome in outcomes:
         print(_row(_cells(outcome)))
+        healthz, writes = _best(outcome.healthz), _best(outcome.writes)
+        summary.record(
+            f"consent writes/s ({outcome.backend})",
+            f"{writes:.1f}",
+            f"GET /healthz {healthz:.1f}/s",
+            summary.ratio(writes, healthz),
+            "" if outcome.verified else "chain NOT verified",
+        )
     for line in skipped:
         print(line)
     for outcome in outcomes:

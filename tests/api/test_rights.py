@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import sqlalchemy as sa
 
@@ -93,7 +91,7 @@ def test_access_by_each_identifier_kind_answers_the_whole_record(client, site, d
     assert sorted(i["kind"] for i in body["identifiers"]) == ["email", "user", "visitor"]
     # No identifier value is stored, so none can be answered.
     assert "lovelace" not in response.get_data(as_text=True).lower()
-    assert "42" not in json.dumps(body["identifiers"])
+    assert all(set(linked) == {"kind", "linked_at"} for linked in body["identifiers"])
 
     stored = events()
     assert [e["id"] for e in body["events"]] == [e.id for e in stored]

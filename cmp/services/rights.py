@@ -8,10 +8,12 @@ only a digest of the evidence), loses the evidence and every link to the person,
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import OperationalError
 
 from cmp.errors import Invalid, NotFound
 from cmp.extensions import db
@@ -19,7 +21,7 @@ from cmp.models import ConsentEvent, ConsentState, EmailActivity, Site, SubjectI
 from cmp.models.consent import EVIDENCE_COLUMNS
 from cmp.models.types import utcnow
 from cmp.services import chain
-from cmp.services.consent import ConsentRequest, Lifetimes, record_consent
+from cmp.services.consent import MAX_ATTEMPTS, ConsentRequest, Lifetimes, _is_transient, record_consent
 from cmp.services.evidence import Evidence
 from cmp.services.identifiers import InvalidIdentifier, VisitorIds, new_event_id
 from cmp.services.jurisdiction import mode_for
@@ -159,13 +161,21 @@ def erase(site: Site, subject_id: str) -> Erasure:
     email activity, and empties the evidence columns of all the subject's events. The events stay: their hashes
     cover a salted digest of the evidence, not the evidence, so the chain still verifies.
     """
-    try:
-        erasure = _erase(site, subject_id)
-        db.session.commit()
-        return erasure
-    except BaseException:
-        db.session.rollback()
-        raise
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            erasure = _erase(site, subject_id)
+            db.session.commit()
+            return erasure
+        except OperationalError as exc:
+            db.session.rollback()
+            # A writer that read first (SQLite) may be refused its write lock rather than queued: try again whole.
+            if attempt == MAX_ATTEMPTS or not _is_transient(exc):
+                raise
+            time.sleep(0.005 * attempt)
+        except BaseException:
+            db.session.rollback()
+            raise
+    raise AssertionError("unreachable")
 
 
 def _erase(site: Site, subject_id: str) -> Erasure:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import sqlalchemy as sa
 
@@ -277,6 +279,33 @@ def test_erasing_an_unknown_subject_records_nothing(client, site, dsr, person):
     assert_error(erase(client, dsr, "email:someone@example.org"), 404, "unknown_subject")
     assert counts() == before
     assert chain.verify_site(site).ok
+
+
+def test_concurrent_erasures_of_one_subject_record_one(app, site, dsr, person, bystander):
+    """Requests racing to erase the same person, while the banner keeps recording: one erasure, one chain."""
+    db.session.remove()
+    start = threading.Barrier(6)
+    results: list[int] = []
+
+    def eraser():
+        client = app.test_client()
+        start.wait()
+        results.append(erase(client, dsr, "user:42").status_code)
+
+    def visitor():
+        client = app.test_client()
+        start.wait()
+        results.append(post_consent(client, action="accept_all").status_code)
+
+    pool = [threading.Thread(target=eraser) for _ in range(4)] + [threading.Thread(target=visitor) for _ in range(2)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+
+    assert sorted(results) == [200, 201, 201, 404, 404, 404]
+    assert [e.action for e in events()].count("erase") == 1
+    assert chain.verify_site(sites.get_site("shop")).ok
 
 
 def test_the_same_identifier_starts_afresh_after_erasure(client, site, dsr, reader, writer, person):

@@ -142,7 +142,10 @@ def _purposes(event: ConsentEvent, notice: dict, language: str, controller: str)
     out = []
     for key, decision in event.decisions.items():
         purpose = shown.get(key, {})
-        texts = purpose.get("texts", {}).get(language) or {}
+        by_locale = purpose.get("texts", {})
+        # A server may record any language tag; the names come from the closest locale the notice has.
+        candidates = (language, language.split("-")[0], notice.get("default_locale"))
+        texts = next((by_locale[c] for c in candidates if c in by_locale), {})
         # Third parties are known from the cookie inventory the person was shown: its providers other than the site.
         providers = sorted(
             {c["provider"] for c in notice.get("cookies", []) if c["purpose"] == key and c["provider"] != controller}

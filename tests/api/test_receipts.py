@@ -179,3 +179,15 @@ def test_withdrawal_answers_with_a_receipt_too(client, site):
     ).json
     receipt = client.get(withdrawn["receipt_url"]).json
     assert receipt["eventType"] == "withdraw" and receipt["consentReceiptID"] == withdrawn["event_id"]
+
+
+@pytest.mark.parametrize(("locale", "name"), [("de-AT", "Statistik"), ("ja", "Analytics")])
+def test_purpose_names_come_from_the_closest_locale_the_notice_has(client, site, locale, name):
+    recorded = client.post(
+        "/api/v1/sites/shop/consents",
+        json={"subject": "user:42", "decisions": {"analytics": "granted"}, "locale": locale},
+        headers=bearer("consent:write"),
+    )
+    receipt = client.get(recorded.json["receipt_url"]).json
+    assert receipt["language"] == locale
+    assert [p["purpose"] for p in receipt["services"][0]["purposes"]] == [name]

@@ -67,6 +67,10 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(email_links.bp)
     app.register_blueprint(banner_bp)
     app.register_blueprint(demo.bp)
+    from cmp.api import receipts, rights
+
+    app.register_blueprint(receipts.bp)
+    app.register_blueprint(rights.bp)
     from cmp.api import openapi
 
     app.register_blueprint(openapi.bp)

@@ -188,7 +188,7 @@ BANNER_TEXTS: dict[str, dict[str, str]] = {
         "error": "Your choice could not be saved. Please try again.",
         "placeholder": "This content is blocked until you allow {purpose}.",
         "allow": "Allow {purpose}",
-        "receipt": "Consent receipt",
+        "receipt": "Your consent receipt",
     },
     "zh-CN": {
         "title": "您的隐私选择",
@@ -212,7 +212,7 @@ BANNER_TEXTS: dict[str, dict[str, str]] = {
         "error": "无法保存您的选择，请重试。",
         "placeholder": "在您允许“{purpose}”之前，此内容已被屏蔽。",
         "allow": "允许“{purpose}”",
-        "receipt": "同意回执",
+        "receipt": "您的同意回执",
     },
     "de": {
         "title": "Ihre Datenschutzeinstellungen",
@@ -236,7 +236,7 @@ BANNER_TEXTS: dict[str, dict[str, str]] = {
         "error": "Ihre Auswahl konnte nicht gespeichert werden. Bitte versuchen Sie es erneut.",
         "placeholder": "Dieser Inhalt ist blockiert, bis Sie {purpose} erlauben.",
         "allow": "{purpose} erlauben",
-        "receipt": "Einwilligungsbeleg",
+        "receipt": "Ihr Einwilligungsbeleg",
     },
     "fr": {
         "title": "Vos choix de confidentialité",
@@ -261,7 +261,7 @@ BANNER_TEXTS: dict[str, dict[str, str]] = {
         "error": "Votre choix n'a pas pu être enregistré. Veuillez réessayer.",
         "placeholder": "Ce contenu est bloqué tant que vous n'autorisez pas « {purpose} ».",
         "allow": "Autoriser « {purpose} »",
-        "receipt": "Reçu de consentement",
+        "receipt": "Votre reçu de consentement",
     },
 }
 

@@ -65,6 +65,12 @@ class IdentifierKind(StrEnum):
     EMAIL = "email"
 
 
+class GivenBy(StrEnum):
+    """Who gave a decision when it was not the subject themself (policy section 6: a child's parent or guardian)."""
+
+    GUARDIAN = "guardian"
+
+
 class Scope(StrEnum):
     CONSENT_READ = "consent:read"
     CONSENT_WRITE = "consent:write"

@@ -28,6 +28,8 @@ from cmp.schemas.lookup import (
     LinkSchema,
     LookupResultSchema,
 )
+from cmp.schemas.receipt import ReceiptSchema
+from cmp.schemas.rights import ErasureResultSchema, SiteBodySchema, SubjectConsentsSchema
 
 bp = Blueprint("openapi", __name__)
 
@@ -358,6 +360,57 @@ OPERATIONS += (
         "The dashboard's stylesheet",
         "auditor dashboard",
         {200: ("text/css", "stylesheet")},
+    ),
+)
+
+SITE_QUERY = {"in": "query", "name": "site", "required": True, "schema": {"type": "string"}}
+SUBJECT_PATH = (
+    "`subject` is any identifier of the person: email:<address>, user:<account id> or visitor:<signed id as the "
+    "banner keeps it>, found through its keyed digest."
+)
+OPERATIONS += (
+    Operation(
+        "rights.access",
+        "get",
+        "Access: one subject's current state per purpose and all its events, with their chain fields",
+        "people's rights",
+        {200: SubjectConsentsSchema},
+        scope="dsr",
+        errors=(401, 403, 404, 422, 503),
+        description=SUBJECT_PATH,
+        extra={"parameters": [SITE_QUERY]},
+    ),
+    Operation(
+        "rights.withdraw",
+        "post",
+        "Withdraw: one withdraw event denying every refusable purpose of the site, web and email alike",
+        "people's rights",
+        {200: ConsentResultSchema},
+        body=SiteBodySchema,
+        scope="dsr",
+        errors=(400, 401, 403, 404, 409, 413, 415, 422, 503),
+        description=SUBJECT_PATH + " Earlier events are untouched; the next lookup answers withdrawn.",
+    ),
+    Operation(
+        "rights.erase",
+        "post",
+        "Erase: delete the subject's links, state and email activity, empty its events' evidence, append erase",
+        "people's rights",
+        {200: ErasureResultSchema},
+        body=SiteBodySchema,
+        scope="dsr",
+        errors=(400, 401, 403, 404, 413, 415, 422, 503),
+        description=SUBJECT_PATH + " The chain still verifies afterwards; a second erasure is a 404.",
+    ),
+    Operation(
+        "receipts.receipt",
+        "get",
+        "The visitor's own consent receipt (Kantara CR v1.1, ISO/IEC TS 27560 names where Kantara has none)",
+        "consents",
+        {200: ReceiptSchema},
+        errors=(403, 404, 422, 503),
+        description="The token comes with the receipt_url of a recorded decision; any other token is a 403.",
+        extra={"parameters": [{"in": "query", "name": "token", "required": True, "schema": {"type": "string"}}]},
     ),
 )
 

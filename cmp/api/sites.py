@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, jsonify, request
 
 from cmp.api.cors import add_cors_headers, cors_preflight
+from cmp.api.receipts import receipt_url
 from cmp.api.requests import (
     api_key,
     gpc_header,
@@ -25,7 +26,7 @@ from cmp.services.consent import ConsentRequest, Lifetimes, record_consent
 from cmp.services.evidence import Evidence
 from cmp.services.identifiers import Identifier, InvalidIdentifier, new_visitor_id
 from cmp.services.sites import require_site
-from cmp.vocabulary import Action, IdentifierKind, Scope, Source
+from cmp.vocabulary import Action, GivenBy, IdentifierKind, Scope, Source
 
 bp = Blueprint("sites", __name__, url_prefix="/api/v1/sites")
 bp.after_request(add_cors_headers)
@@ -94,7 +95,11 @@ def _record_from_banner(site: Site):
     identifier = Identifier(IdentifierKind.VISITOR, visitor_id)
     evidence = request_evidence(gpc=data["gpc"], page_url=data["page_url"])
     event = _record(site, identifier, Source.BANNER, evidence, data, new_subject=not data.get("visitor_id"))
-    body = {**consent_result_schema.dump(event), "visitor_id": visitor_ids.sign(site.key, visitor_id)}
+    body = {
+        **consent_result_schema.dump(event),
+        "receipt_url": receipt_url(site, event),
+        "visitor_id": visitor_ids.sign(site.key, visitor_id),
+    }
     return jsonify(body), 201
 
 
@@ -105,7 +110,7 @@ def _record_from_server(site: Site):
     except InvalidIdentifier as exc:
         raise Invalid("invalid_subject", str(exc), {"subject": "invalid"}) from None
     event = _record(site, identifier, Source(data["source"]), server_evidence(data), data)
-    return jsonify(consent_result_schema.dump(event)), 201
+    return jsonify({**consent_result_schema.dump(event), "receipt_url": receipt_url(site, event)}), 201
 
 
 def _record(site: Site, identifier: Identifier, source: Source, evidence: Evidence, data: dict, new_subject=False):
@@ -120,6 +125,7 @@ def _record(site: Site, identifier: Identifier, source: Source, evidence: Eviden
             locale=data["locale"],
             evidence=evidence,
             new_subject=new_subject,
+            given_by=GivenBy(data["given_by"]) if data["given_by"] else None,
         ),
         hmac_key=current_app.config["CMP_HMAC_KEY"],
         lifetimes=Lifetimes.from_settings(current_app.config),

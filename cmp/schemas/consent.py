@@ -5,7 +5,12 @@ import re
 from marshmallow import Schema, fields, validate
 
 from cmp.schemas.fields import Pattern, StrictBoolean, decisions_field, locale_field, page_url_field
-from cmp.vocabulary import BANNER_ACTIONS, SERVER_ACTIONS, SERVER_SOURCES
+from cmp.vocabulary import BANNER_ACTIONS, SERVER_ACTIONS, SERVER_SOURCES, GivenBy
+
+
+def given_by_field() -> fields.String:
+    """Who decided when it was not the subject (policy section 6); omitted means the subject themself."""
+    return fields.String(load_default=None, validate=validate.OneOf([g.value for g in GivenBy]))
 
 
 class BannerConsentSchema(Schema):
@@ -18,6 +23,7 @@ class BannerConsentSchema(Schema):
     locale = locale_field(load_default=None)
     page_url = page_url_field(load_default=None)
     gpc = StrictBoolean(load_default=False)
+    given_by = given_by_field()
 
 
 class ServerConsentSchema(Schema):
@@ -41,6 +47,7 @@ class ServerConsentSchema(Schema):
     ip = fields.IP(load_default=None)
     user_agent = fields.String(load_default=None, validate=validate.Length(max=1024))
     country = fields.String(load_default=None, validate=Pattern(r"^[A-Z]{2}$"))
+    given_by = given_by_field()
 
 
 class ConsentResultSchema(Schema):
@@ -59,6 +66,8 @@ class ConsentResultSchema(Schema):
     expires_at = fields.DateTime(format="iso")
     seq = fields.Integer()
     hash = fields.String()
+    given_by = fields.String(allow_none=True)
+    receipt_url = fields.String(metadata={"description": "the visitor's own consent receipt, with its signed token"})
 
 
 banner_consent_schema = BannerConsentSchema()

@@ -21,7 +21,7 @@ from cmp.services import chain, notices
 from cmp.services.evidence import Evidence
 from cmp.services.identifiers import Identifier, new_event_id, new_subject_id
 from cmp.services.jurisdiction import mode_for
-from cmp.vocabulary import Action, Channel, Decision, Mode, Source
+from cmp.vocabulary import Action, Channel, Decision, GivenBy, Mode, Source
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,8 @@ class ConsentRequest:
     # (purpose, event id): record only if that purpose's current state is still this event. Checked under the
     # chain lock, so of two requests acting on the same state (two clicks on one link) only the first records.
     expected_state: tuple[str, str] | None = None
+    # Who decided when it was not the subject: a parent or guardian (policy section 6). Covered by the hash.
+    given_by: GivenBy | None = None
 
 
 def record_consent(request: ConsentRequest, *, hmac_key: str, lifetimes: Lifetimes) -> ConsentEvent:
@@ -131,6 +133,7 @@ def _write(request, site, notice, mode, decisions, by_gpc, digest, lifetimes) ->
         page_url=evidence.page_url,
         evidence_salt=evidence.salt,
         evidence_digest=evidence.digest,
+        given_by=request.given_by.value if request.given_by else None,
     )
     # Everything above runs before the chain is locked; only what needs the lock runs after it.
     seq, prev_hash = chain.next_link(site)

@@ -28,7 +28,8 @@ function apply(next) {
 function remember(r) {
   const d = Object.assign({}, stored && stored.d);
   for (const k in r.decisions) d[k] = r.decisions[k] == 'granted';
-  stored = {v: r.visitor_id, d, n: r.notice_version, t: Date.parse(r.received_at), x: Date.parse(r.expires_at), r: r.event_id};
+  stored = {v: r.visitor_id, d, n: r.notice_version, t: Date.parse(r.received_at), x: Date.parse(r.expires_at), r: r.event_id,
+    u: r.receipt_url};
   writeState(stored);
 }
 
@@ -52,6 +53,11 @@ function decide(action, decisions) {
   });
 }
 
+/** The latest decision's receipt, if one was recorded; only a web address ever becomes a link. */
+function receipt() {
+  return stored && /^https?:\/\//.test(stored.u) ? stored.u : null;
+}
+
 function conclude() {
   const next = effective(config, stored, gpc);
   consentUpdate(config, next);
@@ -73,7 +79,7 @@ window.cmp = Object.freeze(api);
 
 function start(c) {
   config = c;
-  ui = createUI(config, {decide, current: () => state}, script.nonce);
+  ui = createUI(config, {decide, current: () => state, receipt}, script.nonce);
   const s = readState();
   const ask = needsAsking(s, config, Date.now());
   stored = ask ? null : s;

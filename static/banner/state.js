@@ -8,6 +8,7 @@
  * @property {number} t  decided at (ms)
  * @property {number} x  expires at (ms)
  * @property {string} [r]  event id of the last recorded decision (the receipt)
+ * @property {string} [u]  address of that decision's consent receipt, with its signed token
  */
 
 /** @returns {Stored|null} */

@@ -27,7 +27,7 @@ function lifetime(c, t, locale) {
 
 /**
  * @param {Object} config  the banner configuration
- * @param {{decide: function(string, Object=), current: function(): Object}} actions
+ * @param {{decide: function(string, Object=), current: function(): Object, receipt: function(): ?string}} actions
  */
 function createUI(config, actions, nonce) {
   const t = config.texts;
@@ -98,9 +98,11 @@ function createUI(config, actions, nonce) {
     if (modal) return;
     opener = document.activeElement;
     const current = actions.current();
+    const receipt = actions.receipt();
     const dialog = h('div', {class: 'cmp-modal', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'cmp-prefs-title', tabindex: '-1'}, [
       h('h2', {id: 'cmp-prefs-title', text: t.title}),
       ...config.purposes.map(p => purposeBlock(p, !!current[p.key])),
+      receipt && t.receipt && h('p', {}, [h('a', {href: receipt, target: '_blank', rel: 'noopener', text: t.receipt})]),
       h('p', {class: 'cmp-error', role: 'alert'}),
       h('div', {class: 'cmp-actions'}, [
         button(t.save, () => actions.decide('save', chosen())),

@@ -24,6 +24,9 @@ REQUESTS = {
         "/api/v1/email/tracking-links",
         {"json": {"site": "shop", "email": ADDRESS, "message_id": "m-1"}},
     ),
+    "access": ("GET", f"/api/v1/subjects/email:{ADDRESS}/consents", {"query_string": {"site": "shop"}}),
+    "withdraw": ("POST", f"/api/v1/subjects/email:{ADDRESS}/withdraw", {"json": {"site": "shop"}}),
+    "erase": ("POST", f"/api/v1/subjects/email:{ADDRESS}/erase", {"json": {"site": "shop"}}),
 }
 BAD_KEYS = [{"Authorization": "Bearer cmp_0123456789abcdef_wrong"}, {"Authorization": "Token abc"}]
 
@@ -41,6 +44,9 @@ NEEDS = {
     "subscribe": "email:write",
     "headers": "email:write",
     "tracking links": "email:write",
+    "access": "dsr",
+    "withdraw": "dsr",
+    "erase": "dsr",
 }
 SCOPES = ["consent:read", "consent:write", "email:write", "audit:read", "dsr", "admin"]
 

@@ -47,6 +47,16 @@ def test_second_layer_has_no_axe_violations(page, visit, axe):
     assert_no_violations(axe, page)
 
 
+def test_second_layer_with_the_receipt_link_has_no_axe_violations(page, visit, axe):
+    visit(page)
+    page.locator(".cmp-banner").get_by_role("button", name="Accept all").click()
+    page.locator(".cmp-banner").wait_for(state="detached")
+    page.get_by_role("button", name="Cookie settings").click()
+    page.locator(".cmp-modal").get_by_role("link", name="Your consent receipt").wait_for()
+
+    assert_no_violations(axe, page)
+
+
 def test_tab_reaches_the_three_choices_with_a_visible_focus_ring(page, visit):
     visit(page)
     assert focused(page)["cls"] == "cmp-banner"

@@ -74,7 +74,8 @@ def app(cluster):
 
 
 def _prepare(client):
-    """A site, a key with every scope, a subscriber with email links, and five acknowledged consents."""
+    """A site, a key with every scope, a subscriber with email links, a signed-in auditor, and five acknowledged
+    consents (the last with its receipt)."""
     site = sites.create_site("shop", "Shop", origins=[ORIGIN])
     notices.publish_notice(site)
     token = keys.create_key("ops", ["admin"]).token
@@ -95,11 +96,13 @@ def _prepare(client):
         response = post_consent(client, action=action)
         assert response.status_code == 201
         acknowledged.append(response.json["event_id"])
+    receipt = urlsplit(response.json["receipt_url"])
     links = {
         "confirm": urlsplit(subscribed.json["confirmation_url"]).path,
         "unsubscribe": urlsplit(unsubscribe.json["unsubscribe_url"]).path,
         "open": urlsplit(tracking.json["open_pixel_url"]).path,
         "click": urlsplit(tracking.json["links"][0]["url"]).path,
+        "receipt": f"{receipt.path}?{receipt.query}",
     }
     return auth, links, acknowledged
 
@@ -151,6 +154,25 @@ def _requests(auth, links):
         ("/email/unsubscribe/<token>", "POST", links["unsubscribe"], {"data": {"List-Unsubscribe": "One-Click"}}),
         ("/t/o/<token>.gif", "GET", links["open"], {}),
         ("/t/c/<token>", "GET", links["click"], {}),
+        (
+            "/api/v1/subjects/<subject>/consents",
+            "GET",
+            "/api/v1/subjects/user:1/consents",
+            {"query_string": {"site": "shop"}, "headers": auth},
+        ),
+        (
+            "/api/v1/subjects/<subject>/withdraw",
+            "POST",
+            "/api/v1/subjects/user:1/withdraw",
+            {"json": {"site": "shop"}, "headers": auth},
+        ),
+        (
+            "/api/v1/subjects/<subject>/erase",
+            "POST",
+            "/api/v1/subjects/user:1/erase",
+            {"json": {"site": "shop"}, "headers": auth},
+        ),
+        ("/api/v1/sites/<site_key>/receipts/<event_id>", "GET", links["receipt"], {}),
         ("/audit", "GET", "/audit?site=shop", {}),
         ("/audit/charts/<name>.svg", "GET", "/audit/charts/purposes.svg?site=shop", {}),
         ("/audit/verify", "GET", "/audit/verify?site=shop", {}),
@@ -169,7 +191,9 @@ def _send(client, method, path, arguments):
 
 def test_every_route_that_needs_the_database_is_exercised(app):
     """New routes join the outage test below: this fails until they are listed."""
-    covered = {rule for rule, *_ in _requests({}, dict.fromkeys(("confirm", "unsubscribe", "open", "click"), "/"))}
+    covered = {
+        rule for rule, *_ in _requests({}, dict.fromkeys(("confirm", "unsubscribe", "open", "click", "receipt"), "/"))
+    }
     needs_database = {
         rule.rule
         for rule in app.url_map.iter_rules()

@@ -107,6 +107,8 @@ def click(token: str):
     destination = email.safe_destination(link)
     try:
         email.record_activity(require_site(link.site), link)
+    except DomainError:
+        pass  # the site or the subject is gone (erased): nothing to record, and the reader still gets there
     except SQLAlchemyError:
         # The destination is signed, so the reader still gets there; unknown consent records nothing.
         db.session.rollback()

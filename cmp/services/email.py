@@ -173,7 +173,17 @@ def current_answer(site: Site, subject_id: str, purpose: str, now: datetime | No
 
 
 def _require_subject(site: Site, subject_id: str) -> None:
-    if db.session.scalar(select(Subject.site_id).where(Subject.id == subject_id)) != site.id:
+    """The link's subject exists on this site and was not erased (erasure removes every identifier link).
+
+    An old link of an erased person must not record anything about them again, evidence included.
+    """
+    linked = db.session.scalar(
+        select(SubjectIdentifier.id)
+        .join(Subject, Subject.id == SubjectIdentifier.subject_id)
+        .where(Subject.id == subject_id, Subject.site_id == site.id)
+        .limit(1)
+    )
+    if linked is None:
         raise NotFound("unknown_subject", f"site {site.key!r} has no such subject")
 
 

@@ -394,3 +394,30 @@ def test_a_bound_key_of_another_site_cannot_reach_a_subject(client, site, person
     db.session.commit()
     response = access(client, bearer("dsr", bound_to=["blog"]), "user:42")
     assert_error(response, 403, "site_not_allowed")
+
+
+def test_old_email_links_of_an_erased_person_record_nothing(client, site, dsr, person):
+    """Erasure removes their links: an unsubscribe or tracked link mailed before it records nothing about them."""
+    sender = bearer("email:write")
+    unsubscribe = client.get("/api/v1/email/headers", query_string={"site": "shop", "email": ADDRESS}, headers=sender)
+    tracking = client.post(
+        "/api/v1/email/tracking-links",
+        json={"site": "shop", "email": ADDRESS, "message_id": "m-1", "destinations": ["https://shop.example/sale"]},
+        headers=sender,
+    )
+    assert unsubscribe.status_code == 200 and tracking.status_code == 200
+    assert erase(client, dsr, "user:42").status_code == 200
+    before = (counts(), _rows(EmailActivity, person["subject_id"]))
+
+    page = unsubscribe.json["unsubscribe_url"].split("://", 1)[1].split("/", 1)[1]
+    shown = client.get(f"/{page}")
+    assert shown.status_code == 404, (page, shown.headers.get("Location"))
+    one_click = client.post(f"/{page}", data={"List-Unsubscribe": "One-Click"}, headers={"User-Agent": "mail/1"})
+    assert one_click.status_code == 404
+    click = tracking.json["links"][0]["url"].split("://", 1)[1].split("/", 1)[1]
+    followed = client.get(f"/{click}")
+    assert followed.status_code == 302 and followed.headers["Location"] == "https://shop.example/sale"
+    pixel = tracking.json["open_pixel_url"].split("://", 1)[1].split("/", 1)[1]
+    assert client.get(f"/{pixel}").status_code == 200
+
+    assert (counts(), _rows(EmailActivity, person["subject_id"])) == before

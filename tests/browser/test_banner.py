@@ -258,8 +258,24 @@ def test_opt_out_mode_without_gpc_shows_the_banner_with_sharing_on_until_refused
     assert service.events() == []
 
 
-def test_service_down_leaves_only_necessary(page, visit, pages, service):
-    page.route(f"{service.base}/api/**", lambda route: route.abort("connectionrefused"))
+UNAVAILABLE = json.dumps(
+    {"error": {"code": "unavailable", "message": "the consent store is unavailable", "details": {}}}
+)
+OUTAGES = {
+    # The service itself cannot be reached.
+    "unreachable": lambda route: route.abort("connectionrefused"),
+    # The service answers, but its database is down: 503 in the error shape, as every API route then does.
+    "database down": lambda route: route.fulfill(
+        status=503,
+        body=UNAVAILABLE,
+        headers={"Content-Type": "application/json", "Retry-After": "5", "Access-Control-Allow-Origin": "*"},
+    ),
+}
+
+
+@pytest.mark.parametrize("outage", sorted(OUTAGES))
+def test_service_down_leaves_only_necessary(page, visit, pages, service, outage):
+    page.route(f"{service.base}/api/**", OUTAGES[outage])
     visit(page)
 
     assert banner(page).count() == 0

@@ -94,7 +94,7 @@ def record_consent(request: ConsentRequest, *, hmac_key: str, lifetimes: Lifetim
             raise
         except (IntegrityError, OperationalError) as exc:
             db.session.rollback()
-            if attempt == MAX_ATTEMPTS or not _is_transient(exc):
+            if attempt == MAX_ATTEMPTS or not is_transient(exc):
                 raise
             log.info("consent write retried", extra={"site": site_key, "attempt": attempt, "error": type(exc).__name__})
             time.sleep(0.005 * attempt)
@@ -102,7 +102,7 @@ def record_consent(request: ConsentRequest, *, hmac_key: str, lifetimes: Lifetim
     raise AssertionError("unreachable")
 
 
-def _is_transient(exc: Exception) -> bool:
+def is_transient(exc: Exception) -> bool:
     if isinstance(exc, IntegrityError):
         return True  # a concurrent writer created the same subject first
     text = str(getattr(exc, "orig", exc)).lower()

@@ -21,7 +21,7 @@ from cmp.models import ConsentEvent, ConsentState, EmailActivity, Site, SubjectI
 from cmp.models.consent import EVIDENCE_COLUMNS
 from cmp.models.types import utcnow
 from cmp.services import chain
-from cmp.services.consent import MAX_ATTEMPTS, ConsentRequest, Lifetimes, _is_transient, record_consent
+from cmp.services.consent import MAX_ATTEMPTS, ConsentRequest, Lifetimes, is_transient, record_consent
 from cmp.services.evidence import Evidence
 from cmp.services.identifiers import InvalidIdentifier, VisitorIds, new_event_id
 from cmp.services.jurisdiction import mode_for
@@ -169,7 +169,7 @@ def erase(site: Site, subject_id: str) -> Erasure:
         except OperationalError as exc:
             db.session.rollback()
             # A writer that read first (SQLite) may be refused its write lock rather than queued: try again whole.
-            if attempt == MAX_ATTEMPTS or not _is_transient(exc):
+            if attempt == MAX_ATTEMPTS or not is_transient(exc):
                 raise
             time.sleep(0.005 * attempt)
         except BaseException:

@@ -66,6 +66,9 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(email_links.bp)
     app.register_blueprint(banner_bp)
     app.register_blueprint(demo.bp)
+    from cmp.api import audit
+
+    app.register_blueprint(audit.bp)
     from cmp.api import openapi
 
     app.register_blueprint(openapi.bp)

@@ -25,6 +25,13 @@ REQUESTS = {
         {"json": {"site": "shop", "email": ADDRESS, "message_id": "m-1"}},
     ),
 }
+REQUESTS.update(
+    {
+        "audit events": ("GET", "/api/v1/audit/events", {"query_string": {"site": "shop"}}),
+        "audit notices": ("GET", "/api/v1/audit/notices", {"query_string": {"site": "shop"}}),
+        "audit verify": ("GET", "/api/v1/audit/verify", {"query_string": {"site": "shop"}}),
+    }
+)
 BAD_KEYS = [{"Authorization": "Bearer cmp_0123456789abcdef_wrong"}, {"Authorization": "Token abc"}]
 
 
@@ -42,6 +49,7 @@ NEEDS = {
     "headers": "email:write",
     "tracking links": "email:write",
 }
+NEEDS.update({"audit events": "audit:read", "audit notices": "audit:read", "audit verify": "audit:read"})
 SCOPES = ["consent:read", "consent:write", "email:write", "audit:read", "dsr", "admin"]
 
 

@@ -170,6 +170,16 @@ def _in_seq_order(path: Path, site: str, expected: int) -> Iterator[object]:
 
 def verify_file(path: Path, notices_path: Path | None = None) -> FileReport:
     """Check an export file (and, given, its notices file); the report names the first fault per site."""
+    try:
+        return _verify_file(path, notices_path)
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        # Entries of the wrong shape (an edited export or end entry): the file cannot be trusted as a whole.
+        report = FileReport()
+        report.sites.append(_failed("file", _Fault(f"the export is malformed ({type(exc).__name__}: {exc})")))
+        return report
+
+
+def _verify_file(path: Path, notices_path: Path | None) -> FileReport:
     report = FileReport()
     notice_hashes = None
     try:

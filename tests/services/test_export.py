@@ -355,3 +355,19 @@ def test_verify_from_the_database_catches_a_recomputed_hash_at_the_next_event(si
     db.session.commit()
     result = chain.verify_site(site)
     assert result.first_bad == logged[3].id and "link" in result.reason
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda text: text[1:],  # the export entry removed
+        lambda text: [text[0].replace('"checkpoints":{', '"checkpoints":[0,{', 1).replace("}}}", "}]}}", 1), *text[1:]],
+        lambda text: [*text[:-1], '{"entry":"end","meta":{"sites":{"shop":7}}}\n'],
+        lambda text: [*text[:-1], text[-1], text[1]],  # an entry after the end
+        lambda text: ["not json\n", *text],
+    ],
+)
+def test_a_malformed_export_fails_as_a_whole(tmp_path, site, logged, change):
+    path, text = lines(tmp_path)
+    result = verdict(path, change(text))
+    assert not result.ok and result.reason

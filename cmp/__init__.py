@@ -56,27 +56,26 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from cmp.api import email, email_links, health, lookup, sites
+    from cmp import dashboard
+    from cmp.api import audit, email, email_links, health, lookup, openapi, receipts, rights, sites
     from cmp.banner import bp as banner_bp
     from cmp.banner import demo
 
-    app.register_blueprint(health.bp)
-    app.register_blueprint(sites.bp)
-    app.register_blueprint(lookup.bp)
-    app.register_blueprint(email.bp)
-    app.register_blueprint(email_links.bp)
-    app.register_blueprint(banner_bp)
-    app.register_blueprint(demo.bp)
-    from cmp.api import receipts, rights
-
-    app.register_blueprint(receipts.bp)
-    app.register_blueprint(rights.bp)
-    from cmp.api import openapi
-
-    app.register_blueprint(openapi.bp)
-    from cmp import dashboard
-
-    app.register_blueprint(dashboard.bp)
+    for blueprint in (
+        health.bp,
+        sites.bp,
+        lookup.bp,
+        email.bp,
+        email_links.bp,
+        receipts.bp,
+        rights.bp,
+        audit.bp,
+        dashboard.bp,
+        banner_bp,
+        demo.bp,
+        openapi.bp,
+    ):
+        app.register_blueprint(blueprint)
 
 
 def register_limits(app: Flask) -> None:

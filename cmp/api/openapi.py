@@ -11,6 +11,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Flask, current_app, jsonify
 
+from cmp.schemas.audit import VerificationSchema
 from cmp.schemas.banner import BannerConfigSchema
 from cmp.schemas.common import ErrorSchema, GpcSupportSchema, StatusSchema
 from cmp.schemas.consent import BannerConsentSchema, ConsentResultSchema, ServerConsentSchema
@@ -414,6 +415,64 @@ OPERATIONS += (
     ),
 )
 
+AUDIT_FILTERS = [
+    {
+        "in": "query",
+        "name": "site",
+        "schema": {"type": "array", "items": {"type": "string"}},
+        "style": "form",
+        "explode": True,
+        "description": "repeat for several sites; none: every site the key may read",
+    },
+    {"in": "query", "name": "format", "schema": {"type": "string", "enum": ["jsonl", "csv"], "default": "jsonl"}},
+]
+EXPORT = (("application/x-ndjson", "text/csv"), "the export: an export entry, events in id order, an end entry")
+OPERATIONS += (
+    Operation(
+        "audit.events",
+        "get",
+        "Export consent events with their chain fields, streamed (JSON lines or CSV)",
+        "audit",
+        {200: EXPORT},
+        scope="audit:read",
+        errors=(401, 403, 404, 422, 503),
+        description="Constant memory at any size. `from` (inclusive) and `to` (exclusive) are ISO 8601 times on "
+        "the receive time; `subject` is visitor:, user: or email:; `purpose` keeps events deciding it. A subject "
+        "nobody is known by gives an export without events.",
+        extra={
+            "parameters": [
+                *AUDIT_FILTERS,
+                *(
+                    {"in": "query", "name": name, "schema": {"type": "string", "format": "date-time"}}
+                    for name in ("from", "to")
+                ),
+                {"in": "query", "name": "subject", "schema": {"type": "string"}},
+                {"in": "query", "name": "purpose", "schema": {"type": "string"}},
+            ]
+        },
+    ),
+    Operation(
+        "audit.notices",
+        "get",
+        "Export notice versions: exactly what visitors were shown, with each content hash",
+        "audit",
+        {200: (("application/x-ndjson", "text/csv"), "one notice version per line or row")},
+        scope="audit:read",
+        errors=(401, 403, 404, 422, 503),
+        extra={"parameters": AUDIT_FILTERS},
+    ),
+    Operation(
+        "audit.verify",
+        "get",
+        "Recompute one site's hash chain and name the first event that does not match",
+        "audit",
+        {200: VerificationSchema},
+        scope="audit:read",
+        errors=(401, 403, 404, 422, 503),
+        extra={"parameters": [{"in": "query", "name": "site", "required": True, "schema": {"type": "string"}}]},
+    ),
+)
+
 SCHEMAS = (ErrorSchema, BannerConsentSchema)
 
 
@@ -428,7 +487,9 @@ def _responses(operation: Operation) -> dict:
             responses[status] = {"description": what}
         elif isinstance(what, tuple):
             media, description = what
-            responses[status] = {"description": description, "content": {media: {"schema": {}}}}
+            # One media type, or several the route chooses between (a `format` parameter).
+            types = media if isinstance(media, tuple) else (media,)
+            responses[status] = {"description": description, "content": {m: {"schema": {}} for m in types}}
         else:
             responses[status] = {"description": what.__doc__ or "OK", "content": {JSON: {"schema": what}}}
     for status in operation.errors:

@@ -8,15 +8,26 @@ from flask.cli import FlaskGroup
 
 
 def register(app: Flask) -> None:
-    from cmp.cli import chain, keys, lookup, retention, sites
+    from cmp.cli import audit, chain, keys, lookup, retention, sites
 
-    for command in (*sites.commands, *keys.commands, *chain.commands, *lookup.commands, *retention.commands):
-        app.cli.add_command(command)
+    for module in (sites, keys, chain, lookup, audit, retention):
+        for command in module.commands:
+            app.cli.add_command(command)
 
 
 @click.group(cls=FlaskGroup, create_app=lambda: __import__("cmp").create_app())
 def cli():
     """Manage consent: sites, purposes, cookies, notices, keys and the consent log."""
+
+
+def _offline_commands() -> None:
+    """Commands found without building the app, so they run where no settings or database exist."""
+    from cmp.cli import chain
+
+    cli.add_command(chain.verify_command)
+
+
+_offline_commands()
 
 
 def main() -> None:

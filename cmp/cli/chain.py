@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import click
-from flask.cli import with_appcontext
+from flask import current_app
+from flask.cli import ScriptInfo
 
 from cmp.cli.params import DatabaseCommand, load_site
 from cmp.services import chain
@@ -13,14 +14,44 @@ from cmp.services.sites import list_sites
 
 
 @click.command("verify", cls=DatabaseCommand)
-@with_appcontext
 @click.option("--site", "site_key", help="Verify one site. Default: every site.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per site.")
-def verify_command(site_key, as_json):
+@click.option(
+    "--file",
+    "export_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Verify an export (`cmp export`) from the file alone, without the database.",
+)
+@click.option(
+    "--notices",
+    type=click.Path(exists=True, dir_okay=False),
+    help="With --file: the notices export, to check each notice's hash and the notices events refer to.",
+)
+@click.pass_context
+def verify_command(ctx, site_key, as_json, export_file, notices):
     """Check that no consent event was edited, deleted, inserted or reordered; exit 1 if one was.
 
-    With --json, one JSON object per line, one line per site.
+    With --json, one JSON object per line, one line per site. With --file, the check reads only the file:
+    an auditor needs neither the database nor this service's settings.
     """
+    if export_file:
+        if site_key:
+            raise click.UsageError("--site applies to the database; a file is verified whole")
+        from cmp.cli.audit import verify_export_file
+
+        verify_export_file(export_file, notices, as_json)
+        return
+    if notices:
+        raise click.UsageError("--notices goes with --file")
+    # The app (and its database) only now: `cmp verify --file` must work where neither is configured.
+    if current_app:
+        _verify_database(site_key, as_json)
+        return
+    with ctx.ensure_object(ScriptInfo).load_app().app_context():
+        _verify_database(site_key, as_json)
+
+
+def _verify_database(site_key, as_json):
     targets = [load_site(site_key)] if site_key else list_sites()
     if not targets:
         click.echo("no sites to verify")

@@ -28,6 +28,13 @@ REQUESTS = {
     "withdraw": ("POST", f"/api/v1/subjects/email:{ADDRESS}/withdraw", {"json": {"site": "shop"}}),
     "erase": ("POST", f"/api/v1/subjects/email:{ADDRESS}/erase", {"json": {"site": "shop"}}),
 }
+REQUESTS.update(
+    {
+        "audit events": ("GET", "/api/v1/audit/events", {"query_string": {"site": "shop"}}),
+        "audit notices": ("GET", "/api/v1/audit/notices", {"query_string": {"site": "shop"}}),
+        "audit verify": ("GET", "/api/v1/audit/verify", {"query_string": {"site": "shop"}}),
+    }
+)
 BAD_KEYS = [{"Authorization": "Bearer cmp_0123456789abcdef_wrong"}, {"Authorization": "Token abc"}]
 
 
@@ -48,6 +55,7 @@ NEEDS = {
     "withdraw": "dsr",
     "erase": "dsr",
 }
+NEEDS.update({"audit events": "audit:read", "audit notices": "audit:read", "audit verify": "audit:read"})
 SCOPES = ["consent:read", "consent:write", "email:write", "audit:read", "dsr", "admin"]
 
 

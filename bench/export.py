@@ -1,0 +1,456 @@
+"""Audit export: events per second and peak memory of GET /api/v1/audit/events beside a plain SELECT to a file.
+
+For each backend: a fresh database, `cmp db upgrade` and `cmp demo`, then a valid hash chain of synthetic
+events for the demo site (hashed here in one pass, loaded with COPY on PostgreSQL), first `--small` events
+and then up to `--events`. At each size, each in a fresh process so that its peak memory is its own:
+
+- `select`: the ceiling, a plain SELECT of the same rows in id order through a server-side cursor, each row
+  written to a file as tab-separated text;
+- `export`: what GET /api/v1/audit/events?site=demo streams, from the same service calls, in process,
+  written to a file as it streams;
+- `verify`: `cmp verify --file` on that export, offline, up to `--verify-up-to` events.
+
+Memory is each process's peak resident set size above what it held once ready (app built, database
+connected): flat means it does not grow with the number of events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bench import BenchError
+from bench.databases import DEFAULT_POSTGRES_URL, Unavailable
+from bench.options import BACKENDS, backends, loopback_url, machine, positive, prepared_demo, progress
+from bench.server import PROJECT
+
+SITE = "demo"
+SUBJECTS = 1000
+COLUMNS = (
+    ("backend", 9),
+    ("events", 9),
+    ("measure", 7),
+    ("seconds", 8),
+    ("events/s", 9),
+    ("vs select", 9),
+    ("MiB out", 8),
+    ("peak RSS growth MiB", 19),
+    ("result", 9),
+)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backends",
+        type=backends,
+        default=list(BACKENDS),
+        metavar="LIST",
+        help=f"comma-separated, from: {','.join(BACKENDS)} (default: all)",
+    )
+    parser.add_argument("--events", type=positive, default=1_000_000, help="events at the large size (%(default)s)")
+    parser.add_argument(
+        "--small", type=int, default=100_000, help="events at the small size, measured first; 0 skips it (%(default)s)"
+    )
+    parser.add_argument(
+        "--verify-up-to",
+        type=int,
+        default=100_000,
+        help="verify the export offline at sizes up to this many events (%(default)s; its hashing is slow)",
+    )
+    parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="export format (%(default)s)")
+    parser.add_argument(
+        "--postgres-url",
+        type=loopback_url,
+        default=DEFAULT_POSTGRES_URL,
+        help="loopback server on which to create the throwaway database (default: %(default)s)",
+    )
+
+
+@dataclass
+class Measure:
+    backend: str
+    events: int
+    name: str
+    seconds: float
+    rows: int
+    bytes: int
+    growth_kib: int
+    result: str
+
+
+@dataclass
+class Outcome:
+    backend: str
+    version: str = ""
+    seed_seconds: dict[int, float] = field(default_factory=dict)
+    measures: list[Measure] = field(default_factory=list)
+
+
+def run(args: argparse.Namespace) -> int:
+    print(machine(), flush=True)
+    outcomes, skipped = [], []
+    for backend in args.backends:
+        try:
+            outcomes.append(bench_backend(backend, args))
+        except Unavailable as exc:
+            skipped.append(f"{backend}: skipped: {exc}")
+    print_report(outcomes, skipped)
+    bad = [m for o in outcomes for m in o.measures if m.result not in ("ok", "-")]
+    return 1 if bad else 0
+
+
+def bench_backend(backend: str, args: argparse.Namespace) -> Outcome:
+    outcome = Outcome(backend)
+    sizes = sorted({size for size in (args.small, args.events) if size > 0})
+    with prepared_demo(backend, args) as service:
+        outcome.version = service.database.version
+        env, directory = service.env, service.directory
+        stored = 0
+        for size in sizes:
+            progress(backend, f"storing events {stored + 1:,} to {size:,} (hashed in one pass)")
+            started = time.perf_counter()
+            seed_events(service.database.url, stored, size - stored)
+            outcome.seed_seconds[size] = time.perf_counter() - started
+            stored = size
+            out = directory / f"export.{args.format}"
+            for name in ("select", "export", "verify"):
+                if name == "verify" and size > args.verify_up_to:
+                    continue
+                progress(backend, f"{size:,} events: {name}")
+                report = _measure(env, name, service.database.url, out, args.format)
+                outcome.measures.append(
+                    Measure(
+                        backend,
+                        size,
+                        name,
+                        report["seconds"],
+                        report["rows"],
+                        report["bytes"],
+                        report["peak_kib"] - report["ready_kib"],
+                        report["result"],
+                    )
+                )
+                if report["rows"] != size:
+                    raise BenchError(f"{name} read {report['rows']:,} events, expected {size:,}")
+    return outcome
+
+
+def _measure(env: dict[str, str], name: str, database_url: str, out: Path, fmt: str) -> dict:
+    """Run one measurement in a fresh interpreter: its peak memory is then its own."""
+    command = [sys.executable, "-m", "bench.export", name, database_url, str(out), fmt]
+    done = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        raise BenchError(f"{name} exited {done.returncode}:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# Generation: synthetic events that form a valid chain for the demo site.
+
+
+def seed_events(database_url: str, stored: int, count: int) -> None:
+    """Append `count` events after the `stored` ones: ids in time order, hashes chained, the head moved."""
+    import sqlalchemy as sa
+
+    from cmp.models import ChainHead, ConsentEvent, NoticeVersion, Site, Subject
+
+    engine = sa.create_engine(database_url)
+    with engine.begin() as connection:
+        site_id = connection.scalar(sa.select(Site.id).where(Site.key == SITE))
+        notice = connection.execute(
+            sa.select(NoticeVersion.version, NoticeVersion.content_hash).where(NoticeVersion.site_id == site_id)
+        ).first()
+        head = connection.execute(sa.select(ChainHead.seq, ChainHead.hash).where(ChainHead.site_id == site_id)).one()
+        if head.seq != stored:
+            raise BenchError(f"the chain head is at {head.seq}, expected {stored}")
+        subjects = [f"bench-subject-{n:05d}" for n in range(SUBJECTS)]
+        latest = connection.scalar(
+            sa.select(sa.func.max(ConsentEvent.received_at)).where(ConsentEvent.site_id == site_id)
+        )
+        # One millisecond apart, after the events already stored: ids (ULIDs of those times) rise with seq.
+        start = (latest or datetime.now(UTC) - timedelta(days=30)) + timedelta(milliseconds=1)
+        if stored == 0:
+            now = datetime.now(UTC)
+            connection.execute(sa.insert(Subject), [{"id": s, "site_id": site_id, "created_at": now} for s in subjects])
+    rows = _events(site_id, notice, subjects, head.seq, head.hash, count, start)
+    if engine.dialect.name == "postgresql":
+        last = _copy(engine, rows)
+    else:
+        last = _insert(engine, ConsentEvent.__table__, rows)
+    with engine.begin() as connection:
+        connection.execute(sa.update(ChainHead).where(ChainHead.site_id == site_id).values(seq=last[0], hash=last[1]))
+    engine.dispose()
+
+
+def _events(site_id, notice, subjects, seq, prev_hash, count, start):
+    """Rows of events after (seq, prev_hash), hashed as chain.event_hash would hash them."""
+    import hashlib
+    from types import SimpleNamespace
+
+    from ulid import ULID
+
+    from cmp.services import chain
+
+    # RFC 8785 output equals sorted compact JSON for these values (ASCII text, integers, no floats);
+    # the first events are checked against the real canonicaliser, so the chain stays valid.
+    def fast_hash(payload: dict) -> str:
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    evidence = chain.evidence_digest(None, None, None, None)
+    actions = ("accept_all", "reject_all", "save")
+    for n in range(count):
+        received = start + timedelta(milliseconds=n)
+        seq += 1
+        granted = "granted" if n % 3 != 1 else "denied"
+        event = SimpleNamespace(
+            id=str(ULID.from_datetime(received)),
+            site_id=site_id,
+            seq=seq,
+            subject_id=subjects[n % len(subjects)],
+            action=actions[n % 3],
+            source="banner",
+            decisions={"necessary": "granted", "preferences": granted, "analytics": granted},
+            notice_version=notice.version,
+            notice_hash=notice.content_hash,
+            locale="en",
+            mode="opt_in",
+            country=None,
+            gpc=False,
+            received_at=received,
+            expires_at=received + timedelta(days=365),
+            given_by=None,
+            ip_prefix=None,
+            user_agent=None,
+            page_url=None,
+            evidence_salt=None,
+            evidence_digest=evidence,
+            prev_hash=prev_hash,
+        )
+        payload = chain.event_payload(event, SITE)
+        event.hash = fast_hash(payload)
+        if n < 100 and event.hash != chain.event_hash(event, SITE):
+            raise BenchError("the fast hash differs from chain.event_hash")
+        prev_hash = event.hash
+        yield event
+
+
+EVENT_COLUMNS = (
+    "id",
+    "site_id",
+    "seq",
+    "subject_id",
+    "action",
+    "source",
+    "decisions",
+    "notice_version",
+    "notice_hash",
+    "locale",
+    "mode",
+    "country",
+    "gpc",
+    "received_at",
+    "expires_at",
+    "given_by",
+    "ip_prefix",
+    "user_agent",
+    "page_url",
+    "evidence_salt",
+    "evidence_digest",
+    "prev_hash",
+    "hash",
+)
+
+
+def _copy(engine, events, chunk: int = 20_000) -> tuple[int, str]:
+    """COPY the events in text format (no value holds a tab, newline or backslash)."""
+
+    def text(value) -> str:
+        if value is None:
+            return "\\N"
+        if isinstance(value, bool):
+            return "t" if value else "f"
+        if isinstance(value, dict):
+            return json.dumps(value, separators=(",", ":"))
+        if isinstance(value, datetime):
+            return value.isoformat()
+        return str(value)
+
+    last = None
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        with cursor.copy(f"COPY consent_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN") as copy:
+            lines = []
+            for event in events:
+                lines.append("\t".join(text(getattr(event, c)) for c in EVENT_COLUMNS) + "\n")
+                if len(lines) >= chunk:
+                    copy.write("".join(lines))
+                    lines = []
+                last = (event.seq, event.hash)
+            copy.write("".join(lines))
+        connection.commit()
+        cursor.execute("ANALYZE consent_events")
+        connection.commit()
+    finally:
+        connection.close()
+    return last
+
+
+def _insert(engine, table, events, chunk: int = 20_000) -> tuple[int, str]:
+    last, rows = None, []
+    with engine.begin() as connection:
+        for event in events:
+            rows.append({c: getattr(event, c) for c in EVENT_COLUMNS})
+            last = (event.seq, event.hash)
+            if len(rows) >= chunk:
+                connection.execute(table.insert(), rows)
+                rows = []
+        if rows:
+            connection.execute(table.insert(), rows)
+    return last
+
+
+# Measurements, each run as `python -m bench.export NAME DATABASE_URL FILE FORMAT` in its own process.
+
+
+def _status_kib(name: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(f"{name}:"):
+                return int(line.split()[1])
+    raise BenchError(f"/proc/self/status has no {name} (the benchmark measures memory on Linux)")
+
+
+def _rss_kib() -> int:
+    """The resident set now, with the peak reset to it, so the peak read at the end is this run's own.
+
+    (getrusage's ru_maxrss would not do: Linux carries it across exec from the process that forked us.)
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")  # resets VmHWM, the peak resident set, to the current one
+    except OSError:
+        pass
+    return _status_kib("VmRSS")
+
+
+def _select(database_url: str, out: Path, fmt: str) -> dict:
+    """The ceiling: the same rows in the same order, straight from the driver, as plain text lines.
+
+    A named (server-side) cursor on PostgreSQL and sqlite3's own cursor, 1,000 rows a fetch.
+    """
+    import sqlite3
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    if url.get_backend_name() == "postgresql":
+        connection = psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False))
+        cursor = connection.cursor(name="ceiling")
+    else:
+        connection = sqlite3.connect(url.database)
+        cursor = connection.cursor()
+    ready = _rss_kib()
+    started = time.perf_counter()
+    rows = 0
+    with open(out, "w", encoding="utf-8") as stream:
+        cursor.execute("SELECT * FROM consent_events ORDER BY id")
+        while batch := cursor.fetchmany(1000):
+            stream.write("".join("\t".join(map(str, row)) + "\n" for row in batch))
+            rows += len(batch)
+    seconds = time.perf_counter() - started
+    connection.close()
+    return {"rows": rows, "seconds": seconds, "bytes": out.stat().st_size, "ready_kib": ready, "result": "-"}
+
+
+def _export(database_url: str, out: Path, fmt: str) -> dict:
+    """What GET /api/v1/audit/events streams (the route's own service calls), read as it streams, to a file.
+
+    In process rather than through a WSGI test client, which would hold the whole body: the figure is the
+    export's own memory.
+    """
+    from cmp import create_app
+    from cmp.services import export
+    from cmp.services.sites import require_site
+
+    app = create_app()
+    with app.app_context():
+        selection = export.select_events(
+            [require_site(SITE)],
+            hmac_key=app.config["CMP_HMAC_KEY"],
+            visitor_ids=app.extensions["cmp.visitor_ids"],
+        )
+        ready = _rss_kib()
+        started = time.perf_counter()
+        with open(out, "w", encoding="utf-8", newline="") as stream:
+            for chunk in export.render(export.export_entries(selection), fmt):
+                stream.write(chunk)
+        seconds = time.perf_counter() - started
+    rows = _count_events(out, fmt)
+    return {"rows": rows, "seconds": seconds, "bytes": out.stat().st_size, "ready_kib": ready, "result": "-"}
+
+
+def _count_events(path: Path, fmt: str) -> int:
+    marker = '{"entry":"event"' if fmt == "jsonl" else "event,"
+    with open(path, encoding="utf-8") as stream:
+        return sum(1 for line in stream if line.startswith(marker))
+
+
+def _verify(database_url: str, out: Path, fmt: str) -> dict:
+    """`cmp verify --file`, as an auditor runs it: the file alone."""
+    from cmp.services.export_verify import verify_file
+
+    ready = _rss_kib()
+    started = time.perf_counter()
+    report = verify_file(out)
+    seconds = time.perf_counter() - started
+    rows = sum(site.result.checked for site in report.sites)
+    result = "ok" if report.ok else "FAILED: " + "; ".join(str(s.result.reason) for s in report.sites)
+    return {"rows": rows, "seconds": seconds, "bytes": 0, "ready_kib": ready, "result": result}
+
+
+def print_report(outcomes: list[Outcome], skipped: list[str]) -> None:
+    print(" | ".join(name.ljust(width) for name, width in COLUMNS))
+    print("-|-".join("-" * width for _, width in COLUMNS))
+    for outcome in outcomes:
+        ceilings = {m.events: m.seconds for m in outcome.measures if m.name == "select"}
+        for m in outcome.measures:
+            rate = m.rows / m.seconds if m.seconds else 0
+            ceiling = m.rows / ceilings[m.events] if ceilings.get(m.events) else 0
+            cells = (
+                m.backend,
+                f"{m.events:,}",
+                m.name,
+                f"{m.seconds:.1f}",
+                f"{rate:,.0f}",
+                f"{rate / ceiling:.2f}" if ceiling else "-",
+                f"{m.bytes / 2**20:.0f}" if m.bytes else "-",
+                f"{m.growth_kib / 1024:.1f}",
+                m.result,
+            )
+            print(" | ".join(str(cell).ljust(width) for cell, (_, width) in zip(cells, COLUMNS, strict=True)))
+    for outcome in outcomes:
+        seeded = ", ".join(f"{size:,} in {seconds:.0f}s" for size, seconds in outcome.seed_seconds.items())
+        print(f"{outcome.backend}: {outcome.version}; events stored: {seeded}")
+    for line in skipped:
+        print(line)
+
+
+def _worker(argv: list[str]) -> None:
+    name, database_url, out, fmt = argv
+    report = {"select": _select, "export": _export, "verify": _verify}[name](database_url, Path(out), fmt)
+    report["peak_kib"] = _status_kib("VmHWM")
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("CMP_LOG_LEVEL", "WARNING")
+    _worker(sys.argv[1:])

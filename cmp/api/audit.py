@@ -1,0 +1,83 @@
+"""The auditor's routes (scope `audit:read`): the consent log and notices exported, and the chain verified.
+
+Every filter is checked, and the key's sites enforced, before the first byte is sent: a bad request gets the
+usual error; once streaming has begun, the export's end entry is the sign that it is whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+
+from cmp.api.requests import require_key
+from cmp.models import ApiKey, Site
+from cmp.schemas.audit import export_query_schema, notice_query_schema, verification_schema, verify_query_schema
+from cmp.services import chain, export, keys
+from cmp.services.sites import get_site, list_sites, require_site
+from cmp.vocabulary import Scope
+
+bp = Blueprint("audit", __name__, url_prefix="/api/v1/audit")
+
+
+def _query(schema) -> dict:
+    # `site` may repeat; every other parameter is taken once.
+    args = {name: request.args.get(name) for name in request.args if name != "site"}
+    return schema.load({**args, "site": request.args.getlist("site")})
+
+
+def _sites(key: ApiKey, asked: list[str]) -> list[Site]:
+    """The sites asked for, each one the key may read; by default every site it may read."""
+    if not asked:
+        return [site for site in (get_site(k) for k in key.sites) if site] if key.sites else list_sites()
+    for site_key in dict.fromkeys(asked):
+        keys.authorise(key, Scope.AUDIT_READ, site_key)
+    return [require_site(site_key) for site_key in dict.fromkeys(asked)]
+
+
+def _download(chunks: Iterator[str], fmt: str, name: str) -> Response:
+    response = Response(stream_with_context(chunks), mimetype=export.MEDIA_TYPES[fmt])
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    # The log is about people: no cache may keep a copy.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/events")
+def events():
+    query = _query(export_query_schema)
+    sites = _sites(require_key(Scope.AUDIT_READ), query["site"])
+    selection = export.select_events(
+        sites,
+        start=query.get("start"),
+        end=query.get("end"),
+        subject=query.get("subject"),
+        purpose=query.get("purpose"),
+        hmac_key=current_app.config["CMP_HMAC_KEY"],
+        visitor_ids=current_app.extensions["cmp.visitor_ids"],
+    )
+    fmt = query["format"]
+    chunks = export.render(export.export_entries(selection), fmt)
+    return _download(chunks, fmt, export.filename("events", sites, fmt))
+
+
+@bp.get("/notices")
+def notices():
+    query = _query(notice_query_schema)
+    sites = _sites(require_key(Scope.AUDIT_READ), query["site"])
+    fmt = query["format"]
+    chunks = export.render(export.notice_entries(sites), fmt, notices=True)
+    return _download(chunks, fmt, export.filename("notices", sites, fmt))
+
+
+@bp.get("/verify")
+def verify():
+    query = verify_query_schema.load(request.args.to_dict())
+    require_key(Scope.AUDIT_READ, query["site"])
+    site = require_site(query["site"])
+    result = chain.verify_site(site)
+    seq, head = chain.checkpoint(site.id)
+    body = {"site": site.key, **result.as_dict(), "checkpoint": {"seq": seq, "hash": head}}
+    response = jsonify(verification_schema.dump(body))
+    response.headers["Cache-Control"] = "no-store"
+    return response

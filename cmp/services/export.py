@@ -1,0 +1,304 @@
+"""The auditor's export of the consent log: events (with their chain fields) and notice versions, streamed.
+
+An export is a sequence of entries, the same in both formats: an `export` entry first (what was asked for,
+whether the export is complete, and where each site's chain resumes after retention), then one `event`
+entry per event in id order, then an `end` entry (how many events, and each site's last link). The end
+entry is written only once every event has been, so a download cut short is told apart from a whole one.
+
+Events come from one statement read through a server-side cursor, in one snapshot: memory stays flat at
+any size, and the manifest's checkpoints and the events agree even while retention runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Connection, func, select
+
+from cmp.errors import Invalid
+from cmp.extensions import db
+from cmp.models import ChainCheckpoint, ConsentEvent, NoticeVersion, Site, SubjectIdentifier
+from cmp.models.types import utcnow
+from cmp.services import chain
+from cmp.services.export_fields import (
+    FIELDS,
+    NAMES,
+    NOTICE_FIELDS,
+    NOTICE_NAMES,
+    event_record,
+    notice_record,
+    to_cell,
+)
+from cmp.services.identifiers import InvalidIdentifier, VisitorIds
+
+FORMAT = "cmp.consent-log"
+FORMAT_VERSION = 1
+FORMATS = ("jsonl", "csv")
+MEDIA_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
+# Framing columns of a CSV export: what each row is, and the export or end entry's content as JSON.
+CSV_COLUMNS = ("entry", *NAMES, "meta")
+BATCH = 1000
+
+EVENTS = ConsentEvent.__table__
+
+
+@dataclass(frozen=True)
+class SiteRef:
+    id: int
+    key: str
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which events an export holds. `subject_ids` None: any subject; empty: a subject nobody is known by."""
+
+    sites: tuple[SiteRef, ...]
+    start: datetime | None = None
+    end: datetime | None = None
+    subject_ids: tuple[str, ...] | None = None
+    subject_kind: str | None = None
+    purpose: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Whether every event of each site is in: then links, not only each event, can be checked."""
+        return self.start is None and self.end is None and self.subject_ids is None and self.purpose is None
+
+    def filters(self) -> dict:
+        # The subject is named by its kind only: an export must not carry an email address in plain text.
+        return {
+            "sites": [site.key for site in self.sites],
+            "from": chain.format_time(self.start),
+            "to": chain.format_time(self.end),
+            "subject": self.subject_kind,
+            "purpose": self.purpose,
+        }
+
+
+def select_events(
+    sites: Sequence[Site],
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    subject: str | None = None,
+    purpose: str | None = None,
+    hmac_key: str,
+    visitor_ids: VisitorIds,
+) -> Selection:
+    """Check the filters and resolve the subject to its pseudonymous ids; raises Invalid for a bad filter.
+
+    `start` is inclusive and `end` exclusive, on the receive time. A subject is looked up by its keyed digest
+    on each site (digests differ per site); one no site knows selects nothing, which is not an error.
+    """
+    if start is not None and end is not None and start >= end:
+        raise Invalid("invalid_range", "`from` must be before `to`", {"from": str(start), "to": str(end)})
+    refs = tuple(SiteRef(site.id, site.key) for site in sites)
+    subject_ids, kind = None, None
+    if subject is not None:
+        subject_ids, kind = _subject_ids(refs, subject, hmac_key, visitor_ids)
+    return Selection(refs, start, end, subject_ids, kind, purpose)
+
+
+def _subject_ids(
+    sites: Sequence[SiteRef], text: str, hmac_key: str, visitor_ids: VisitorIds
+) -> tuple[tuple[str, ...], str]:
+    digests, problem = {}, None
+    for site in sites:
+        try:
+            identifier = visitor_ids.identifier(site.key, text)
+        except InvalidIdentifier as exc:
+            # A visitor id is signed for one site: on the others it names nobody.
+            problem = str(exc)
+            continue
+        digests[site.id] = identifier.digest(hmac_key, site.key)
+    if not digests and sites:
+        raise Invalid("invalid_subject", f"the subject cannot be read: {problem}", {"subject": problem})
+    if not digests:
+        return (), text.partition(":")[0]
+    rows = db.session.execute(
+        select(SubjectIdentifier.subject_id, SubjectIdentifier.site_id).where(
+            SubjectIdentifier.digest.in_(list(digests.values()))
+        )
+    )
+    found = tuple(sorted({subject_id for subject_id, site_id in rows if site_id in digests}))
+    return found, text.partition(":")[0]
+
+
+def _where(query, selection: Selection):
+    query = query.where(EVENTS.c.site_id.in_([site.id for site in selection.sites]))
+    if selection.start is not None:
+        query = query.where(EVENTS.c.received_at >= selection.start)
+    if selection.end is not None:
+        query = query.where(EVENTS.c.received_at < selection.end)
+    if selection.subject_ids is not None:
+        query = query.where(EVENTS.c.subject_id.in_(selection.subject_ids))
+    if selection.purpose is not None:
+        # A decision on the purpose, granted or denied: ->> on PostgreSQL, json_extract on SQLite.
+        query = query.where(EVENTS.c.decisions[selection.purpose].as_string().is_not(None))
+    return query
+
+
+def count_events(selection: Selection) -> int:
+    """How many events the export will hold (for a progress bar); events written meanwhile may add to it."""
+    if selection.subject_ids == ():
+        return 0
+    return db.session.scalar(_where(select(func.count()).select_from(EVENTS), selection))
+
+
+@dataclass
+class _Tally:
+    """What the end entry reports: events per site and, per site, the last link (highest seq) seen."""
+
+    events: dict[str, int] = field(default_factory=dict)
+    last: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+    def add(self, site_key: str, seq: int, hash_: str) -> None:
+        self.events[site_key] = self.events.get(site_key, 0) + 1
+        if seq > self.last.get(site_key, (-1, ""))[0]:
+            self.last[site_key] = (seq, hash_)
+
+
+def export_entries(
+    selection: Selection, *, batch: int = BATCH, progress: Callable[[int], None] | None = None
+) -> Iterator[dict]:
+    """The export's entries, in order: `export`, one `event` per event in id order, `end`.
+
+    `progress` is told how many events each batch held. Nothing is read before the first entry is asked for,
+    so a caller validates everything first and only then starts streaming.
+    """
+    keys = {site.id: site.key for site in selection.sites}
+    with _snapshot() as connection:
+        checkpoints = _checkpoints(connection, list(keys))
+        yield {
+            "entry": "export",
+            "meta": {
+                "format": FORMAT,
+                "version": FORMAT_VERSION,
+                "hash_version": chain.HASH_VERSION,
+                "exported_at": chain.format_time(utcnow()),
+                "complete": selection.complete,
+                "filters": selection.filters(),
+                # Where each chain resumes: the genesis, or the last event a retention purge removed.
+                "checkpoints": {
+                    key: dict(zip(("seq", "hash"), checkpoints.get(site_id, (0, chain.GENESIS_HASH)), strict=True))
+                    for site_id, key in keys.items()
+                },
+            },
+        }
+        tally = _Tally()
+        for key in keys.values():
+            tally.events[key] = 0
+        if selection.subject_ids != ():
+            query = _where(select(EVENTS), selection).order_by(EVENTS.c.id)
+            result = connection.execute(query.execution_options(yield_per=batch))
+            for rows in result.partitions():
+                for row in rows:
+                    site_key = keys[row.site_id]
+                    tally.add(site_key, row.seq, row.hash)
+                    yield {"entry": "event", **event_record(row, site_key)}
+                if progress is not None:
+                    progress(len(rows))
+        sites = {}
+        for site_id, key in keys.items():
+            sites[key] = {"events": tally.events[key]}
+            if selection.complete:
+                last_seq, head = tally.last.get(key, checkpoints.get(site_id, (0, chain.GENESIS_HASH)))
+                sites[key].update(last_seq=last_seq, head_hash=head)
+        yield {"entry": "end", "meta": {"events": sum(tally.events.values()), "sites": sites}}
+
+
+class _snapshot:
+    """A connection of its own reading one snapshot: REPEATABLE READ on PostgreSQL, one transaction on SQLite."""
+
+    def __enter__(self) -> Connection:
+        engine = db.engine
+        options = {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql" else {}
+        self._connection = engine.connect().execution_options(**options)
+        self._connection.begin()
+        return self._connection
+
+    def __exit__(self, *exc_info) -> None:
+        self._connection.rollback()
+        self._connection.close()
+
+
+def _checkpoints(connection: Connection, site_ids: list[int]) -> dict[int, tuple[int, str]]:
+    """Each site's latest retention checkpoint (chain.checkpoint, for several sites in the snapshot)."""
+    rows = connection.execute(
+        select(ChainCheckpoint.site_id, ChainCheckpoint.seq, ChainCheckpoint.hash)
+        .where(ChainCheckpoint.site_id.in_(site_ids))
+        .order_by(ChainCheckpoint.site_id, ChainCheckpoint.seq)
+    )
+    return {site_id: (seq, hash_) for site_id, seq, hash_ in rows}
+
+
+def notice_entries(sites: Sequence[Site]) -> Iterator[dict]:
+    """Every notice version of these sites, by site and version: exactly what each visitor was shown."""
+    keys = {site.id: site.key for site in sites}
+    query = (
+        select(NoticeVersion)
+        .where(NoticeVersion.site_id.in_(list(keys)))
+        .order_by(NoticeVersion.site_id, NoticeVersion.version)
+        .execution_options(yield_per=100)
+    )
+    for notice in db.session.scalars(query):
+        yield notice_record(notice, keys[notice.site_id])
+
+
+# Writing: JSON lines (one JSON object a line) or CSV (a header row, then one row an entry).
+
+
+def jsonl(entries: Iterable[dict], chunk: int = BATCH) -> Iterator[str]:
+    lines = []
+    for entry in entries:
+        lines.append(json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n")
+        if len(lines) >= chunk:
+            yield "".join(lines)
+            lines = []
+    if lines:
+        yield "".join(lines)
+
+
+def csv_rows(entries: Iterable[dict], chunk: int = BATCH) -> Iterator[str]:
+    """Export entries as CSV: `entry`, the event fields, and `meta` (the export or end entry as canonical JSON)."""
+    yield from _csv(CSV_COLUMNS, (_event_row(entry) for entry in entries), chunk)
+
+
+def notice_csv_rows(entries: Iterable[dict], chunk: int = 100) -> Iterator[str]:
+    rows = ([to_cell(f, entry[f.name]) for f in NOTICE_FIELDS] for entry in entries)
+    yield from _csv(NOTICE_NAMES, rows, chunk)
+
+
+def _event_row(entry: dict) -> list[str]:
+    if entry["entry"] == "event":
+        return ["event", *(to_cell(f, entry[f.name]) for f in FIELDS), ""]
+    return [entry["entry"], *([""] * len(FIELDS)), chain.canonical_json(entry["meta"]).decode()]
+
+
+def _csv(header: Sequence[str], rows: Iterable[list[str]], chunk: int) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    for number, row in enumerate(rows, 1):
+        writer.writerow(row)
+        if number % chunk == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def render(entries: Iterable[dict], fmt: str, *, notices: bool = False) -> Iterator[str]:
+    if fmt == "csv":
+        return notice_csv_rows(entries) if notices else csv_rows(entries)
+    return jsonl(entries)
+
+
+def filename(kind: str, sites: Sequence[SiteRef | Site], fmt: str) -> str:
+    label = sites[0].key if len(sites) == 1 else "sites"
+    return f"cmp-{kind}-{label}-{utcnow().strftime('%Y%m%dT%H%M%SZ')}.{fmt}"

@@ -1,0 +1,373 @@
+"""The auditor's export and its offline verification: what was recorded comes out, and any tampering is named."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+import sqlalchemy as sa
+from flask import current_app
+
+from cmp.extensions import db
+from cmp.models import ChainCheckpoint, ConsentEvent, ConsentState
+from cmp.models.types import utcnow
+from cmp.services import chain, export, notices, sites
+from cmp.services.export_fields import FIELDS, NAMES, read_event
+from cmp.services.export_verify import verify_file
+from tests.helpers import bearer, events, post_consent
+
+EVENTS = ConsentEvent.__table__
+
+
+def record(client, subject: str, action: str = "accept_all", site: str = "shop", **body):
+    headers = bearer("consent:write")
+    response = client.post(
+        f"/api/v1/sites/{site}/consents", json={"subject": subject, "action": action, **body}, headers=headers
+    )
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+@pytest.fixture
+def logged(client, site):
+    """Six events on `shop`: four banner decisions and two for user:ada, one of them with a partner purpose."""
+    for action in ("accept_all", "reject_all", "accept_all", "withdraw"):
+        assert post_consent(client, action=action, page_url="https://shop.example/p").status_code == 201
+    record(client, "user:ada", "accept_all", ip="203.0.113.9", user_agent="Mozilla/5.0", country="FR")
+    sites.add_purpose(site, "partner_sharing", texts={"en": {"name": "Partners", "description": "Shared"}})
+    notices.publish_notice(site, material=True)
+    db.session.commit()
+    record(client, "user:ada", "save", decisions={"partner_sharing": "granted"}, notice_version=2)
+    db.session.expire_all()
+    return events()
+
+
+def selection(site_objects, **filters):
+    return export.select_events(
+        site_objects,
+        hmac_key=current_app.config["CMP_HMAC_KEY"],
+        visitor_ids=current_app.extensions["cmp.visitor_ids"],
+        **filters,
+    )
+
+
+def entries(site_objects=None, **filters) -> list[dict]:
+    chosen = site_objects if site_objects is not None else sites.list_sites()
+    return list(export.export_entries(selection(chosen, **filters), batch=2))
+
+
+def event_entries(found: list[dict]) -> list[dict]:
+    return [entry for entry in found if entry["entry"] == "event"]
+
+
+def write(tmp_path, found: list[dict], fmt: str = "jsonl", name: str = "export") -> str:
+    path = tmp_path / f"{name}.{fmt}"
+    path.write_text("".join(export.render(found, fmt)), encoding="utf-8", newline="")
+    return path
+
+
+def test_export_holds_every_field_as_recorded_in_id_order(site, logged):
+    found = entries()
+    assert found[0]["entry"] == "export" and found[-1]["entry"] == "end"
+    exported = event_entries(found)
+    assert [e["recordId"] for e in exported] == sorted(e.id for e in logged)
+    for entry, event in zip(exported, sorted(logged, key=lambda e: e.id), strict=True):
+        back = read_event(entry)
+        for name in ("id", "seq", "subject_id", "action", "source", "decisions", "notice_version", "notice_hash"):
+            assert getattr(back, name) == getattr(event, name)
+        for name in ("locale", "mode", "country", "gpc", "received_at", "expires_at", "given_by", "ip_prefix"):
+            assert getattr(back, name) == getattr(event, name)
+        for name in ("user_agent", "page_url", "evidence_salt", "evidence_digest", "prev_hash", "hash"):
+            assert getattr(back, name) == getattr(event, name)
+        assert back.site == "shop" and chain.event_hash(back, "shop") == event.hash
+    assert found[-1]["meta"] == {
+        "events": 6,
+        "sites": {"shop": {"events": 6, "last_seq": 6, "head_hash": logged[-1].hash}},
+    }
+
+
+def test_export_names_come_from_the_consent_record_standards(site, logged):
+    entry = event_entries(entries())[4]
+    assert entry["recordId"] == logged[4].id
+    assert entry["piiPrincipalId"] == logged[4].subject_id
+    assert entry["piiController"] == "shop"
+    assert entry["collectionMethod"] == "api"
+    assert entry["eventType"] == "accept_all"
+    assert entry["jurisdiction"] == "FR"
+    assert entry["consentTimestamp"] == chain.format_time(logged[4].received_at)
+    assert list(entry) == ["entry", *NAMES]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_both_formats_read_back_to_the_same_events(tmp_path, site, logged, fmt):
+    found = entries()
+    path = write(tmp_path, found, fmt)
+    if fmt == "csv":
+        rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+        assert [row["entry"] for row in rows] == ["export", *["event"] * 6, "end"]
+        # Nested values are canonical JSON in their cell.
+        assert rows[1]["purposes"] == chain.canonical_json(logged[0].decisions).decode()
+    report = verify_file(path)
+    assert report.ok, report
+    assert [(s.site, s.result.checked, s.links_checked) for s in report.sites] == [("shop", 6, True)]
+
+
+def test_filters_by_time_subject_and_purpose(site, logged):
+    ada = {e.id for e in logged if e.source == "api"}
+    assert {e["recordId"] for e in event_entries(entries(subject="user:ada"))} == ada
+    assert event_entries(entries(subject="user:nobody")) == []
+    assert [e["recordId"] for e in event_entries(entries(purpose="partner_sharing"))] == [logged[-1].id]
+    analytics = [e.id for e in sorted(logged, key=lambda e: e.id) if "analytics" in e.decisions]
+    assert len(analytics) == 5 and [e["recordId"] for e in event_entries(entries(purpose="analytics"))] == analytics
+    middle = logged[2].received_at
+    after = event_entries(entries(start=middle))
+    assert {e["recordId"] for e in after} == {e.id for e in logged if e.received_at >= middle}
+    before = event_entries(entries(end=middle))
+    assert {e["recordId"] for e in before} == {e.id for e in logged if e.received_at < middle}
+    manifest = entries(subject="user:ada")[0]["meta"]
+    assert manifest["complete"] is False
+    assert manifest["filters"]["subject"] == "user"  # the kind, never the identifier itself
+
+
+def test_a_bad_filter_is_refused_before_anything_is_read(site, logged):
+    from cmp.errors import Invalid
+
+    with pytest.raises(Invalid):
+        selection([site], subject="email:not-an-address")
+    with pytest.raises(Invalid):
+        now = utcnow()
+        selection([site], start=now, end=now - timedelta(days=1))
+
+
+def test_sites_are_exported_apart(tmp_path, client, site, logged):
+    other = sites.create_site("blog", "Blog", origins=["https://shop.example"])
+    notices.publish_notice(other)
+    db.session.commit()
+    post_consent(client, "blog", action="accept_all")
+    assert {e["piiController"] for e in event_entries(entries([other]))} == {"blog"}
+    both = entries()
+    assert {e["piiController"] for e in event_entries(both)} == {"shop", "blog"}
+    assert verify_file(write(tmp_path, both)).ok
+
+
+def test_filtered_export_is_verified_event_by_event(tmp_path, site, logged):
+    path = write(tmp_path, entries(subject="user:ada"))
+    report = verify_file(path)
+    assert report.ok
+    [shop] = report.sites
+    assert shop.result.checked == 2 and not shop.links_checked
+    assert "links between events were not checkable" in shop.notes[0]
+
+
+def test_an_edit_in_a_filtered_export_is_caught_at_that_event(tmp_path, site, logged):
+    found = entries(subject="user:ada")
+    event_entries(found)[0]["eventType"] = "reject_all"
+    result = verify_file(write(tmp_path, found)).sites[0].result
+    assert not result.ok and result.first_bad == logged[4].id and "altered" in result.reason
+
+
+# Tampering with a complete export file: each kind is caught, at the event a database check would name.
+
+
+def lines(tmp_path, fmt="jsonl"):
+    path = write(tmp_path, entries(), fmt)
+    return path, path.read_text(encoding="utf-8").splitlines(keepends=True)
+
+
+def verdict(path, text_lines):
+    path.write_text("".join(text_lines), encoding="utf-8", newline="")
+    return verify_file(path).sites[0].result
+
+
+def edit(line: str, **changes) -> str:
+    entry = json.loads(line)
+    entry.update(changes)
+    return json.dumps(entry) + "\n"
+
+
+def test_edited_field_is_caught(tmp_path, site, logged):
+    path, text = lines(tmp_path)
+    text[3] = edit(text[3], purposes={"analytics": "granted", "necessary": "granted"})
+    result = verdict(path, text)
+    assert result.first_bad == logged[2].id and "altered" in result.reason
+
+
+def test_edited_evidence_is_caught(tmp_path, site, logged):
+    path, text = lines(tmp_path)
+    text[2] = edit(text[2], page_url="https://elsewhere.example/")
+    result = verdict(path, text)
+    assert result.first_bad == logged[1].id and "evidence" in result.reason
+
+
+def test_edited_csv_cell_is_caught(tmp_path, site, logged):
+    path, text = lines(tmp_path, "csv")
+    rows = list(csv.reader(io.StringIO("".join(text))))
+    rows[3][1 + NAMES.index("consentTimestamp")] = chain.format_time(logged[0].received_at)
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    result = verdict(path, [buffer.getvalue()])
+    assert result.first_bad == logged[1].id
+
+
+def test_deleted_line_is_caught_at_the_next_event(tmp_path, site, logged):
+    path, text = lines(tmp_path)
+    del text[3]
+    result = verdict(path, text)
+    assert result.first_bad == logged[3].id and "gap" in result.reason
+
+
+def test_deleted_last_line_is_caught_by_the_end_entry(tmp_path, site, logged):
+    path, text = lines(tmp_path)
+    del text[-2]
+    result = verdict(path, text)
+    assert not result.ok and result.first_bad_seq == 6 and "removed from the end" in result.reason
+
+
+def test_a_file_cut_short_is_caught(tmp_path, site, logged):
+    path, text = lines(tmp_path)
+    result = verdict(path, text[:-1])
+    assert not result.ok and "cut short" in result.reason
+
+
+def test_inserted_line_is_caught(tmp_path, site, logged):
+    path, text = lines(tmp_path)
+    forged = edit(text[3], recordId=logged[2].id[:-1] + "Z", seq=4, prev_hash=logged[2].hash)
+    renumbered = [edit(line, seq=json.loads(line)["seq"] + 1) for line in text[4:-1]]
+    end = json.loads(text[-1])
+    end["meta"]["sites"]["shop"]["last_seq"] = 7
+    end["meta"]["sites"]["shop"]["events"] = 7
+    result = verdict(path, [*text[:4], forged, *renumbered, json.dumps(end) + "\n"])
+    assert not result.ok and result.first_bad == logged[2].id[:-1] + "Z"
+
+
+def test_two_lines_swapped_are_caught(tmp_path, site, logged):
+    path, text = lines(tmp_path)
+    text[2], text[3] = text[3], text[2]
+    result = verdict(path, text)
+    assert not result.ok and result.first_bad == logged[2].id  # it came before the event it follows
+
+
+def test_two_events_swapped_in_the_chain_are_caught(tmp_path, site, logged):
+    # The places exchanged, lines left where they are: the order by seq no longer links.
+    path, text = lines(tmp_path)
+    text[2], text[3] = edit(text[2], seq=3), edit(text[3], seq=2)
+    result = verdict(path, text)
+    assert not result.ok and result.first_bad == logged[2].id
+
+
+def test_a_recomputed_hash_breaks_the_next_link(tmp_path, site, logged):
+    path, text = lines(tmp_path)
+    entry = json.loads(text[3])
+    entry["eventType"] = "reject_all"
+    event = read_event(entry)
+    entry["hash"] = chain.event_hash(event, "shop")
+    text[3] = json.dumps(entry) + "\n"
+    result = verdict(path, text)
+    assert result.first_bad == logged[3].id and "link" in result.reason
+
+
+def test_notices_file_checks_each_notice_and_what_events_refer_to(tmp_path, site, logged):
+    path = write(tmp_path, entries())
+    notices_path = tmp_path / "notices.jsonl"
+    notice_lines = "".join(export.render(export.notice_entries([site]), "jsonl", notices=True))
+    notices_path.write_text(notice_lines, encoding="utf-8")
+    assert verify_file(path, notices_path).ok
+    assert [json.loads(line)["version"] for line in notice_lines.splitlines()] == [1, 2]
+
+    first, second = notice_lines.splitlines()
+    altered = json.loads(first)
+    altered["content"]["policy_url"] = "https://shop.example/other"
+    notices_path.write_text(json.dumps(altered) + "\n" + second + "\n", encoding="utf-8")
+    result = verify_file(path, notices_path).sites[0].result
+    assert not result.ok and "notice shop version 1" in result.reason
+
+    # Rewritten with a matching hash, it is no longer the notice the events were shown.
+    altered["content_hash"] = chain.sha256_hex(chain.canonical_json(altered["content"]))
+    notices_path.write_text(json.dumps(altered) + "\n" + second + "\n", encoding="utf-8")
+    result = verify_file(path, notices_path).sites[0].result
+    assert result.first_bad == logged[0].id and "notice version 1" in result.reason
+
+    notices_path.write_text(second + "\n", encoding="utf-8")
+    result = verify_file(path, notices_path).sites[0].result
+    assert result.first_bad == logged[0].id and "not in the notices file" in result.reason
+
+
+def _purge_first(site, logged, count: int) -> None:
+    """What retention leaves: a checkpoint at the last removed event, and the events after it."""
+    removed = logged[:count]
+    state = ConsentState.__table__
+    ids = [event.id for event in removed]
+    db.session.execute(sa.delete(state).where(state.c.event_id.in_(ids)))
+    db.session.execute(sa.delete(EVENTS).where(EVENTS.c.id.in_(ids)))
+    db.session.add(
+        ChainCheckpoint(site_id=site.id, seq=removed[-1].seq, hash=removed[-1].hash, removed=count, created_at=utcnow())
+    )
+    db.session.commit()
+
+
+def test_an_export_after_a_retention_checkpoint_verifies_and_says_so(tmp_path, site, logged):
+    _purge_first(site, logged, 2)
+    found = entries()
+    assert found[0]["meta"]["checkpoints"] == {"shop": {"seq": 2, "hash": logged[1].hash}}
+    report = verify_file(write(tmp_path, found))
+    assert report.ok and report.sites[0].result.checked == 4
+    assert "checkpoint seq 2" in report.sites[0].notes[0] and "taken as given" in report.sites[0].notes[0]
+    assert chain.verify_site(site).ok
+
+
+def test_first_event_after_a_checkpoint_deleted_is_caught(tmp_path, site, logged):
+    _purge_first(site, logged, 2)
+    path = write(tmp_path, entries())
+    text = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    del text[1]
+    result = verdict(path, text)
+    assert result.first_bad == logged[3].id and "gap" in result.reason
+
+
+def test_a_file_in_id_order_unlike_seq_order_still_verifies(tmp_path, site, logged):
+    # Writers take their id before their place in the chain, so under concurrency seq 4 may hold the lower id.
+    found = entries()
+    chained = event_entries(found)
+    chained[2]["recordId"], chained[3]["recordId"] = chained[3]["recordId"], chained[2]["recordId"]
+    for previous, entry in zip(chained[1:], chained[2:], strict=False):
+        entry["prev_hash"] = previous["hash"]
+        entry["hash"] = chain.event_hash(read_event(entry), "shop")
+    found[-1]["meta"]["sites"]["shop"]["head_hash"] = chained[-1]["hash"]
+    in_id_order = sorted(chained, key=lambda e: e["recordId"])
+    assert [e["seq"] for e in in_id_order] == [1, 2, 4, 3, 5, 6]
+    assert verify_file(write(tmp_path, [found[0], *in_id_order, found[-1]])).ok
+
+
+def test_every_field_in_the_mapping_is_exported_once(site, logged):
+    assert len(set(NAMES)) == len(NAMES) == len(FIELDS)
+    assert set(chain.event_payload(logged[0], "shop")) <= {f.ours for f in FIELDS}
+
+
+def test_verify_from_the_database_catches_a_recomputed_hash_at_the_next_event(site, logged):
+    target = logged[2]
+    row = db.session.execute(sa.select(EVENTS).where(EVENTS.c.id == target.id)).one()
+    new_hash = chain.event_hash(SimpleNamespace(**{**row._mapping, "action": "reject_all"}), "shop")
+    db.session.execute(sa.update(EVENTS).where(EVENTS.c.id == target.id).values(action="reject_all", hash=new_hash))
+    db.session.commit()
+    result = chain.verify_site(site)
+    assert result.first_bad == logged[3].id and "link" in result.reason
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda text: text[1:],  # the export entry removed
+        lambda text: [text[0].replace('"checkpoints":{', '"checkpoints":[0,{', 1).replace("}}}", "}]}}", 1), *text[1:]],
+        lambda text: [*text[:-1], '{"entry":"end","meta":{"sites":{"shop":7}}}\n'],
+        lambda text: [*text[:-1], text[-1], text[1]],  # an entry after the end
+        lambda text: ["not json\n", *text],
+    ],
+)
+def test_a_malformed_export_fails_as_a_whole(tmp_path, site, logged, change):
+    path, text = lines(tmp_path)
+    result = verdict(path, change(text))
+    assert not result.ok and result.reason

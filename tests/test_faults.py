@@ -179,6 +179,7 @@ def _requests(auth, links):
         ("/audit", "GET", "/audit?site=shop", {}),
         ("/audit/charts/<name>.svg", "GET", "/audit/charts/purposes.svg?site=shop", {}),
         ("/audit/verify", "GET", "/audit/verify?site=shop", {}),
+        ("/audit/export", "GET", "/audit/export?site=shop&format=jsonl", {}),
         ("/audit/login", "POST", "/audit/login", {"sign_in": True}),
     ]
 

@@ -35,7 +35,8 @@ def _sites(key: ApiKey, asked: list[str]) -> list[Site]:
     return [require_site(site_key) for site_key in dict.fromkeys(asked)]
 
 
-def _download(chunks: Iterator[str], fmt: str, name: str) -> Response:
+def download(chunks: Iterator[str], fmt: str, name: str) -> Response:
+    """A streamed file of the export; the dashboard's export links use it too."""
     response = Response(stream_with_context(chunks), mimetype=export.MEDIA_TYPES[fmt])
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     # The log is about people: no cache may keep a copy.
@@ -58,7 +59,7 @@ def events():
     )
     fmt = query["format"]
     chunks = export.render(export.export_entries(selection), fmt)
-    return _download(chunks, fmt, export.filename("events", sites, fmt))
+    return download(chunks, fmt, export.filename("events", sites, fmt))
 
 
 @bp.get("/notices")
@@ -67,7 +68,7 @@ def notices():
     sites = _sites(require_key(Scope.AUDIT_READ), query["site"])
     fmt = query["format"]
     chunks = export.render(export.notice_entries(sites), fmt, notices=True)
-    return _download(chunks, fmt, export.filename("notices", sites, fmt))
+    return download(chunks, fmt, export.filename("notices", sites, fmt))
 
 
 @bp.get("/verify")

@@ -356,6 +356,25 @@ OPERATIONS += (
         extra={"parameters": AUDIT_SELECTION[:1]},
     ),
     Operation(
+        "audit_dashboard.export_events",
+        "get",
+        "Download the site's whole consent log, as GET /api/v1/audit/events exports it, for the signed-in auditor",
+        "auditor dashboard",
+        {
+            200: (("application/x-ndjson", "text/csv"), "the export, streamed"),
+            303: AUDIT_SIGN_IN,
+            403: AUDIT_PAGE,
+            404: AUDIT_PAGE,
+            422: AUDIT_PAGE,
+        },
+        extra={
+            "parameters": [
+                *AUDIT_SELECTION[:1],
+                {"in": "query", "name": "format", "schema": {"type": "string", "enum": ["jsonl", "csv"]}},
+            ]
+        },
+    ),
+    Operation(
         "audit_dashboard.stylesheet",
         "get",
         "The dashboard's stylesheet",

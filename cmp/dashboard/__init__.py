@@ -10,23 +10,22 @@ from functools import cache, wraps
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-from flask import Blueprint, Response, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, make_response, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
+from cmp.api.audit import download
 from cmp.dashboard import auth
 from cmp.dashboard.charts import ACTION_LABELS, CHARTS, HEIGHT, MAX_COUNTRIES, WIDTH
-from cmp.errors import DomainError, NotFound, Unauthorized
+from cmp.errors import DomainError, Invalid, NotFound, Unauthorized
 from cmp.models.types import utcnow
 from cmp.schemas.dashboard import dashboard_query_schema
-from cmp.services import chain, stats
+from cmp.services import chain, export, stats
 
 bp = Blueprint("audit_dashboard", __name__)
 
 STYLESHEET = Path(__file__).resolve().parent / "static" / "dashboard.css"
-# Served by the export module; the dashboard only links to it.
-EXPORT_PATH = "/audit/export"
 EXPORT_FORMATS = ("jsonl", "csv")
 # Nothing runs and nothing loads from elsewhere; forms post only here, and no other site may frame a page.
 PAGE_POLICY = (
@@ -168,7 +167,7 @@ def dashboard(auditor: auth.Auditor):
             "notices": stats.notice_history(site),
             "charts": {name: url_for(".chart", name=name, **query) for name in CHARTS},
             "verify_url": url_for(".verify", site=site.key),
-            "exports": {fmt: f"{EXPORT_PATH}?site={site.key}&format={fmt}" for fmt in EXPORT_FORMATS},
+            "exports": {fmt: url_for(".export_events", site=site.key, format=fmt) for fmt in EXPORT_FORMATS},
         }
     return _page(
         "audit_dashboard.html",
@@ -200,6 +199,25 @@ def verify(auditor: auth.Auditor):
         raise NotFound("unknown_site", "this key has no site to audit")
     result = chain.verify_site(site)
     return _page("audit_verify.html", auditor=auditor, site=site, result=result, checked_at=utcnow())
+
+
+@bp.get("/audit/export")
+@signed_in(page=True)
+def export_events(auditor: auth.Auditor):
+    """The site's whole consent log as the audit API exports it, for the signed-in auditor's browser."""
+    site, _ = _selection(auditor)
+    if site is None:
+        raise NotFound("unknown_site", "this key has no site to audit")
+    fmt = request.args.get("format", "jsonl")
+    if fmt not in EXPORT_FORMATS:
+        raise Invalid("invalid_format", f"format must be one of {', '.join(EXPORT_FORMATS)}")
+    selection = export.select_events(
+        [site],
+        hmac_key=current_app.config["CMP_HMAC_KEY"],
+        visitor_ids=current_app.extensions["cmp.visitor_ids"],
+    )
+    chunks = export.render(export.export_entries(selection), fmt)
+    return download(chunks, fmt, export.filename("events", [site], fmt))
 
 
 @cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 from cmp.extensions import db
 from cmp.models import ConsentEvent
 from cmp.services import notices, sites
+from cmp.services.export_verify import verify_file
 from tests.conftest import running_app
 from tests.dashboard.pages import new_key, sign_in, table
 from tests.geoip import write_geoip_database
@@ -252,3 +254,28 @@ def test_the_routes_are_described(client):
     assert "get" in paths["/audit"] and "post" in paths["/audit/logout"]
     chart = paths["/audit/charts/{name}.svg"]["get"]
     assert "image/svg+xml" in chart["responses"]["200"]["content"]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_the_export_links_download_the_log_and_it_verifies_offline(recorded, auditor, tmp_path, fmt):
+    page = auditor.get("/audit?site=shop").text
+    link = re.search(rf'href="(/audit/export\?[^"]*format={fmt}[^"]*)"', page).group(1).replace("&amp;", "&")
+    response = auditor.get(link)
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "attachment" in response.headers["Content-Disposition"]
+    path = tmp_path / f"export.{fmt}"
+    path.write_bytes(response.data)
+    report = verify_file(path)
+    assert report.ok and [s.result.checked for s in report.sites] == [len(recorded)]
+    assert {event["event_id"] for event in recorded} <= set(re.findall(r"01[0-9A-HJKMNP-TV-Z]{24}", response.text))
+
+
+def test_the_export_needs_a_signed_in_auditor_of_that_site(client, site, recorded):
+    assert client.get("/audit/export?site=shop&format=jsonl").status_code == 303
+    sites.create_site("blog", "Blog")
+    db.session.commit()
+    assert sign_in(client, new_key("audit:read", bound_to=["blog"])).status_code == 303
+    refused = client.get("/audit/export?site=shop&format=jsonl")
+    assert refused.status_code == 403 and refused.mimetype == "text/html"
+    assert client.get("/audit/export?site=blog&format=xml").status_code == 422

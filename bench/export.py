@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench import BenchError
+from bench import BenchError, summary
 from bench.databases import DEFAULT_POSTGRES_URL, Unavailable
 from bench.options import BACKENDS, backends, loopback_url, machine, positive, prepared_demo, progress
 from bench.server import PROJECT
@@ -438,10 +438,36 @@ def print_report(outcomes: list[Outcome], skipped: list[str]) -> None:
             )
             print(" | ".join(str(cell).ljust(width) for cell, (_, width) in zip(cells, COLUMNS, strict=True)))
     for outcome in outcomes:
+        _summarise(outcome)
+    for outcome in outcomes:
         seeded = ", ".join(f"{size:,} in {seconds:.0f}s" for size, seconds in outcome.seed_seconds.items())
         print(f"{outcome.backend}: {outcome.version}; events stored: {seeded}")
     for line in skipped:
         print(line)
+
+
+def _summarise(outcome: Outcome) -> None:
+    """Throughput and memory at the largest size, beside the plain SELECT of the same rows."""
+    measured = {(m.events, m.name): m for m in outcome.measures}
+    largest = max((m.events for m in outcome.measures), default=None)
+    export, select = measured.get((largest, "export")), measured.get((largest, "select"))
+    if export is None or select is None:
+        return
+    rate, ceiling = export.rows / export.seconds, select.rows / select.seconds
+    summary.record(
+        f"export events/s, {largest:,} events ({outcome.backend})",
+        f"{rate:,.0f}",
+        f"plain SELECT to a file {ceiling:,.0f}/s",
+        summary.ratio(rate, ceiling),
+    )
+    smaller = [m for m in outcome.measures if m.name == "export" and m.events < largest]
+    summary.record(
+        f"export peak memory growth MiB, {largest:,} events",
+        f"{export.growth_kib / 1024:.1f}",
+        f"at {smaller[0].events:,} events {smaller[0].growth_kib / 1024:.1f}" if smaller else "-",
+        summary.ratio(export.growth_kib, smaller[0].growth_kib) if smaller else "",
+        "flat (constant memory)",
+    )
 
 
 def _worker(argv: list[str]) -> None:

@@ -19,7 +19,7 @@ from marshmallow import ValidationError
 
 from cmp.api.requests import bearer_token, json_body, require_key
 from cmp.errors import NotFound
-from cmp.schemas.lookup import BulkLookupSchema, bulk_lookup_schema, lookup_query_schema
+from cmp.schemas.lookup import BulkLookupSchema, bulk_lookup_schema, dump_bulk_result, lookup_query_schema
 from cmp.services import keys, lookup
 from cmp.services.sites import get_site
 from cmp.vocabulary import Scope
@@ -102,9 +102,10 @@ def _site(site_key: str, purposes: list[str]) -> lookup.LookupSite:
     return site
 
 
-def _answers(site_key: str, subjects: list[str], purposes: list[str]):
+def _answers(site_key: str, subjects: list[str], purposes: list[str], *, serialised: bool = False):
     _require_reader(site_key)
-    return lookup.lookup(
+    answer = lookup.lookup_serialised if serialised else lookup.lookup
+    return answer(
         _site(site_key, purposes),
         subjects,
         purposes,
@@ -166,14 +167,6 @@ def lookup_many():
     request.max_content_length = BULK_MAX_BYTES
     data = _bulk_request(json_body())
     purposes = list(dict.fromkeys(data["purposes"]))
-    answers = _answers(data["site"], data["subjects"], purposes)
-    no_record = lookup.NO_RECORD.as_dict()
-    results = [
-        {
-            "subject": subject,
-            "allowed": all(a.allowed for a in by_purpose.values()),
-            "purposes": {p: no_record if a is lookup.NO_RECORD else a.as_dict() for p, a in by_purpose.items()},
-        }
-        for subject, by_purpose in zip(data["subjects"], answers, strict=True)
-    ]
-    return _private(jsonify({"site": data["site"], "purposes": purposes, "results": results}))
+    answers = _answers(data["site"], data["subjects"], purposes, serialised=True)
+    body = dump_bulk_result(data["site"], purposes, data["subjects"], answers)
+    return _private(current_app.response_class(body, mimetype="application/json"))

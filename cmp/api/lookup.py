@@ -120,9 +120,29 @@ def _private(response):
     return response
 
 
+def _lookup_query(args: dict) -> dict:
+    """`lookup_query_schema.load(args)`, with the schema's own validators applied directly when every field is
+    a plain string: on the busiest route marshmallow's machinery costs more than the lookup's query. Anything
+    else goes through the schema, which names each fault as it always has."""
+    if args.keys() == _QUERY_FIELDS.keys():
+        try:
+            for name, field in _QUERY_FIELDS.items():
+                for check in field.validators:
+                    check(args[name])
+        except ValidationError:
+            pass
+        else:
+            return args
+    return lookup_query_schema.load(args)
+
+
+# Every field of the query is a required string: what the schema loads is what it was given.
+_QUERY_FIELDS = lookup_query_schema.fields
+
+
 @bp.get("/lookup")
 def lookup_one():
-    query = lookup_query_schema.load(request.args.to_dict())
+    query = _lookup_query(request.args.to_dict())
     [answers] = _answers(query["site"], [query["subject"]], [query["purpose"]])
     body = {"site": query["site"], "subject": query["subject"], "purpose": query["purpose"]}
     return _private(jsonify({**body, **answers[query["purpose"]].as_dict()}))

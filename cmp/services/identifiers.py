@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from itsdangerous import BadSignature, Signer
 from ulid import PureRandomPolicy, ULIDGenerator
@@ -39,8 +39,8 @@ def new_visitor_id() -> str:
     return secrets.token_urlsafe(16)
 
 
-@dataclass(frozen=True)
-class Identifier:
+# A named tuple rather than a frozen dataclass: a bulk lookup parses 10,000 subjects per call, and these build fast.
+class Identifier(NamedTuple):
     kind: IdentifierKind
     value: str
 
@@ -62,8 +62,8 @@ class Digester:
         if len(key) > _SHA256_BLOCK:
             key = hashlib.sha256(key).digest()
         key = key.ljust(_SHA256_BLOCK, b"\0")
-        self._inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in key))
-        self._outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in key))
+        self._inner = hashlib.sha256(key.translate(_INNER_PAD))
+        self._outer = hashlib.sha256(key.translate(_OUTER_PAD))
         self._prefix = f"{site_key}\x00"
 
     def __call__(self, identifier: Identifier) -> str:
@@ -75,6 +75,9 @@ class Digester:
 
 
 _SHA256_BLOCK = 64
+# Each key byte XOR the pad byte, as tables for bytes.translate (as the standard library's hmac module does).
+_INNER_PAD = bytes(byte ^ 0x36 for byte in range(256))
+_OUTER_PAD = bytes(byte ^ 0x5C for byte in range(256))
 
 
 def parse_identifier(text: str) -> Identifier:

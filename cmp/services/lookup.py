@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from json.encoder import encode_basestring_ascii
 from typing import NamedTuple
 
-from sqlalchemy import Connection, String, any_, bindparam, func, insert, select, text
+from sqlalchemy import Row, Select, String, any_, bindparam, func, insert, select, text
+from sqlalchemy.exc import DBAPIError
 
 from cmp.errors import Conflict, Invalid
 from cmp.extensions import db
@@ -127,26 +127,34 @@ def _asked(site: Site | LookupSite, subjects: Sequence[str], purposes: Sequence[
     return site
 
 
-@contextmanager
-def _reading() -> Iterator[Connection]:
-    """Where the state query runs: the session's connection, in its transaction, so a caller sees its own writes.
+def _read(statement, parameters: dict) -> list[Row]:
+    """The rows of one state query, on the session's connection when it has a transaction (a caller then sees its
+    own writes); otherwise, as for every API lookup, on a pooled connection of its own, sparing the request a
+    session's setup and teardown.
 
-    On PostgreSQL, when the session has no transaction, an autocommit connection instead: a single statement
-    reads one snapshot either way, and this one is spared the BEGIN and ROLLBACK round trips around it.
+    On PostgreSQL that connection is in autocommit: a single statement reads one snapshot either way, and this one
+    is spared the BEGIN and ROLLBACK round trips around it. A read is safe to repeat, so one that finds its
+    connection dead (the server restarted since the pool last looked) runs once more, on a new connection.
     """
-    session = db.session()
-    if (
-        session.in_transaction()
-        or session.new
-        or session.dirty
-        or session.deleted
-        or session.get_bind().dialect.name != "postgresql"
-    ):
-        session.flush()
-        yield session.connection()
-        return
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        yield connection
+    if db.session.registry.has():
+        session = db.session()
+        if session.in_transaction() or session.new or session.dirty or session.deleted:
+            session.flush()
+            return session.connection().execute(statement, parameters).all()
+    try:
+        return _read_alone(statement, parameters)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    return _read_alone(statement, parameters)
+
+
+def _read_alone(statement, parameters: dict) -> list[Row]:
+    engine = db.engine
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+        return connection.execute(statement, parameters).all()
 
 
 def lookup(
@@ -164,16 +172,17 @@ def lookup(
     now = now or utcnow()
     found: dict[str, dict[str, Answer]] = {purpose: {} for purpose in purposes}
     if digests:
-        with _reading() as connection:
-            query, encode = _STATE_BY_DIGESTS[connection.dialect.name]
-            # Sorted, the digests walk the (site, digest) index in order.
-            asked = encode(sorted(set(digests)))
-            result = connection.execute(query, {"site_id": site.id, "digests": asked, "purposes": encode(purposes)})
-            # Unpacked by position: attribute access on 10,000 rows costs more than deciding their answers.
-            for digest, purpose, decision, action, event_id, version, decided_at, expires_at, material in result:
-                found[purpose][digest] = _answer(
-                    decision, action, event_id, version, decided_at, expires_at, now, material
-                )
+        queries = _STATE_QUERIES[db.engine.dialect.name]
+        parameters = {"site_id": site.id, "purposes": queries.encode(purposes)}
+        # Sorted, the digests walk the (site, digest) index in order.
+        distinct = sorted(set(digests))
+        if len(distinct) == 1:
+            rows = _read(queries.one, {**parameters, "digest": distinct[0]})
+        else:
+            rows = _read(queries.batch, {**parameters, "digests": queries.encode(distinct)})
+        # Unpacked by position: attribute access on 10,000 rows costs more than deciding their answers.
+        for digest, purpose, decision, action, event_id, version, decided_at, expires_at, material in rows:
+            found[purpose][digest] = _answer(decision, action, event_id, version, decided_at, expires_at, now, material)
     return [{purpose: found[purpose].get(digest, NO_RECORD) for purpose in purposes} for digest in digests]
 
 
@@ -221,21 +230,41 @@ def _state_by_digests(asked, purpose_is_asked):
 # the planner would scan the whole table for a large batch. On SQLite a JSON array.
 _DIGESTS_PG = func.unnest(func.string_to_array(bindparam("digests", type_=String), ",")).table_valued("digest")
 _DIGESTS_SQLITE = func.json_each(bindparam("digests", type_=String)).table_valued("value")
-_STATE_BY_DIGESTS = {
-    "postgresql": (
-        _state_by_digests(
-            _DIGESTS_PG.render_derived("asked"),
-            ConsentState.purpose == any_(func.string_to_array(bindparam("purposes", type_=String), ",")),
-        ),
+_PURPOSES_PG = ConsentState.purpose == any_(func.string_to_array(bindparam("purposes", type_=String), ","))
+_PURPOSES_SQLITE = ConsentState.purpose.in_(
+    select(func.json_each(bindparam("purposes", type_=String)).table_valued("value").c.value)
+)
+
+
+def _state_by_digest(purpose_is_asked):
+    """The state of one digest's subject (a single lookup): the batch statement with one digest would cost
+    PostgreSQL a new plan on every call, as it cannot know the batch's size before it sees it."""
+    return (
+        select(*_STATE_COLUMNS)
+        .join(ConsentState, _SAME_SUBJECT)
+        .where(
+            SubjectIdentifier.site_id == bindparam("site_id"),
+            SubjectIdentifier.digest == bindparam("digest"),
+            purpose_is_asked,
+        )
+    )
+
+
+class _StateQueries(NamedTuple):
+    batch: Select  # parameters site_id, digests, purposes
+    one: Select  # parameters site_id, digest, purposes
+    encode: Callable[[Sequence[str]], str]  # how digests and purposes travel
+
+
+_STATE_QUERIES = {
+    "postgresql": _StateQueries(
+        _state_by_digests(_DIGESTS_PG.render_derived("asked"), _PURPOSES_PG),
+        _state_by_digest(_PURPOSES_PG),
         ",".join,
     ),
-    "sqlite": (
-        _state_by_digests(
-            _DIGESTS_SQLITE.alias("asked"),
-            ConsentState.purpose.in_(
-                select(func.json_each(bindparam("purposes", type_=String)).table_valued("value").c.value)
-            ),
-        ),
+    "sqlite": _StateQueries(
+        _state_by_digests(_DIGESTS_SQLITE.alias("asked"), _PURPOSES_SQLITE),
+        _state_by_digest(_PURPOSES_SQLITE),
         json.dumps,
     ),
 }
@@ -280,9 +309,8 @@ def lookup_serialised(
             "purposes": ",".join(purposes),
             "now": now or utcnow(),
         }
-        with _reading() as connection:
-            for digest, purpose, allowed, answer_json in connection.execute(_SERIALISED_ANSWERS, parameters):
-                found[purpose][digest] = (allowed, answer_json)
+        for digest, purpose, allowed, answer_json in _read(_SERIALISED_ANSWERS, parameters):
+            found[purpose][digest] = (allowed, answer_json)
     labels = [(encode_basestring_ascii(purpose) + ":", found[purpose]) for purpose in purposes]
     missing = (False, NO_RECORD_JSON)
     answers = []
@@ -310,7 +338,7 @@ def _sql_list(values) -> str:
 
 
 # `_answer`'s rules in SQL, and `Answer.as_dict` written by the database. The values come from cmp.vocabulary;
-# the digests and purposes travel as one comma-separated parameter each, as in `_STATE_BY_DIGESTS`.
+# the digests and purposes travel as one comma-separated parameter each, as in `_STATE_QUERIES`.
 _SERIALISED_ANSWERS = text(
     f"""
 SELECT digest, purpose, reason = 'granted' AS allowed,

@@ -208,7 +208,9 @@ def _engine_options(url: str, pool_size: int) -> dict:
         # Writers queue on SQLite's lock rather than failing at once.
         return {"connect_args": {"timeout": 30}}
     return {
-        "pool_pre_ping": True,
+        # No pre-ping (a round trip per checkout): cmp.extensions discards connections the server closed, and
+        # connections are renewed hourly, before a proxy or firewall would drop them silently.
+        "pool_recycle": 3600,
         "pool_size": pool_size,
         "max_overflow": pool_size * 2,
         "pool_timeout": 10,

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from itsdangerous import BadSignature, Signer
 from ulid import PureRandomPolicy, ULIDGenerator
@@ -18,6 +18,8 @@ _ULIDS = ULIDGenerator(policy=PureRandomPolicy())
 
 _VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{22}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+# A dictionary rather than IdentifierKind(kind): a bulk lookup parses 10,000 subjects per call.
+_KINDS = {kind.value: kind for kind in IdentifierKind}
 
 
 class InvalidIdentifier(ValueError):
@@ -37,8 +39,8 @@ def new_visitor_id() -> str:
     return secrets.token_urlsafe(16)
 
 
-@dataclass(frozen=True)
-class Identifier:
+# A named tuple rather than a frozen dataclass: a bulk lookup parses 10,000 subjects per call, and these build fast.
+class Identifier(NamedTuple):
     kind: IdentifierKind
     value: str
 
@@ -48,15 +50,45 @@ class Identifier:
         return hmac.new(hmac_key.encode(), message, hashlib.sha256).hexdigest()
 
 
+class Digester:
+    """`Identifier.digest` for thousands of identifiers of one site: a bulk lookup hashes up to 10,000 per call.
+
+    HMAC as RFC 2104 section 2 defines it, with the key's inner and outer pads hashed once here rather than for
+    every value: each digest then costs two copies of a hash state instead of a new HMAC object.
+    """
+
+    def __init__(self, hmac_key: str, site_key: str):
+        key = hmac_key.encode()
+        if len(key) > _SHA256_BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_SHA256_BLOCK, b"\0")
+        self._inner = hashlib.sha256(key.translate(_INNER_PAD))
+        self._outer = hashlib.sha256(key.translate(_OUTER_PAD))
+        self._prefix = f"{site_key}\x00"
+
+    def __call__(self, identifier: Identifier) -> str:
+        inner = self._inner.copy()
+        inner.update(f"{self._prefix}{identifier.kind}:{identifier.value}".encode())
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
+
+
+_SHA256_BLOCK = 64
+# Each key byte XOR the pad byte, as tables for bytes.translate (as the standard library's hmac module does).
+_INNER_PAD = bytes(byte ^ 0x36 for byte in range(256))
+_OUTER_PAD = bytes(byte ^ 0x5C for byte in range(256))
+
+
 def parse_identifier(text: str) -> Identifier:
     """Parse ``visitor:<id>``, ``user:<account id>`` or ``email:<address>``; normalise emails."""
     kind, sep, value = text.partition(":")
     if not sep or not value:
         raise InvalidIdentifier("expected kind:value, where kind is visitor, user or email")
-    try:
-        kind = IdentifierKind(kind)
-    except ValueError:
-        raise InvalidIdentifier(f"unknown identifier kind {kind!r}; use visitor, user or email") from None
+    known = _KINDS.get(kind)
+    if known is None:
+        raise InvalidIdentifier(f"unknown identifier kind {kind!r}; use visitor, user or email")
+    kind = known
     value = value.strip()
     if kind is IdentifierKind.EMAIL:
         value = value.lower()

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from json.encoder import encode_basestring_ascii
 from typing import NamedTuple
 
-from sqlalchemy import Connection, String, any_, bindparam, func, insert, select
+from sqlalchemy import Row, Select, String, any_, bindparam, func, insert, select, text
+from sqlalchemy.exc import DBAPIError
 
 from cmp.errors import Conflict, Invalid
 from cmp.extensions import db
 from cmp.models import ConsentState, NoticeVersion, Site, Subject, SubjectIdentifier
 from cmp.models.types import utcnow
-from cmp.services.identifiers import Identifier, InvalidIdentifier, VisitorIds, new_subject_id
+from cmp.services.identifiers import Digester, Identifier, InvalidIdentifier, VisitorIds, new_subject_id
 from cmp.vocabulary import Action, Decision
 
 MAX_SUBJECTS = 10_000
@@ -45,6 +46,14 @@ class Answer(NamedTuple):
 
 
 NO_RECORD = Answer(False, "no_record")
+
+
+def _json(value) -> str:
+    # Compact and ASCII, as Flask's jsonify writes it, so both ways of serialising an answer give the same text.
+    return json.dumps(value, separators=(",", ":"))
+
+
+NO_RECORD_JSON = _json(NO_RECORD.as_dict())
 
 
 def answer(row, now: datetime, material_version: int | None) -> Answer:
@@ -90,9 +99,9 @@ class LookupSite:
 def _identifiers(site_key: str, subjects: Sequence[str], visitor_ids: VisitorIds) -> list[Identifier]:
     """Parse every subject, or refuse them all, naming each bad one by its position (never echoing it)."""
     identifiers, invalid = [], {}
-    for index, text in enumerate(subjects):
+    for index, subject in enumerate(subjects):
         try:
-            identifiers.append(visitor_ids.identifier(site_key, text))
+            identifiers.append(visitor_ids.identifier(site_key, subject))
         except InvalidIdentifier as exc:
             invalid[str(index)] = str(exc)
     if invalid:
@@ -102,29 +111,50 @@ def _identifiers(site_key: str, subjects: Sequence[str], visitor_ids: VisitorIds
 
 def _digests(site_key: str, subjects: Sequence[str], hmac_key: str, visitor_ids: VisitorIds) -> list[str]:
     """Each subject's keyed digest, in order."""
-    return [identifier.digest(hmac_key, site_key) for identifier in _identifiers(site_key, subjects, visitor_ids)]
+    digest = Digester(hmac_key, site_key)
+    return [digest(identifier) for identifier in _identifiers(site_key, subjects, visitor_ids)]
 
 
-@contextmanager
-def _reading() -> Iterator[Connection]:
-    """Where the state query runs: the session's connection, in its transaction, so a caller sees its own writes.
+def _asked(site: Site | LookupSite, subjects: Sequence[str], purposes: Sequence[str]) -> LookupSite:
+    """The site, once the question is one it can answer: few enough subjects, and purposes it has."""
+    if len(subjects) > MAX_SUBJECTS:
+        raise Invalid("too_many_subjects", f"at most {MAX_SUBJECTS} subjects per call", {"max": MAX_SUBJECTS})
+    if not isinstance(site, LookupSite):
+        site = LookupSite.of(site)
+    unknown = sorted(set(purposes) - site.purposes)
+    if unknown:
+        raise Invalid("unknown_purpose", f"unknown purpose: {', '.join(unknown)}", {"purposes": unknown})
+    return site
 
-    On PostgreSQL, when the session has no transaction, an autocommit connection instead: a single statement
-    reads one snapshot either way, and this one is spared the BEGIN and ROLLBACK round trips around it.
+
+def _read(statement, parameters: dict) -> list[Row]:
+    """The rows of one state query, on the session's connection when it has a transaction (a caller then sees its
+    own writes); otherwise, as for every API lookup, on a pooled connection of its own, sparing the request a
+    session's setup and teardown.
+
+    On PostgreSQL that connection is in autocommit: a single statement reads one snapshot either way, and this one
+    is spared the BEGIN and ROLLBACK round trips around it. A read is safe to repeat, so one that finds its
+    connection dead (the server restarted since the pool last looked) runs once more, on a new connection.
     """
-    session = db.session()
-    if (
-        session.in_transaction()
-        or session.new
-        or session.dirty
-        or session.deleted
-        or session.get_bind().dialect.name != "postgresql"
-    ):
-        session.flush()
-        yield session.connection()
-        return
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        yield connection
+    if db.session.registry.has():
+        session = db.session()
+        if session.in_transaction() or session.new or session.dirty or session.deleted:
+            session.flush()
+            return session.connection().execute(statement, parameters).all()
+    try:
+        return _read_alone(statement, parameters)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    return _read_alone(statement, parameters)
+
+
+def _read_alone(statement, parameters: dict) -> list[Row]:
+    engine = db.engine
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+        return connection.execute(statement, parameters).all()
 
 
 def lookup(
@@ -137,27 +167,22 @@ def lookup(
     now: datetime | None = None,
 ) -> list[dict[str, Answer]]:
     """For each subject, in order, the answer per purpose: one query for the whole batch."""
-    if len(subjects) > MAX_SUBJECTS:
-        raise Invalid("too_many_subjects", f"at most {MAX_SUBJECTS} subjects per call", {"max": MAX_SUBJECTS})
-    if not isinstance(site, LookupSite):
-        site = LookupSite.of(site)
-    unknown = sorted(set(purposes) - site.purposes)
-    if unknown:
-        raise Invalid("unknown_purpose", f"unknown purpose: {', '.join(unknown)}", {"purposes": unknown})
+    site = _asked(site, subjects, purposes)
     digests = _digests(site.key, subjects, hmac_key, visitor_ids)
     now = now or utcnow()
     found: dict[str, dict[str, Answer]] = {purpose: {} for purpose in purposes}
     if digests:
-        with _reading() as connection:
-            query, encode = _STATE_BY_DIGESTS[connection.dialect.name]
-            # Sorted, the digests walk the (site, digest) index in order.
-            asked = encode(sorted(set(digests)))
-            result = connection.execute(query, {"site_id": site.id, "digests": asked, "purposes": encode(purposes)})
-            # Unpacked by position: attribute access on 10,000 rows costs more than deciding their answers.
-            for digest, purpose, decision, action, event_id, version, decided_at, expires_at, material in result:
-                found[purpose][digest] = _answer(
-                    decision, action, event_id, version, decided_at, expires_at, now, material
-                )
+        queries = _STATE_QUERIES[db.engine.dialect.name]
+        parameters = {"site_id": site.id, "purposes": queries.encode(purposes)}
+        # Sorted, the digests walk the (site, digest) index in order.
+        distinct = sorted(set(digests))
+        if len(distinct) == 1:
+            rows = _read(queries.one, {**parameters, "digest": distinct[0]})
+        else:
+            rows = _read(queries.batch, {**parameters, "digests": queries.encode(distinct)})
+        # Unpacked by position: attribute access on 10,000 rows costs more than deciding their answers.
+        for digest, purpose, decision, action, event_id, version, decided_at, expires_at, material in rows:
+            found[purpose][digest] = _answer(decision, action, event_id, version, decided_at, expires_at, now, material)
     return [{purpose: found[purpose].get(digest, NO_RECORD) for purpose in purposes} for digest in digests]
 
 
@@ -205,24 +230,151 @@ def _state_by_digests(asked, purpose_is_asked):
 # the planner would scan the whole table for a large batch. On SQLite a JSON array.
 _DIGESTS_PG = func.unnest(func.string_to_array(bindparam("digests", type_=String), ",")).table_valued("digest")
 _DIGESTS_SQLITE = func.json_each(bindparam("digests", type_=String)).table_valued("value")
-_STATE_BY_DIGESTS = {
-    "postgresql": (
-        _state_by_digests(
-            _DIGESTS_PG.render_derived("asked"),
-            ConsentState.purpose == any_(func.string_to_array(bindparam("purposes", type_=String), ",")),
-        ),
+_PURPOSES_PG = ConsentState.purpose == any_(func.string_to_array(bindparam("purposes", type_=String), ","))
+_PURPOSES_SQLITE = ConsentState.purpose.in_(
+    select(func.json_each(bindparam("purposes", type_=String)).table_valued("value").c.value)
+)
+
+
+def _state_by_digest(purpose_is_asked):
+    """The state of one digest's subject (a single lookup): the batch statement with one digest would cost
+    PostgreSQL a new plan on every call, as it cannot know the batch's size before it sees it."""
+    return (
+        select(*_STATE_COLUMNS)
+        .join(ConsentState, _SAME_SUBJECT)
+        .where(
+            SubjectIdentifier.site_id == bindparam("site_id"),
+            SubjectIdentifier.digest == bindparam("digest"),
+            purpose_is_asked,
+        )
+    )
+
+
+class _StateQueries(NamedTuple):
+    batch: Select  # parameters site_id, digests, purposes
+    one: Select  # parameters site_id, digest, purposes
+    encode: Callable[[Sequence[str]], str]  # how digests and purposes travel
+
+
+_STATE_QUERIES = {
+    "postgresql": _StateQueries(
+        _state_by_digests(_DIGESTS_PG.render_derived("asked"), _PURPOSES_PG),
+        _state_by_digest(_PURPOSES_PG),
         ",".join,
     ),
-    "sqlite": (
-        _state_by_digests(
-            _DIGESTS_SQLITE.alias("asked"),
-            ConsentState.purpose.in_(
-                select(func.json_each(bindparam("purposes", type_=String)).table_valued("value").c.value)
-            ),
-        ),
+    "sqlite": _StateQueries(
+        _state_by_digests(_DIGESTS_SQLITE.alias("asked"), _PURPOSES_SQLITE),
+        _state_by_digest(_PURPOSES_SQLITE),
         json.dumps,
     ),
 }
+
+
+class SerialisedAnswers(NamedTuple):
+    """One subject's answers, already JSON: what a bulk lookup returns for it, byte for byte."""
+
+    allowed: bool  # every purpose asked for is allowed
+    purposes: str  # {"<purpose>": <answer as AnswerSchema writes it>, ...}, in the order asked
+
+
+def lookup_serialised(
+    site: Site | LookupSite,
+    subjects: Sequence[str],
+    purposes: Sequence[str],
+    *,
+    hmac_key: str,
+    visitor_ids: VisitorIds,
+    now: datetime | None = None,
+) -> list[SerialisedAnswers]:
+    """`lookup`'s answers, serialised: for each subject in order, whether all purposes are allowed, and the answers.
+
+    On PostgreSQL the state query itself decides each answer and writes its JSON, so 10,000 subjects cost no
+    Python objects per row beyond a digest and a string; elsewhere `lookup` decides and the answers are dumped
+    here. Both write the same text (the tests compare them for every reason).
+    """
+    if db.engine.dialect.name != "postgresql":
+        return [
+            SerialisedAnswers(
+                all(a.allowed for a in by_purpose.values()), _json({p: a.as_dict() for p, a in by_purpose.items()})
+            )
+            for by_purpose in lookup(site, subjects, purposes, hmac_key=hmac_key, visitor_ids=visitor_ids, now=now)
+        ]
+    site = _asked(site, subjects, purposes)
+    digests = _digests(site.key, subjects, hmac_key, visitor_ids)
+    found: dict[str, dict[str, tuple[bool, str]]] = {purpose: {} for purpose in purposes}
+    if digests:
+        parameters = {
+            "site_id": site.id,
+            "digests": ",".join(sorted(set(digests))),
+            "purposes": ",".join(purposes),
+            "now": now or utcnow(),
+        }
+        for digest, purpose, allowed, answer_json in _read(_SERIALISED_ANSWERS, parameters):
+            found[purpose][digest] = (allowed, answer_json)
+    labels = [(encode_basestring_ascii(purpose) + ":", found[purpose]) for purpose in purposes]
+    missing = (False, NO_RECORD_JSON)
+    answers = []
+    for digest in digests:
+        allowed, parts = True, []
+        for label, by_digest in labels:
+            ok, answer_json = by_digest.get(digest, missing)
+            allowed = allowed and ok
+            parts.append(label + answer_json)
+        answers.append(SerialisedAnswers(allowed, "{" + ",".join(parts) + "}"))
+    return answers
+
+
+def _iso(column: str) -> str:
+    """SQL writing a timestamp as Python's `datetime.isoformat` does in UTC (no fraction when it is zero)."""
+    utc = f"({column} AT TIME ZONE 'UTC')"
+    return (
+        f"to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+        f" || CASE WHEN date_trunc('second', {utc}) = {utc} THEN '' ELSE to_char({utc}, '.US') END || '+00:00'"
+    )
+
+
+def _sql_list(values) -> str:
+    return ", ".join(f"'{value}'" for value in sorted(values))
+
+
+# `_answer`'s rules in SQL, and `Answer.as_dict` written by the database. The values come from cmp.vocabulary;
+# the digests and purposes travel as one comma-separated parameter each, as in `_STATE_QUERIES`.
+_SERIALISED_ANSWERS = text(
+    f"""
+SELECT digest, purpose, reason = 'granted' AS allowed,
+    '{{"allowed":' || (reason = 'granted')::text
+    || ',"reason":"' || reason
+    || '","decided_at":' || coalesce('"' || {_iso("decided_at")} || '"', 'null')
+    || ',"event_id":' || coalesce(to_json(event_id)::text, 'null')
+    || ',"notice_version":' || coalesce(notice_version::text, 'null')
+    || ',"expires_at":' || coalesce('"' || {_iso("expires_at")} || '"', 'null')
+    || '}}' AS answer
+FROM (
+    SELECT subject_identifiers.digest, consent_state.purpose, consent_state.event_id,
+        consent_state.notice_version, consent_state.decided_at, consent_state.expires_at,
+        CASE
+            WHEN consent_state.decision = '{Decision.GRANTED.value}' THEN CASE
+                WHEN consent_state.expires_at <= :now THEN 'expired'
+                WHEN coalesce(consent_state.notice_version, 0) < material.version THEN 'notice_changed'
+                ELSE 'granted' END
+            WHEN consent_state.action = '{Action.GPC.value}' THEN 'gpc'
+            WHEN consent_state.action IN ({_sql_list(WITHDRAWN)}) THEN 'withdrawn'
+            WHEN consent_state.action = '{Action.EXPIRE.value}' THEN 'expired'
+            ELSE 'denied'
+        END AS reason
+    FROM unnest(string_to_array(:digests, ',')) AS asked (digest)
+    JOIN subject_identifiers
+        ON subject_identifiers.site_id = :site_id AND subject_identifiers.digest = asked.digest
+    JOIN consent_state
+        ON consent_state.site_id = subject_identifiers.site_id
+        AND consent_state.subject_id = subject_identifiers.subject_id
+    CROSS JOIN (
+        SELECT max(version) AS version FROM notice_versions WHERE site_id = :site_id AND material IS TRUE
+    ) AS material
+    WHERE consent_state.purpose = ANY (string_to_array(:purposes, ','))
+) AS decided
+"""
+)
 
 
 def link(site: Site, subjects: Sequence[str], *, hmac_key: str, visitor_ids: VisitorIds) -> str:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from cmp.extensions import db
+from cmp.models import ConsentState, SubjectIdentifier
 from cmp.models.types import utcnow
 from cmp.services import lookup as lookup_service
 from cmp.services import notices, sites
+from cmp.services.identifiers import parse_identifier
+from tests.conftest import running_app
 from tests.helpers import bearer, post_consent
+from tests.test_extensions import terminate_other_connections
 
 LOOKUP = "/api/v1/consents/lookup"
 CONSENTS = "/api/v1/sites/shop/consents"
@@ -232,3 +237,140 @@ def test_unknown_site_is_404(client, site):
         LOOKUP, query_string={"site": "nowhere", "subject": "user:1", "purpose": "analytics"}, headers=headers
     )
     assert response.status_code == 404
+
+
+def test_bulk_gives_the_single_answer_for_every_reason(client, site, reader, writer, app):
+    """Bulk answers are written apart from single ones (by PostgreSQL itself there): they must match field for field."""
+    sites.add_purpose(site, "partner_sharing", texts={"en": {"name": "Partners"}}, default_opt_out="granted", gpc=True)
+    notices.publish_notice(site)
+    db.session.commit()
+    record(client, writer, "user:granted-before", decisions={"analytics": "granted"})
+    record(client, writer, "user:denied", decisions={"analytics": "denied"})
+    record(client, writer, "user:withdrawn", decisions={"analytics": "granted"})
+    record(client, writer, "user:withdrawn", action="withdraw")
+    record(client, writer, "email:Ada@Example.org", decisions={"analytics": "granted"})
+    record(client, writer, "user:expired", decisions={"analytics": "granted"})
+    record(
+        client,
+        writer,
+        "user:gpc",
+        decisions={"analytics": "granted", "partner_sharing": "granted"},
+        gpc=True,
+        country="US",
+    )
+    sites.add_cookie(site, "_gat", purpose="analytics", provider="Google", storage="persistent", lifetime_seconds=60)
+    notices.publish_notice(site, material=True)
+    db.session.commit()
+    record(client, writer, "user:granted", decisions={"analytics": "granted"})
+    # A grant that ended, and a decision on a whole second (no fraction in its ISO 8601 time).
+    whole_second = utcnow().replace(microsecond=0)
+    db.session.execute(
+        sa.update(ConsentState)
+        .where(ConsentState.subject_id == _subject_id(app, "user:expired"), ConsentState.purpose == "analytics")
+        .values(expires_at=utcnow() - timedelta(days=1), decided_at=whole_second)
+    )
+    db.session.commit()
+    subjects = [
+        "user:granted",
+        "user:denied",
+        "user:withdrawn",
+        "user:expired",
+        "user:granted-before",
+        "user:gpc",
+        "user:nobody",
+        "email:ada@example.org",
+        "user:granted",
+    ]
+    purposes = ["analytics", "partner_sharing"]
+    response = client.post(LOOKUP, json={"site": "shop", "subjects": subjects, "purposes": purposes}, headers=reader)
+    assert response.status_code == 200
+    assert response.json["site"] == "shop" and response.json["purposes"] == purposes
+    reasons = set()
+    for subject, result in zip(subjects, response.json["results"], strict=True):
+        assert result["subject"] == subject
+        singles = {purpose: ask(client, reader, subject, purpose) for purpose in purposes}
+        for purpose, single in singles.items():
+            assert {"site": "shop", "subject": subject, "purpose": purpose, **result["purposes"][purpose]} == single
+            reasons.add(single["reason"])
+        assert result["allowed"] is all(single["allowed"] for single in singles.values())
+    assert reasons == {"granted", "denied", "withdrawn", "expired", "notice_changed", "no_record", "gpc"}
+    expired = response.json["results"][3]["purposes"]["analytics"]
+    assert (expired["reason"], expired["decided_at"]) == ("expired", whole_second.isoformat())
+
+
+def _subject_id(app, subject: str) -> str:
+    digest = parse_identifier(subject).digest(app.config["CMP_HMAC_KEY"], "shop")
+    return db.session.scalar(sa.select(SubjectIdentifier.subject_id).where(SubjectIdentifier.digest == digest))
+
+
+def test_serialised_answers_are_the_answers_dumped(client, site, writer, app):
+    """What bulk lookups return, written by the database or not, is exactly `lookup`'s answers as JSON."""
+    record(client, writer, "user:1", action="accept_all")
+    record(client, writer, "user:2", action="reject_all")
+    record(client, writer, "user:3", decisions={"analytics": "granted"})
+    subjects, purposes = ["user:3", "user:1", "user:9", "user:2", "user:1"], ["analytics", "marketing_email"]
+    context = {"hmac_key": app.config["CMP_HMAC_KEY"], "visitor_ids": app.extensions["cmp.visitor_ids"]}
+    now = utcnow()
+    answers = lookup_service.lookup(site, subjects, purposes, now=now, **context)
+    serialised = lookup_service.lookup_serialised(site, subjects, purposes, now=now, **context)
+    assert serialised == [
+        (
+            all(answer.allowed for answer in by_purpose.values()),
+            json.dumps({p: a.as_dict() for p, a in by_purpose.items()}, separators=(",", ":")),
+        )
+        for by_purpose in answers
+    ]
+
+
+def test_a_single_lookup_is_one_statement(client, site, reader, writer):
+    """No pre-ping, no transaction around it: the state query is the only thing sent to the database."""
+    record(client, writer, "user:1", action="accept_all")
+    ask(client, reader, "user:1")  # the key and the site are now kept by the worker
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        assert ask(client, reader, "user:1")["reason"] == "granted"
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", count)
+    assert len(statements) == 1 and "consent_state" in statements[0]
+
+
+def test_a_query_with_a_field_the_schema_does_not_know_is_422(client, site, reader):
+    query = {"site": "shop", "subject": "user:1", "purpose": "analytics", "extra": "1"}
+    response = client.get(LOOKUP, query_string=query, headers=reader)
+    assert response.status_code == 422
+    assert response.json["error"]["details"] == {"fields": {"extra": ["Unknown field."]}}
+
+
+@pytest.mark.postgres
+def test_lookups_survive_connections_the_server_closed(postgres_url):
+    """After a database restart (here: every connection terminated) the next lookup still answers."""
+    with running_app(postgres_url) as app:
+        site = sites.create_site("shop", "Shop", origins=["https://shop.example"])
+        notices.publish_notice(site)
+        headers = bearer("consent:read")
+        client = app.test_client()
+        assert ask(client, headers, "user:1")["reason"] == "no_record"
+        db.session.remove()  # every pooled connection is now idle
+        closed = terminate_other_connections(postgres_url)
+        assert closed >= 1
+        assert ask(client, headers, "user:1")["reason"] == "no_record"
+
+
+def test_a_lookup_without_its_database_is_503(site, reader, app, monkeypatch):
+    """The key and site are kept a few seconds, so the database going away shows at the state query."""
+    client = app.test_client()
+    assert ask(client, reader, "user:1")["reason"] == "no_record"
+    db.session.remove()
+    unreachable = sa.create_engine("postgresql+psycopg://cmp@127.0.0.1:1/cmp", connect_args={"connect_timeout": 2})
+    monkeypatch.setattr(type(db), "engine", property(lambda self: unreachable))
+    response = client.get(
+        LOOKUP, query_string={"site": "shop", "subject": "user:1", "purpose": "analytics"}, headers=reader
+    )
+    assert response.status_code == 503
+    assert response.json["error"]["code"] == "unavailable"
+    assert response.headers["Retry-After"] == "5"

@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 import psycopg
 from sqlalchemy.engine import make_url
 
-from bench import BenchError
+from bench import BenchError, summary
 from bench.databases import Unavailable
 from bench.load import Call, Limit, Round, drive
 from bench.options import add_load_options, machine, positive, prepared_demo, progress
@@ -420,6 +420,14 @@ def print_report(outcomes: list[Outcome], skipped: list[str], args: argparse.Nam
                     ],
                 )
             )
+            ratio = summary.ratio(lookups, healthz)
+            summary.record(
+                f"single lookups/s ({singles.backend}, {singles.stored:,} subjects)",
+                f"{lookups:.1f}",
+                f"GET /healthz {healthz:.1f}/s",
+                ratio,
+                f">= 0.8 ({'met' if ratio != '-' and float(ratio) >= 0.8 else 'NOT met'})",
+            )
     bulk = [(outcome, b) for outcome in outcomes for b in outcome.bulk]
     if bulk:
         print(_row(BULK_COLUMNS, (name for name, _ in BULK_COLUMNS)))
@@ -441,6 +449,14 @@ def print_report(outcomes: list[Outcome], skipped: list[str], args: argparse.Nam
                         str(sum(b.errors.values())),
                     ],
                 )
+            )
+            median = _median(b.server_ms)
+            summary.record(
+                f"bulk lookup server ms p50 ({b.per_call:,} of {b.stored:,}; {len(b.purposes)} purpose(s))",
+                f"{median:.1f}",
+                f"round trip p50 {_median(b.round_trip_ms):.1f}",
+                "",
+                f"< 150 ({'met' if median < 150 else 'NOT met'}); {b.wrong} wrong",
             )
     for line in skipped:
         print(line)

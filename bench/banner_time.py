@@ -19,7 +19,6 @@ import html
 import json
 import math
 import shutil
-import statistics
 import sys
 import tempfile
 import threading
@@ -36,7 +35,7 @@ from werkzeug.wrappers import Request, Response
 from bench import BenchError, summary
 from bench.banner_size import PEER, PEER_SCRIPT, PEER_STYLESHEET, PeerUnavailable, install_peer
 from bench.databases import sqlite_database
-from bench.options import machine, positive, positive_seconds
+from bench.options import machine, median, p95, positive, positive_seconds
 from bench.screenshots import CHROMIUM_ARGS
 from bench.server import HOST, app_environment, cmp, free_port, gunicorn
 from cmp.banner import bundle
@@ -433,16 +432,6 @@ def visit(browser, result: Timings, timeout: float, timed: bool) -> None:
 # --- report -----------------------------------------------------------------------------------------------
 
 
-def _median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
-def _p95(values: list[float]) -> float:
-    if len(values) < 2:
-        return values[0] if values else float("nan")
-    return statistics.quantiles(values, n=20, method="inclusive")[18]
-
-
 def print_report(results: list[Timings], warmup: int, browser: str) -> None:
     print(_row(name for name, _ in COLUMNS))
     for r in results:
@@ -453,28 +442,28 @@ def print_report(results: list[Timings], warmup: int, browser: str) -> None:
                     r.banner.version,
                     len(r.visible),
                     len(r.failures),
-                    _figure(_median(r.visible), 1),
-                    _figure(_p95(r.visible), 1),
-                    _figure(_median(r.inserted), 1),
-                    _figure(_median(r.requests), 0),
-                    _figure(_median(r.bytes), 0),
+                    _figure(median(r.visible), 1),
+                    _figure(p95(r.visible), 1),
+                    _figure(median(r.inserted), 1),
+                    _figure(median(r.requests), 0),
+                    _figure(median(r.bytes), 0),
                 ]
             )
         )
     if len(results) == 2:
         ours, theirs = results
         ratios = [
-            _ratio(_median(ours.visible), _median(theirs.visible)),
-            _ratio(_p95(ours.visible), _p95(theirs.visible)),
-            _ratio(_median(ours.inserted), _median(theirs.inserted)),
+            _ratio(median(ours.visible), median(theirs.visible)),
+            _ratio(p95(ours.visible), p95(theirs.visible)),
+            _ratio(median(ours.inserted), median(theirs.inserted)),
             "",
-            _ratio(_median(ours.bytes), _median(theirs.bytes)),
+            _ratio(median(ours.bytes), median(theirs.bytes)),
         ]
         print(_row(["ratio (ours / theirs)", "", "", "", *ratios]))
         summary.record(
             "banner time to visible, median ms (Chromium)",
-            _figure(_median(ours.visible), 1),
-            f"{theirs.banner.name} {_figure(_median(theirs.visible), 1)}",
+            _figure(median(ours.visible), 1),
+            f"{theirs.banner.name} {_figure(median(theirs.visible), 1)}",
             ratios[0],
         )
     for r in results:

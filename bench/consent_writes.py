@@ -16,9 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bench import BenchError, summary
-from bench.databases import Unavailable
 from bench.load import Call, Limit, Round, drive
-from bench.options import add_load_options, machine, prepared_demo, progress
+from bench.options import add_load_options, machine, per_backend, prepared_demo, progress
 from bench.server import HOST, cmp, gunicorn
 
 SITE = "demo"
@@ -80,12 +79,7 @@ class Outcome:
 
 def run(args: argparse.Namespace) -> int:
     print(machine(), flush=True)
-    outcomes, skipped = [], []
-    for backend in args.backends:
-        try:
-            outcomes.append(bench_backend(backend, args))
-        except Unavailable as exc:
-            skipped.append(f"{backend}: skipped: {exc}")
+    outcomes, skipped = per_backend(args, bench_backend)
     print_report(outcomes, skipped)
     return 0 if all(o.errors == 0 and o.verified for o in outcomes) else 1
 

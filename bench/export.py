@@ -27,8 +27,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench import BenchError, summary
-from bench.databases import DEFAULT_POSTGRES_URL, Unavailable
-from bench.options import BACKENDS, backends, loopback_url, machine, positive, prepared_demo, progress
+from bench.databases import DEFAULT_POSTGRES_URL
+from bench.options import BACKENDS, backends, loopback_url, machine, per_backend, positive, prepared_demo, progress
 from bench.server import PROJECT
 
 SITE = "demo"
@@ -95,12 +95,7 @@ class Outcome:
 
 def run(args: argparse.Namespace) -> int:
     print(machine(), flush=True)
-    outcomes, skipped = [], []
-    for backend in args.backends:
-        try:
-            outcomes.append(bench_backend(backend, args))
-        except Unavailable as exc:
-            skipped.append(f"{backend}: skipped: {exc}")
+    outcomes, skipped = per_backend(args, bench_backend)
     print_report(outcomes, skipped)
     bad = [m for o in outcomes for m in o.measures if m.result not in ("ok", "-")]
     return 1 if bad else 0

@@ -18,7 +18,6 @@ import http.client
 import json
 import random
 import re
-import statistics
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -30,9 +29,8 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from bench import BenchError, summary
-from bench.databases import Unavailable
 from bench.load import Call, Limit, Round, drive
-from bench.options import add_load_options, machine, positive, prepared_demo, progress
+from bench.options import add_load_options, machine, median, p95, per_backend, positive, prepared_demo, progress
 from bench.server import HOST, cmp, gunicorn
 
 SITE = "demo"
@@ -139,12 +137,7 @@ class Outcome:
 
 def run(args: argparse.Namespace) -> int:
     print(machine(), flush=True)
-    outcomes, skipped = [], []
-    for backend in args.backends:
-        try:
-            outcomes.append(bench_backend(backend, args))
-        except Unavailable as exc:
-            skipped.append(f"{backend}: skipped: {exc}")
+    outcomes, skipped = per_backend(args, bench_backend)
     print_report(outcomes, skipped, args)
     return 0 if all(o.error_count() == 0 for o in outcomes) else 1
 
@@ -364,8 +357,8 @@ def _bulk(port: int, reader: str, purposes: tuple[str, ...], args) -> Bulk:
             outcome.wrong += _wrong_answers(json.loads(answer), numbers, args.subjects, purposes)
     progress(
         "postgres",
-        f"bulk {'+'.join(purposes)}: server {_median(outcome.server_ms):.1f} ms median,"
-        f" round trip {_median(outcome.round_trip_ms):.1f} ms, {outcome.wrong} wrong answers",
+        f"bulk {'+'.join(purposes)}: server {median(outcome.server_ms):.1f} ms median,"
+        f" round trip {median(outcome.round_trip_ms):.1f} ms, {outcome.wrong} wrong answers",
     )
     return outcome
 
@@ -384,16 +377,6 @@ def _wrong_answers(answer: dict, numbers: list[int], stored: int, purposes: tupl
 
 
 # --- report -------------------------------------------------------------------------------------------------
-
-
-def _median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
-def _p95(values: list[float]) -> float:
-    if len(values) < 2:
-        return values[0] if values else float("nan")
-    return statistics.quantiles(values, n=20, method="inclusive")[18]
 
 
 def _best(rounds: list[Round]) -> float:
@@ -441,22 +424,22 @@ def print_report(outcomes: list[Outcome], skipped: list[str], args: argparse.Nam
                         f"{b.per_call:,}",
                         ",".join(b.purposes),
                         str(len(b.round_trip_ms)),
-                        f"{_median(b.server_ms):.1f}",
-                        f"{_p95(b.server_ms):.1f}",
-                        f"{_median(b.round_trip_ms):.1f}",
-                        f"{_p95(b.round_trip_ms):.1f}",
+                        f"{median(b.server_ms):.1f}",
+                        f"{p95(b.server_ms):.1f}",
+                        f"{median(b.round_trip_ms):.1f}",
+                        f"{p95(b.round_trip_ms):.1f}",
                         str(b.wrong),
                         str(sum(b.errors.values())),
                     ],
                 )
             )
-            median = _median(b.server_ms)
+            server_median = median(b.server_ms)
             summary.record(
                 f"bulk lookup server ms p50 ({b.per_call:,} of {b.stored:,}; {len(b.purposes)} purpose(s))",
-                f"{median:.1f}",
-                f"round trip p50 {_median(b.round_trip_ms):.1f}",
+                f"{server_median:.1f}",
+                f"round trip p50 {median(b.round_trip_ms):.1f}",
                 "",
-                f"< 150 ({'met' if median < 150 else 'NOT met'}); {b.wrong} wrong",
+                f"< 150 ({'met' if server_median < 150 else 'NOT met'}); {b.wrong} wrong",
             )
     for line in skipped:
         print(line)

@@ -5,15 +5,23 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench import BenchError
-from bench.databases import DEFAULT_POSTGRES_URL, Database, postgres_database, require_loopback, sqlite_database
+from bench.databases import (
+    DEFAULT_POSTGRES_URL,
+    Database,
+    Unavailable,
+    postgres_database,
+    require_loopback,
+    sqlite_database,
+)
 from bench.server import HOST, app_environment, cmp, free_port
 
 BACKENDS = ("sqlite", "postgres")
@@ -131,3 +139,24 @@ def prepared_demo(backend: str, args: argparse.Namespace, doing: str = "") -> It
         cmp(env, "db", "upgrade")
         cmp(env, "demo", "--base-url", f"http://{HOST}:{port}")
         yield Prepared(database, env, port, Path(directory))
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def p95(values: list[float]) -> float:
+    if len(values) < 2:
+        return values[0] if values else float("nan")
+    return statistics.quantiles(values, n=20, method="inclusive")[18]
+
+
+def per_backend(args: argparse.Namespace, measure: Callable) -> tuple[list, list[str]]:
+    """`measure(backend, args)` for each backend asked for; a backend that cannot be reached is skipped, and said."""
+    outcomes, skipped = [], []
+    for backend in args.backends:
+        try:
+            outcomes.append(measure(backend, args))
+        except Unavailable as exc:
+            skipped.append(f"{backend}: skipped: {exc}")
+    return outcomes, skipped

@@ -155,6 +155,17 @@ def _selection(auditor: auth.Auditor):
     return auditor.site(query["site"]), query["period"]
 
 
+def _require(site) -> None:
+    if site is None:
+        raise NotFound("unknown_site", "this key has no site to audit")
+
+
+def _required_site(auditor: auth.Auditor):
+    site, _ = _selection(auditor)
+    _require(site)
+    return site
+
+
 @bp.get("/audit")
 @signed_in(page=True)
 def dashboard(auditor: auth.Auditor):
@@ -185,8 +196,7 @@ def chart(auditor: auth.Auditor, name: str):
     if draw is None:
         raise NotFound("unknown_chart", f"there is no chart {name!r}")
     site, period = _selection(auditor)
-    if site is None:
-        raise NotFound("unknown_site", "this key has no site to audit")
+    _require(site)
     return Response(draw(site, period), mimetype="image/svg+xml")
 
 
@@ -194,9 +204,7 @@ def chart(auditor: auth.Auditor, name: str):
 @signed_in(page=True)
 def verify(auditor: auth.Auditor):
     """Walk the site's whole chain: a page of its own, since it reads every event rather than one period's."""
-    site, _ = _selection(auditor)
-    if site is None:
-        raise NotFound("unknown_site", "this key has no site to audit")
+    site = _required_site(auditor)
     result = chain.verify_site(site)
     return _page("audit_verify.html", auditor=auditor, site=site, result=result, checked_at=utcnow())
 
@@ -205,9 +213,7 @@ def verify(auditor: auth.Auditor):
 @signed_in(page=True)
 def export_events(auditor: auth.Auditor):
     """The site's whole consent log as the audit API exports it, for the signed-in auditor's browser."""
-    site, _ = _selection(auditor)
-    if site is None:
-        raise NotFound("unknown_site", "this key has no site to audit")
+    site = _required_site(auditor)
     fmt = request.args.get("format", "jsonl")
     if fmt not in EXPORT_FORMATS:
         raise Invalid("invalid_format", f"format must be one of {', '.join(EXPORT_FORMATS)}")

@@ -8,10 +8,15 @@ import multiprocessing
 import os
 
 bind = os.environ.get("CMP_BIND", "0.0.0.0:8000")
-# gunicorn's advice for sync workers; each holds at most CMP_DB_POOL_SIZE connections (plus overflow).
+# Processes: gunicorn's advice. Each holds at most CMP_DB_POOL_SIZE connections (plus overflow); keep
+# threads at or below the pool size so no thread waits for a connection.
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
-worker_class = "sync"
-# A request waits at most a few seconds for the database (connect and pool timeouts), far below this.
+# Threaded workers: the main thread keeps telling the arbiter it is alive while a request thread streams a
+# long audit export, which a sync worker would be killed for after `timeout`.
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", 4))
+# A worker whose main loop is stuck this long is restarted; requests themselves wait at most a few seconds for
+# the database (connect and pool timeouts).
 timeout = 30
 graceful_timeout = 30
 keepalive = 2

@@ -29,3 +29,5 @@ errorlog = "-"
 # Behind a TLS-terminating load balancer: believe its X-Forwarded-Proto for the request's scheme.
 # (Client addresses are taken from X-Forwarded-For by cmp itself, only through CMP_TRUSTED_PROXIES.)
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn's runtime control socket has one default path per user: two instances on one host would share it.
+control_socket_disable = True

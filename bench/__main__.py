@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     chosen = [argv] if argv else [[name] for name in BENCHMARKS]
+    started_on = machine()
     status = 0
     try:
         for arguments in chosen:
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\n== {arguments[0]} ==", flush=True)
             status = max(status, args.run(args))
         if len(chosen) > 1:
-            summary.print_summary(machine())
+            summary.print_summary(started_on)
     except KeyboardInterrupt:
         print("interrupted: servers stopped, temporary databases removed", file=sys.stderr)
         return 130

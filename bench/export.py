@@ -457,7 +457,7 @@ def _summarise(outcome: Outcome) -> None:
     )
     smaller = [m for m in outcome.measures if m.name == "export" and m.events < largest]
     summary.record(
-        f"export peak memory growth MiB, {largest:,} events",
+        f"export peak memory growth MiB, {largest:,} events ({outcome.backend})",
         f"{export.growth_kib / 1024:.1f}",
         f"at {smaller[0].events:,} events {smaller[0].growth_kib / 1024:.1f}" if smaller else "-",
         summary.ratio(export.growth_kib, smaller[0].growth_kib) if smaller else "",

@@ -435,7 +435,7 @@ def print_report(outcomes: list[Outcome], skipped: list[str], args: argparse.Nam
             )
             server_median = median(b.server_ms)
             summary.record(
-                f"bulk lookup server ms p50 ({b.per_call:,} of {b.stored:,}; {len(b.purposes)} purpose(s))",
+                f"bulk lookup server ms p50 ({b.per_call:,} of {b.stored:,}, {'+'.join(b.purposes)})",
                 f"{server_median:.1f}",
                 f"round trip p50 {median(b.round_trip_ms):.1f}",
                 "",

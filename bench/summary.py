@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-COLUMNS = (("figure", 44), ("ours", 14), ("ceiling or peer", 30), ("ratio", 8), ("target", 0))
+COLUMNS = (("figure", 74), ("ours", 10), ("ceiling or peer", 34), ("ratio", 7), ("target", 0))
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ def ratio(ours: float | None, theirs: float | None) -> str:
 
 
 def print_summary(machine_line: str) -> None:
+    """`machine_line` is the machine as the run began."""
     if not FIGURES:
         return
     print()

@@ -27,8 +27,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench import BenchError, summary
-from bench.databases import DEFAULT_POSTGRES_URL
-from bench.options import BACKENDS, backends, loopback_url, machine, per_backend, positive, prepared_demo, progress
+from bench.options import (
+    add_database_options,
+    machine,
+    per_backend,
+    positive,
+    prepared_demo,
+    progress,
+)
 from bench.server import PROJECT
 
 SITE = "demo"
@@ -47,13 +53,7 @@ COLUMNS = (
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--backends",
-        type=backends,
-        default=list(BACKENDS),
-        metavar="LIST",
-        help=f"comma-separated, from: {','.join(BACKENDS)} (default: all)",
-    )
+    add_database_options(parser)
     parser.add_argument("--events", type=positive, default=1_000_000, help="events at the large size (%(default)s)")
     parser.add_argument(
         "--small", type=int, default=100_000, help="events at the small size, measured first; 0 skips it (%(default)s)"
@@ -65,12 +65,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="verify the export offline at sizes up to this many events (%(default)s; its hashing is slow)",
     )
     parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="export format (%(default)s)")
-    parser.add_argument(
-        "--postgres-url",
-        type=loopback_url,
-        default=DEFAULT_POSTGRES_URL,
-        help="loopback server on which to create the throwaway database (default: %(default)s)",
-    )
 
 
 @dataclass

@@ -40,8 +40,8 @@ def machine() -> str:
     )
 
 
-def add_load_options(parser: argparse.ArgumentParser, measured: str, backends_note: str = "") -> None:
-    """Backends, clients, workers, rounds alternating healthz and `measured`, round length, PostgreSQL server."""
+def add_database_options(parser: argparse.ArgumentParser, backends_note: str = "") -> None:
+    """The backends to measure, and the PostgreSQL server on which to make throwaway databases."""
     parser.add_argument(
         "--backends",
         type=backends,
@@ -49,6 +49,17 @@ def add_load_options(parser: argparse.ArgumentParser, measured: str, backends_no
         metavar="LIST",
         help=f"comma-separated, from: {','.join(BACKENDS)} (default: all{backends_note})",
     )
+    parser.add_argument(
+        "--postgres-url",
+        type=loopback_url,
+        default=DEFAULT_POSTGRES_URL,
+        help="loopback server on which to create the throwaway database (default: %(default)s)",
+    )
+
+
+def add_load_options(parser: argparse.ArgumentParser, measured: str, backends_note: str = "") -> None:
+    """Backends, clients, workers, rounds alternating healthz and `measured`, round length, PostgreSQL server."""
+    add_database_options(parser, backends_note)
     parser.add_argument("--clients", type=positive, default=16, help="concurrent client threads (default: %(default)s)")
     parser.add_argument(
         "--workers",
@@ -67,12 +78,6 @@ def add_load_options(parser: argparse.ArgumentParser, measured: str, backends_no
         "--seconds", type=positive_seconds, default=3.0, help="length of each round (default: %(default)s)"
     )
     length.add_argument("--requests", type=positive, help="requests in each round, instead of --seconds")
-    parser.add_argument(
-        "--postgres-url",
-        type=loopback_url,
-        default=DEFAULT_POSTGRES_URL,
-        help="loopback server on which to create the throwaway database (default: %(default)s)",
-    )
 
 
 def positive(text: str) -> int:

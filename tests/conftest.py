@@ -25,7 +25,7 @@ IN_CI = os.environ.get("CI") == "true"
 POSTGRES_ADMIN_URL = os.environ.get("CMP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SHARED_GEOIP = Path(__file__).resolve().parents[2] / "shared" / "geoip"
 
-from tests.helpers import ORIGIN  # noqa: E402
+from tests.helpers import ORIGIN, bearer  # noqa: E402
 
 
 def skip_or_fail(reason: str):
@@ -192,6 +192,27 @@ def site(app):
     notices.publish_notice(site)
     db.session.commit()
     return site
+
+
+# API keys of one scope each, for the `shop` site's tests: the Authorization header to send.
+@pytest.fixture
+def reader(site):
+    return bearer("consent:read")
+
+
+@pytest.fixture
+def writer(site):
+    return bearer("consent:write")
+
+
+@pytest.fixture
+def sender(site):
+    return bearer("email:write")
+
+
+@pytest.fixture
+def dsr(site):
+    return bearer("dsr")
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ Three steps, each safe to repeat (a second run finds nothing left to do) and eac
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
@@ -95,7 +94,7 @@ def purge_site(site: Site, policy: Policy, *, hmac_key: str, dry_run: bool = Fal
 # -- 1. expiry -------------------------------------------------------------------------------------------
 
 
-def _expired_grants(site: Site, now: datetime) -> Iterator[tuple[str, str, int | None, list[str]]]:
+def _expired_grants(site: Site, now: datetime) -> list[tuple[str, str, int | None, list[str]]]:
     """(subject, event, notice version, purposes) for each decision whose grants have run out."""
     rows = db.session.execute(
         select(ConsentState.subject_id, ConsentState.event_id, ConsentState.notice_version, ConsentState.purpose)
@@ -109,13 +108,12 @@ def _expired_grants(site: Site, now: datetime) -> Iterator[tuple[str, str, int |
     groups: dict[tuple[str, str, int | None], list[str]] = {}
     for subject_id, event_id, version, purpose in rows:
         groups.setdefault((subject_id, event_id, version), []).append(purpose)
-    for (subject_id, event_id, version), purposes in groups.items():
-        yield subject_id, event_id, version, purposes
+    return [(*key, purposes) for key, purposes in groups.items()]
 
 
 def _expire_grants(site: Site, policy: Policy, report: PurgeReport, *, hmac_key: str, dry_run: bool, now) -> None:
     refusable_by_version: dict[int | None, set[str]] = {}
-    for subject_id, event_id, version, purposes in list(_expired_grants(site, now)):
+    for subject_id, event_id, version, purposes in _expired_grants(site, now):
         if version not in refusable_by_version:
             notice = notices.get_notice(site, version) if version is not None else notices.current_notice(site)
             refusable_by_version[version] = {p["key"] for p in notice.content["purposes"] if p["refusable"]}

@@ -37,16 +37,6 @@ def app(database_url):
         yield app
 
 
-@pytest.fixture
-def sender(site):
-    return bearer("email:write")
-
-
-@pytest.fixture
-def reader(site):
-    return bearer("consent:read")
-
-
 def subscribe(client, sender, address=ADDRESS, **body):
     return client.post(SUBSCRIPTIONS, json={"site": "shop", "email": address, **body}, headers=sender)
 

@@ -22,16 +22,6 @@ LOOKUP = "/api/v1/consents/lookup"
 CONSENTS = "/api/v1/sites/shop/consents"
 
 
-@pytest.fixture
-def reader(site):
-    return bearer("consent:read")
-
-
-@pytest.fixture
-def writer(site):
-    return bearer("consent:write")
-
-
 def ask(client, headers, subject, purpose="analytics", site_key="shop"):
     response = client.get(
         LOOKUP, query_string={"site": site_key, "subject": subject, "purpose": purpose}, headers=headers

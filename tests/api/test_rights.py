@@ -19,21 +19,6 @@ EVENTS = ConsentEvent.__table__
 
 
 @pytest.fixture
-def dsr(site):
-    return bearer("dsr")
-
-
-@pytest.fixture
-def writer(site):
-    return bearer("consent:write")
-
-
-@pytest.fixture
-def reader(site):
-    return bearer("consent:read")
-
-
-@pytest.fixture
 def person(client, site, writer) -> dict:
     """A visitor who accepted in the banner, then signed in as user 42 with their email linked."""
     accepted = post_consent(client, action="accept_all", page_url="https://shop.example/help")

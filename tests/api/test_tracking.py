@@ -15,7 +15,7 @@ from cmp.models.types import utcnow
 from cmp.services import chain, notices
 from cmp.services.email import Link, LinkKind
 from tests.conftest import running_app
-from tests.helpers import bearer, counts, events
+from tests.helpers import counts, events
 
 PUBLIC = "https://cmp.example"
 ADDRESS = "grace.hopper@example.org"
@@ -27,16 +27,6 @@ DESTINATION = "https://shop.example/sale?utm_campaign=spring#top"
 def app(database_url):
     with running_app(database_url, CMP_PUBLIC_URL=PUBLIC) as app:
         yield app
-
-
-@pytest.fixture
-def sender(site):
-    return bearer("email:write")
-
-
-@pytest.fixture
-def writer(site):
-    return bearer("consent:write")
 
 
 def decide(client, writer, decision: str, address=ADDRESS):

@@ -14,7 +14,7 @@ from cmp.models.types import utcnow
 from cmp.services import chain, retention
 from cmp.services import consent as consent_service
 from cmp.services.identifiers import new_event_id
-from tests.helpers import bearer, counts, events
+from tests.helpers import counts, events
 
 LOOKUP = "/api/v1/consents/lookup"
 NOW = utcnow()
@@ -22,16 +22,6 @@ NOW = utcnow()
 # of the default 12 months has run out, but the event is still within every retention limit.
 OLD = NOW - timedelta(days=7 * 365)
 RECENT = NOW - timedelta(days=400)
-
-
-@pytest.fixture
-def write(client, site):
-    return bearer("consent:write")
-
-
-@pytest.fixture
-def read(client, site):
-    return bearer("consent:read")
 
 
 def record(client, headers, monkeypatch, subject: str, action: str, at):
@@ -56,7 +46,7 @@ def answer(client, headers, subject: str, purpose: str = "analytics") -> dict:
 
 
 @pytest.fixture
-def history(client, site, write, monkeypatch):
+def history(client, site, writer, monkeypatch):
     """Three decisions seven years old, two 400 days old, each by another user."""
     ids = {}
     for subject, action, at in (
@@ -66,7 +56,7 @@ def history(client, site, write, monkeypatch):
         ("user:d", "accept_all", RECENT),
         ("user:e", "reject_all", RECENT),
     ):
-        ids[subject] = record(client, write, monkeypatch, subject, action, at)
+        ids[subject] = record(client, writer, monkeypatch, subject, action, at)
     return ids
 
 
@@ -90,7 +80,7 @@ def test_a_dry_run_reports_what_would_go_and_changes_nothing(app, site, history)
     assert all(event.evidence_salt is not None for event in events())
 
 
-def test_purge_expires_empties_removes_and_the_chain_still_verifies(app, client, site, history, read):
+def test_purge_expires_empties_removes_and_the_chain_still_verifies(app, client, site, history, reader):
     removed_hash = events()[2].hash
     report = purge(app, site)
 
@@ -108,11 +98,11 @@ def test_purge_expires_empties_removes_and_the_chain_still_verifies(app, client,
     result = chain.verify_site(site)
     assert result.ok and result.checked == 5, result
 
-    assert answer(client, read, "user:a")["reason"] == "expired"
-    assert answer(client, read, "user:d")["reason"] == "expired"
-    assert answer(client, read, "user:e")["reason"] == "denied"
+    assert answer(client, reader, "user:a")["reason"] == "expired"
+    assert answer(client, reader, "user:d")["reason"] == "expired"
+    assert answer(client, reader, "user:e")["reason"] == "denied"
     # user:b's only decision is past its proof period: nothing is left of them, and nothing is allowed.
-    gone = answer(client, read, "user:b")
+    gone = answer(client, reader, "user:b")
     assert gone["reason"] == "no_record" and gone["allowed"] is False
     assert db.session.scalar(sa.select(sa.func.count()).select_from(SubjectIdentifier)) == 4
 
@@ -156,9 +146,9 @@ def test_purging_again_changes_nothing(app, site, history):
     assert db.session.scalar(sa.select(sa.func.count()).select_from(ChainCheckpoint)) == 1
 
 
-def test_the_chain_continues_after_a_checkpoint(app, client, site, history, write, monkeypatch):
+def test_the_chain_continues_after_a_checkpoint(app, client, site, history, writer, monkeypatch):
     purge(app, site)
-    record(client, write, monkeypatch, "user:f", "accept_all", utcnow())
+    record(client, writer, monkeypatch, "user:f", "accept_all", utcnow())
     result = chain.verify_site(site)
     assert result.ok and result.checked == 6
 
@@ -172,20 +162,20 @@ def test_a_removed_checkpoint_is_caught(app, site, history):
     assert "sequence gap: expected 1, found 4" in result.reason
 
 
-def test_a_grant_decided_again_meanwhile_is_not_expired(app, client, site, history, write, read, monkeypatch):
+def test_a_grant_decided_again_meanwhile_is_not_expired(app, client, site, history, writer, reader, monkeypatch):
     """Each expiry records only if the state is still the expired one, checked under the chain lock."""
     expired_grants = retention._expired_grants
 
     def then_user_d_decides_again(*args):
-        found = list(expired_grants(*args))
-        record(client, write, monkeypatch, "user:d", "accept_all", utcnow())
+        found = expired_grants(*args)
+        record(client, writer, monkeypatch, "user:d", "accept_all", utcnow())
         monkeypatch.setattr(retention, "_expired_grants", then_user_d_decides_again)
         return found
 
     monkeypatch.setattr(retention, "_expired_grants", then_user_d_decides_again)
     report = purge(app, site)
     assert report.skipped == 1 and report.expired_subjects == 2
-    assert answer(client, read, "user:d")["reason"] == "granted"
+    assert answer(client, reader, "user:d")["reason"] == "granted"
     assert chain.verify_site(site).ok
 
 

@@ -38,6 +38,8 @@ class Round:
     ok: int = 0
     elapsed: float = 0.0
     errors: Counter = field(default_factory=Counter)
+    # CPU microseconds per answered request, by group (bench.cpu), where measured.
+    cpu_us: dict[str, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:

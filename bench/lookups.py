@@ -28,7 +28,7 @@ from urllib.parse import urlencode
 import psycopg
 from sqlalchemy.engine import make_url
 
-from bench import BenchError, summary
+from bench import BenchError, cpu, summary
 from bench.load import Call, Limit, Round, drive
 from bench.options import add_load_options, machine, median, p95, per_backend, positive, prepared_demo, progress
 from bench.server import HOST, cmp, gunicorn
@@ -44,6 +44,16 @@ SINGLE_COLUMNS = (
     ("lookups/s", 9),
     ("ratio", 6),
     ("errors", 6),
+)
+CPU_COLUMNS = (
+    ("cpu µs/req", 10),
+    ("subjects", 9),
+    ("request", 7),
+    ("server", 6),
+    ("database", 8),
+    ("client", 6),
+    ("total", 6),
+    ("beyond healthz", 14),
 )
 BULK_COLUMNS = (
     ("bulk", 9),
@@ -149,9 +159,9 @@ def bench_backend(backend: str, args: argparse.Namespace) -> Outcome:
         outcome.version = database.version
         reader = _new_key(env, "bench-reader", "consent:read")
         writer = _new_key(env, "bench-writer", "consent:write")
-        with gunicorn(env, args.workers, port, service.directory / "gunicorn.log"):
+        with gunicorn(env, args.workers, port, service.directory / "gunicorn.log") as server:
             subjects = _record_consents(port, writer, args.seeded)
-            outcome.singles.append(_singles(backend, args.seeded, port, reader, subjects, args))
+            outcome.singles.append(_singles(backend, args.seeded, port, reader, subjects, args, server.pid))
             if backend == "postgres":
                 progress(backend, f"storing {args.subjects:,} subjects with COPY")
                 outcome.seed_seconds = seed_subjects(database.url, env["CMP_HMAC_KEY"], args.subjects)
@@ -160,7 +170,8 @@ def bench_backend(backend: str, args: argparse.Namespace) -> Outcome:
                     outcome.bulk.append(_bulk(port, reader, purposes, args))
                 sample = random.Random(7).sample(range(1, args.subjects + 1), args.rounds)
                 at_scale = [f"user:{n}" for n in sample]
-                outcome.singles.append(_singles(backend, args.subjects + args.seeded, port, reader, at_scale, args))
+                stored = args.subjects + args.seeded
+                outcome.singles.append(_singles(backend, stored, port, reader, at_scale, args, server.pid))
     return outcome
 
 
@@ -186,7 +197,7 @@ def _record_consents(port: int, writer: str, count: int) -> list[str]:
     return subjects
 
 
-def _singles(backend: str, stored: int, port: int, reader: str, subjects: list[str], args) -> Singles:
+def _singles(backend: str, stored: int, port: int, reader: str, subjects: list[str], args, server: int) -> Singles:
     outcome = Singles(backend, stored, args.workers, args.clients)
     headers = {"Authorization": f"Bearer {reader}"}
     healthz = Call("healthz", "GET", "/healthz", 200)
@@ -204,7 +215,13 @@ def _singles(backend: str, stored: int, port: int, reader: str, subjects: list[s
         # Each round asks about another subject.
         subject_call = lookup(subjects[(number - 1) % len(subjects)])
         for call, rounds in ((healthz, outcome.healthz), (subject_call, outcome.lookups)):
+            before = cpu.snapshot(server)
             result = drive(HOST, port, call, args.clients, limit)
+            after = cpu.snapshot(server)
+            if before and after:
+                result.cpu_us = after.since(before).per_request_us(result.ok)
+                if backend == "sqlite":  # in the server's own process; a PostgreSQL nearby serves others
+                    del result.cpu_us["database"]
             rounds.append(result)
             progress(
                 backend,
@@ -252,23 +269,34 @@ def expected(n: int, stored: int, purpose: str) -> str:
     return ("granted", "withdrawn", "no_record")[n % 3]
 
 
-# Loading into tables without their secondary indexes, then building those once, is several times faster than
-# updating them row by row; they are rebuilt under the names the migrations gave them.
-_DEFERRED_INDEXES = (
-    (
-        "DROP INDEX uq_subject_identifiers_site_id_digest",
-        "CREATE UNIQUE INDEX uq_subject_identifiers_site_id_digest ON subject_identifiers (site_id, digest)"
-        " INCLUDE (subject_id)",
-    ),
-    (
-        "DROP INDEX ix_subject_identifiers_subject_id",
-        "CREATE INDEX ix_subject_identifiers_subject_id ON subject_identifiers (subject_id)",
-    ),
-    (
-        "ALTER TABLE consent_state DROP CONSTRAINT pk_consent_state",
-        "ALTER TABLE consent_state ADD CONSTRAINT pk_consent_state PRIMARY KEY (site_id, subject_id, purpose)",
-    ),
-)
+# Loading into tables without their indexes, then building each once, is several times faster than updating
+# them row by row. They are rebuilt exactly as the migrations made them: names and definitions are read from the
+# catalog first. subject_identifiers keeps its primary key, which assigns the rows' ids.
+_DEFERRED_INDEXES = """
+SELECT index.relname, pg_get_indexdef(index.oid), key.conname, pg_get_constraintdef(key.oid), tab.relname
+FROM pg_index
+JOIN pg_class AS index ON index.oid = pg_index.indexrelid
+JOIN pg_class AS tab ON tab.oid = pg_index.indrelid
+LEFT JOIN pg_constraint AS key ON key.conindid = index.oid AND key.contype IN ('p', 'u')
+WHERE tab.relname IN ('subject_identifiers', 'consent_state') AND index.relname <> 'pk_subject_identifiers'
+ORDER BY index.relname
+"""
+
+
+def _deferred_indexes(connection: psycopg.Connection) -> list[tuple[str, str]]:
+    """(drop, create) statements for the indexes the load builds afterwards."""
+    statements = []
+    for index, index_definition, constraint, constraint_definition, table in connection.execute(_DEFERRED_INDEXES):
+        if constraint:
+            statements.append(
+                (
+                    f"ALTER TABLE {table} DROP CONSTRAINT {constraint}",
+                    f"ALTER TABLE {table} ADD CONSTRAINT {constraint} {constraint_definition}",
+                )
+            )
+        else:
+            statements.append((f"DROP INDEX {index}", index_definition))
+    return statements
 
 
 def seed_subjects(database_url: str, hmac_key: str, count: int) -> float:
@@ -292,7 +320,8 @@ def seed_subjects(database_url: str, hmac_key: str, count: int) -> float:
         if superuser:
             connection.execute("SET LOCAL session_replication_role = replica")
         connection.execute("SET LOCAL maintenance_work_mem = '256MB'")
-        for drop, _ in _DEFERRED_INDEXES:
+        deferred = _deferred_indexes(connection)
+        for drop, _ in deferred:
             connection.execute(drop)
         parameters = {"site_id": site_id, "count": count, "event_id": event[0]}
         connection.execute(_SUBJECTS, parameters)
@@ -302,7 +331,7 @@ def seed_subjects(database_url: str, hmac_key: str, count: int) -> float:
             for chunk in _identifier_rows(site_id, hmac_key, count):
                 copy.write(chunk)
         connection.execute(_STATES, parameters)
-        for _, create in _DEFERRED_INDEXES:
+        for _, create in deferred:
             connection.execute(create)
     # As autovacuum would leave them: statistics for the planner, and the visibility map set.
     with psycopg.connect(conninfo, autocommit=True) as connection:
@@ -380,7 +409,7 @@ def _wrong_answers(answer: dict, numbers: list[int], stored: int, purposes: tupl
 
 
 def _best(rounds: list[Round]) -> float:
-    return max((r.rate for r in rounds), default=0.0)
+    return _best_round(rounds).rate
 
 
 def print_report(outcomes: list[Outcome], skipped: list[str], args: argparse.Namespace) -> None:
@@ -411,6 +440,7 @@ def print_report(outcomes: list[Outcome], skipped: list[str], args: argparse.Nam
                 ratio,
                 f">= 0.8 ({'met' if ratio != '-' and float(ratio) >= 0.8 else 'NOT met'})",
             )
+    _print_cpu(outcomes)
     bulk = [(outcome, b) for outcome in outcomes for b in outcome.bulk]
     if bulk:
         print(_row(BULK_COLUMNS, (name for name, _ in BULK_COLUMNS)))
@@ -456,6 +486,26 @@ def print_report(outcomes: list[Outcome], skipped: list[str], args: argparse.Nam
         errors += sum((b.errors for b in outcome.bulk), Counter())
         for error, count in errors.most_common():
             print(f"{outcome.backend}: {count} x {error}")
+
+
+def _print_cpu(outcomes: list[Outcome]) -> None:
+    """CPU per request in the best round of each kind: what a lookup costs beyond /healthz, and where."""
+    measured = [s for outcome in outcomes for s in outcome.singles if _best_round(s.healthz).cpu_us]
+    if not measured:
+        return
+    print(_row(CPU_COLUMNS, (name for name, _ in CPU_COLUMNS)))
+    for singles in measured:
+        healthz = sum(_best_round(singles.healthz).cpu_us.values())
+        for name, rounds in (("healthz", singles.healthz), ("lookups", singles.lookups)):
+            used = _best_round(rounds).cpu_us
+            total = sum(used.values())
+            beyond = f"+{total - healthz:.0f}" if name == "lookups" else "-"
+            cells = [f"{used[group]:.0f}" if group in used else "-" for group in cpu.GROUPS]
+            print(_row(CPU_COLUMNS, [singles.backend, f"{singles.stored:,}", name, *cells, f"{total:.0f}", beyond]))
+
+
+def _best_round(rounds: list[Round]) -> Round:
+    return max(rounds, key=lambda r: r.rate, default=Round(""))
 
 
 def _row(columns, cells: Iterable[str]) -> str:

@@ -72,3 +72,24 @@ def test_every_revision_steps_down_and_up(empty_database):
         assert _schema_diff(app) == []
         db.session.remove()
         db.engine.dispose()
+
+
+def _state_key(app) -> str:
+    with db.engine.connect() as connection:
+        return connection.execute(
+            sa.text("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'pk_consent_state'")
+        ).scalar_one()
+
+
+@pytest.mark.postgres
+def test_the_state_key_carries_the_answer_on_postgresql(postgres_databases):
+    """Revision 0009: lookups read their answer from the key (index-only); stepping down restores the plain key."""
+    app = make_app(postgres_databases.create())
+    with app.app_context():
+        upgrade()
+        answer = "decision, action, event_id, notice_version, decided_at, expires_at"
+        assert _state_key(app) == f"PRIMARY KEY (site_id, subject_id, purpose) INCLUDE ({answer})"
+        downgrade(revision="0008")
+        assert _state_key(app) == "PRIMARY KEY (site_id, subject_id, purpose)"
+        db.session.remove()
+        db.engine.dispose()

@@ -14,12 +14,18 @@ import time
 from dataclasses import dataclass
 
 from cachetools import TTLCache
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, current_app, g, request
 from marshmallow import ValidationError
 
 from cmp.api.requests import bearer_token, json_body, require_key
 from cmp.errors import NotFound
-from cmp.schemas.lookup import BulkLookupSchema, bulk_lookup_schema, dump_bulk_result, lookup_query_schema
+from cmp.schemas.lookup import (
+    BulkLookupSchema,
+    bulk_lookup_schema,
+    dump_bulk_result,
+    dump_lookup_result,
+    lookup_query_schema,
+)
 from cmp.services import keys, lookup
 from cmp.services.sites import get_site
 from cmp.vocabulary import Scope
@@ -102,16 +108,8 @@ def _site(site_key: str, purposes: list[str]) -> lookup.LookupSite:
     return site
 
 
-def _answers(site_key: str, subjects: list[str], purposes: list[str], *, serialised: bool = False):
-    _require_reader(site_key)
-    answer = lookup.lookup_serialised if serialised else lookup.lookup
-    return answer(
-        _site(site_key, purposes),
-        subjects,
-        purposes,
-        hmac_key=current_app.config["CMP_HMAC_KEY"],
-        visitor_ids=current_app.extensions["cmp.visitor_ids"],
-    )
+def _context() -> dict:
+    return {"hmac_key": current_app.config["CMP_HMAC_KEY"], "visitor_ids": current_app.extensions["cmp.visitor_ids"]}
 
 
 def _private(response):
@@ -145,9 +143,12 @@ def _lookup_query(args: dict) -> dict:
 @bp.get("/lookup")
 def lookup_one():
     query = _lookup_query(request.args.to_dict())
-    [answers] = _answers(query["site"], [query["subject"]], [query["purpose"]])
-    body = {"site": query["site"], "subject": query["subject"], "purpose": query["purpose"]}
-    return _private(jsonify({**body, **answers[query["purpose"]].as_dict()}))
+    site, subject, purpose = query["site"], query["subject"], query["purpose"]
+    _require_reader(site)
+    answer = lookup.lookup_one_serialised(_site(site, [purpose]), subject, purpose, **_context())
+    return _private(
+        current_app.response_class(dump_lookup_result(site, subject, purpose, answer), mimetype="application/json")
+    )
 
 
 # The subject rules of the schema, applied directly: 10,000 subjects through marshmallow take longer than the
@@ -189,6 +190,7 @@ def lookup_many():
     request.max_content_length = BULK_MAX_BYTES
     data = _bulk_request(json_body())
     purposes = list(dict.fromkeys(data["purposes"]))
-    answers = _answers(data["site"], data["subjects"], purposes, serialised=True)
+    _require_reader(data["site"])
+    answers = lookup.lookup_serialised(_site(data["site"], purposes), data["subjects"], purposes, **_context())
     body = dump_bulk_result(data["site"], purposes, data["subjects"], answers)
     return _private(current_app.response_class(body, mimetype="application/json"))

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, event, inspect
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    UniqueConstraint,
+    event,
+    inspect,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from cmp.extensions import db
@@ -90,6 +101,15 @@ class ConsentState(db.Model):
     """The latest decision per site, subject and purpose, written with its event."""
 
     __tablename__ = "consent_state"
+    # On PostgreSQL the key also carries the answer's columns, so a lookup reads only the key (migration 0009).
+    __table_args__ = (
+        PrimaryKeyConstraint(
+            "site_id",
+            "subject_id",
+            "purpose",
+            postgresql_include=["decision", "action", "event_id", "notice_version", "decided_at", "expires_at"],
+        ),
+    )
 
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), primary_key=True)
     subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), primary_key=True)

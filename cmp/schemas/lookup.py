@@ -78,6 +78,12 @@ def dump_bulk_result(site: str, purposes: Sequence[str], subjects: Sequence[str]
     return f'{head},"results":[{results}]}}\n'
 
 
+def dump_lookup_result(site: str, subject: str, purpose: str, answer: str) -> str:
+    """LookupResultSchema's document around an answer that is already JSON, as `jsonify` would write it."""
+    head = f'{{"site":{encode_basestring_ascii(site)},"subject":{encode_basestring_ascii(subject)}'
+    return f'{head},"purpose":{encode_basestring_ascii(purpose)},{answer[1:]}\n'
+
+
 class LinkSchema(Schema):
     subjects = fields.List(SUBJECT, required=True, validate=validate.Length(min=2, max=10))
 

@@ -9,7 +9,8 @@ from datetime import datetime
 from json.encoder import encode_basestring_ascii
 from typing import NamedTuple
 
-from sqlalchemy import Row, Select, String, any_, bindparam, func, insert, select, text
+import psycopg
+from sqlalchemy import Executable, Row, Select, String, any_, bindparam, func, insert, select
 from sqlalchemy.exc import DBAPIError
 
 from cmp.errors import Conflict, Invalid
@@ -127,12 +128,14 @@ def _asked(site: Site | LookupSite, subjects: Sequence[str], purposes: Sequence[
     return site
 
 
-def _read(statement, parameters: dict) -> list[Row]:
+def _read(statement: Executable | str, parameters: dict) -> list[Row] | list[tuple]:
     """The rows of one state query, on the session's connection when it has a transaction (a caller then sees its
     own writes); otherwise, as for every API lookup, on a pooled connection of its own, sparing the request a
     session's setup and teardown.
 
-    On PostgreSQL that connection is in autocommit: a single statement reads one snapshot either way, and this one
+    `statement` is a SQLAlchemy statement, or SQL written for psycopg (PostgreSQL only), which runs on the driver's
+    own connection: for a statement this small SQLAlchemy's execution layer costs more than PostgreSQL does.
+    On PostgreSQL the connection is in autocommit: a single statement reads one snapshot either way, and this one
     is spared the BEGIN and ROLLBACK round trips around it. A read is safe to repeat, so one that finds its
     connection dead (the server restarted since the pool last looked) runs once more, on a new connection.
     """
@@ -140,21 +143,51 @@ def _read(statement, parameters: dict) -> list[Row]:
         session = db.session()
         if session.in_transaction() or session.new or session.dirty or session.deleted:
             session.flush()
+            if isinstance(statement, str):
+                return session.connection().exec_driver_sql(statement, parameters).all()
             return session.connection().execute(statement, parameters).all()
+    read = _read_driver if isinstance(statement, str) else _read_alone
     try:
-        return _read_alone(statement, parameters)
+        return read(statement, parameters)
     except DBAPIError as exc:
         if not exc.connection_invalidated:
             raise
-    return _read_alone(statement, parameters)
+    return read(statement, parameters)
 
 
-def _read_alone(statement, parameters: dict) -> list[Row]:
+def _read_alone(statement: Executable, parameters: dict) -> list[Row]:
     engine = db.engine
     with engine.connect() as connection:
         if engine.dialect.name == "postgresql":
             connection.execution_options(isolation_level="AUTOCOMMIT")
         return connection.execute(statement, parameters).all()
+
+
+def _read_driver(sql: str, parameters: dict) -> list[tuple]:
+    """`sql` on a pooled psycopg connection, prepared once per connection; errors raised as SQLAlchemy's."""
+    try:
+        pooled = db.engine.raw_connection()
+    except psycopg.Error as exc:  # the server cannot be reached
+        raise DBAPIError.instance(None, None, exc, psycopg.Error) from exc
+    connection = pooled.driver_connection
+    try:
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, parameters, prepare=True)
+                return cursor.fetchall()
+        finally:
+            if not connection.closed:
+                connection.autocommit = False  # as the pool hands connections out
+    except psycopg.Error as exc:
+        # A server that ended the session (SQLSTATE 57P01 to 57P05: shutdown, termination) says so before the
+        # socket reads as closed.
+        dead = connection.closed or connection.broken or (exc.sqlstate or "").startswith("57P")
+        if dead:
+            pooled.invalidate(exc)
+        raise DBAPIError.instance(sql, parameters, exc, psycopg.Error, connection_invalidated=dead) from exc
+    finally:
+        pooled.close()
 
 
 def lookup(
@@ -301,16 +334,7 @@ def lookup_serialised(
         ]
     site = _asked(site, subjects, purposes)
     digests = _digests(site.key, subjects, hmac_key, visitor_ids)
-    found: dict[str, dict[str, tuple[bool, str]]] = {purpose: {} for purpose in purposes}
-    if digests:
-        parameters = {
-            "site_id": site.id,
-            "digests": ",".join(sorted(set(digests))),
-            "purposes": ",".join(purposes),
-            "now": now or utcnow(),
-        }
-        for digest, purpose, allowed, answer_json in _read(_SERIALISED_ANSWERS, parameters):
-            found[purpose][digest] = (allowed, answer_json)
+    found = _decided(site, digests, purposes, now)
     labels = [(encode_basestring_ascii(purpose) + ":", found[purpose]) for purpose in purposes]
     missing = (False, NO_RECORD_JSON)
     answers = []
@@ -322,6 +346,45 @@ def lookup_serialised(
             parts.append(label + answer_json)
         answers.append(SerialisedAnswers(allowed, "{" + ",".join(parts) + "}"))
     return answers
+
+
+def lookup_one_serialised(
+    site: Site | LookupSite,
+    subject: str,
+    purpose: str,
+    *,
+    hmac_key: str,
+    visitor_ids: VisitorIds,
+    now: datetime | None = None,
+) -> str:
+    """One subject's answer for one purpose, as AnswerSchema writes it: what a single lookup returns.
+
+    As `lookup_serialised`: decided and written by PostgreSQL, by `lookup` elsewhere; the same text either way.
+    """
+    if db.engine.dialect.name != "postgresql":
+        [answers] = lookup(site, [subject], [purpose], hmac_key=hmac_key, visitor_ids=visitor_ids, now=now)
+        return _json(answers[purpose].as_dict())
+    site = _asked(site, [subject], [purpose])
+    [digest] = _digests(site.key, [subject], hmac_key, visitor_ids)
+    return _decided(site, [digest], [purpose], now)[purpose].get(digest, (False, NO_RECORD_JSON))[1]
+
+
+def _decided(
+    site: LookupSite, digests: Sequence[str], purposes: Sequence[str], now: datetime | None
+) -> dict[str, dict[str, tuple[bool, str]]]:
+    """PostgreSQL: per purpose, per digest with a record, whether it is allowed and the answer's JSON."""
+    found: dict[str, dict[str, tuple[bool, str]]] = {purpose: {} for purpose in purposes}
+    if not digests:
+        return found
+    parameters = {"site_id": site.id, "purposes": ",".join(purposes), "now": now or utcnow()}
+    distinct = sorted(set(digests))
+    if len(distinct) == 1:
+        statement, parameters["digest"] = _SERIALISED_ONE, distinct[0]
+    else:
+        statement, parameters["digests"] = _SERIALISED_BATCH, ",".join(distinct)
+    for digest, purpose, allowed, answer_json in _read(statement, parameters):
+        found[purpose][digest] = (allowed, answer_json)
+    return found
 
 
 def _iso(column: str) -> str:
@@ -338,23 +401,25 @@ def _sql_list(values) -> str:
 
 
 # `_answer`'s rules in SQL, and `Answer.as_dict` written by the database. The values come from cmp.vocabulary;
-# the digests and purposes travel as one comma-separated parameter each, as in `_STATE_QUERIES`.
-_SERIALISED_ANSWERS = text(
-    f"""
+# the digests and purposes travel as one comma-separated parameter each, as in `_STATE_QUERIES`. Written for
+# psycopg (`%(name)s` parameters), to run on the driver's own connection (see `_read`). `asked` names the subjects:
+# each asked digest with its subject id.
+_SERIALISED_TEMPLATE = f"""
+WITH {{asked}}
 SELECT digest, purpose, reason = 'granted' AS allowed,
-    '{{"allowed":' || (reason = 'granted')::text
+    '{{{{"allowed":' || (reason = 'granted')::text
     || ',"reason":"' || reason
     || '","decided_at":' || coalesce('"' || {_iso("decided_at")} || '"', 'null')
     || ',"event_id":' || coalesce(to_json(event_id)::text, 'null')
     || ',"notice_version":' || coalesce(notice_version::text, 'null')
     || ',"expires_at":' || coalesce('"' || {_iso("expires_at")} || '"', 'null')
-    || '}}' AS answer
+    || '}}}}' AS answer
 FROM (
-    SELECT subject_identifiers.digest, consent_state.purpose, consent_state.event_id,
+    SELECT asked.digest, consent_state.purpose, consent_state.event_id,
         consent_state.notice_version, consent_state.decided_at, consent_state.expires_at,
         CASE
             WHEN consent_state.decision = '{Decision.GRANTED.value}' THEN CASE
-                WHEN consent_state.expires_at <= :now THEN 'expired'
+                WHEN consent_state.expires_at <= %(now)s THEN 'expired'
                 WHEN coalesce(consent_state.notice_version, 0) < material.version THEN 'notice_changed'
                 ELSE 'granted' END
             WHEN consent_state.action = '{Action.GPC.value}' THEN 'gpc'
@@ -362,18 +427,32 @@ FROM (
             WHEN consent_state.action = '{Action.EXPIRE.value}' THEN 'expired'
             ELSE 'denied'
         END AS reason
-    FROM unnest(string_to_array(:digests, ',')) AS asked (digest)
-    JOIN subject_identifiers
-        ON subject_identifiers.site_id = :site_id AND subject_identifiers.digest = asked.digest
+    FROM asked
     JOIN consent_state
-        ON consent_state.site_id = subject_identifiers.site_id
-        AND consent_state.subject_id = subject_identifiers.subject_id
+        ON consent_state.site_id = %(site_id)s AND consent_state.subject_id = asked.subject_id
     CROSS JOIN (
-        SELECT max(version) AS version FROM notice_versions WHERE site_id = :site_id AND material IS TRUE
+        SELECT max(version) AS version FROM notice_versions WHERE site_id = %(site_id)s AND material IS TRUE
     ) AS material
-    WHERE consent_state.purpose = ANY (string_to_array(:purposes, ','))
+    WHERE consent_state.purpose = ANY (string_to_array(%(purposes)s, ','))
 ) AS decided
 """
+# A batch: each asked digest joined to the (site, digest) index, then put in subject order, so that the state's
+# primary key is walked in order rather than at random (its pages are met once, while they are still in the
+# CPU's cache). One digest (a single lookup): a plain equality, which PostgreSQL plans once per connection; in
+# the batch's form it would plan again on every call, not knowing the batch's size in advance.
+_SERIALISED_BATCH = _SERIALISED_TEMPLATE.format(
+    asked="""asked AS MATERIALIZED (
+    SELECT subject_identifiers.digest, subject_identifiers.subject_id
+    FROM unnest(string_to_array(%(digests)s, ',')) AS asked (digest)
+    JOIN subject_identifiers
+        ON subject_identifiers.site_id = %(site_id)s AND subject_identifiers.digest = asked.digest
+    ORDER BY subject_identifiers.subject_id
+)"""
+)
+_SERIALISED_ONE = _SERIALISED_TEMPLATE.format(
+    asked="""asked AS (
+    SELECT digest, subject_id FROM subject_identifiers WHERE site_id = %(site_id)s AND digest = %(digest)s
+)"""
 )
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import psycopg
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.pool import Pool
 
-from cmp.extensions import db
+from cmp.extensions import _discard_closed_connections, db
 from cmp.models import ConsentState, SubjectIdentifier
 from cmp.models.types import utcnow
 from cmp.services import lookup as lookup_service
@@ -230,7 +232,7 @@ def test_unknown_site_is_404(client, site):
 
 
 def test_bulk_gives_the_single_answer_for_every_reason(client, site, reader, writer, app):
-    """Bulk answers are written apart from single ones (by PostgreSQL itself there): they must match field for field."""
+    """Bulk and single answers are written by PostgreSQL itself there: they must match field for field."""
     sites.add_purpose(site, "partner_sharing", texts={"en": {"name": "Partners"}}, default_opt_out="granted", gpc=True)
     notices.publish_notice(site)
     db.session.commit()
@@ -276,11 +278,15 @@ def test_bulk_gives_the_single_answer_for_every_reason(client, site, reader, wri
     assert response.status_code == 200
     assert response.json["site"] == "shop" and response.json["purposes"] == purposes
     reasons = set()
-    for subject, result in zip(subjects, response.json["results"], strict=True):
+    # And both are what `lookup` decides in Python, as SQLite answers them.
+    context = {"hmac_key": app.config["CMP_HMAC_KEY"], "visitor_ids": app.extensions["cmp.visitor_ids"]}
+    decided = lookup_service.lookup(site, subjects, purposes, **context)
+    for subject, result, in_python in zip(subjects, response.json["results"], decided, strict=True):
         assert result["subject"] == subject
         singles = {purpose: ask(client, reader, subject, purpose) for purpose in purposes}
         for purpose, single in singles.items():
             assert {"site": "shop", "subject": subject, "purpose": purpose, **result["purposes"][purpose]} == single
+            assert json.loads(json.dumps(in_python[purpose].as_dict())) == result["purposes"][purpose]
             reasons.add(single["reason"])
         assert result["allowed"] is all(single["allowed"] for single in singles.values())
     assert reasons == {"granted", "denied", "withdrawn", "expired", "notice_changed", "no_record", "gpc"}
@@ -294,7 +300,7 @@ def _subject_id(app, subject: str) -> str:
 
 
 def test_serialised_answers_are_the_answers_dumped(client, site, writer, app):
-    """What bulk lookups return, written by the database or not, is exactly `lookup`'s answers as JSON."""
+    """What lookups return, written by the database or not, is exactly `lookup`'s answers as JSON."""
     record(client, writer, "user:1", action="accept_all")
     record(client, writer, "user:2", action="reject_all")
     record(client, writer, "user:3", decisions={"analytics": "granted"})
@@ -310,17 +316,30 @@ def test_serialised_answers_are_the_answers_dumped(client, site, writer, app):
         )
         for by_purpose in answers
     ]
+    for subject, by_purpose in zip(subjects, answers, strict=True):
+        for purpose, answer in by_purpose.items():
+            one = lookup_service.lookup_one_serialised(site, subject, purpose, now=now, **context)
+            assert one == json.dumps(answer.as_dict(), separators=(",", ":"))
 
 
-def test_a_single_lookup_is_one_statement(client, site, reader, writer):
+def test_a_single_lookup_is_one_statement(client, site, reader, writer, backend, monkeypatch):
     """No pre-ping, no transaction around it: the state query is the only thing sent to the database."""
     record(client, writer, "user:1", action="accept_all")
     ask(client, reader, "user:1")  # the key and the site are now kept by the worker
+    db.session.remove()  # as in a request of its own: no session, no transaction
     statements: list[str] = []
 
     def count(conn, cursor, statement, *args):
         statements.append(statement)
 
+    if backend == "postgresql":  # the lookup runs on psycopg's connection, below SQLAlchemy's events
+        execute = psycopg.Cursor.execute
+
+        def counted(cursor, query, *args, **kwargs):
+            statements.append(query)
+            return execute(cursor, query, *args, **kwargs)
+
+        monkeypatch.setattr(psycopg.Cursor, "execute", counted)
     sa.event.listen(db.engine, "before_cursor_execute", count)
     try:
         assert ask(client, reader, "user:1")["reason"] == "granted"
@@ -349,6 +368,30 @@ def test_lookups_survive_connections_the_server_closed(postgres_url):
         closed = terminate_other_connections(postgres_url)
         assert closed >= 1
         assert ask(client, headers, "user:1")["reason"] == "no_record"
+
+
+@pytest.mark.postgres
+def test_a_lookup_whose_connection_died_runs_again(postgres_url):
+    """A connection the server closed after the pool last looked fails the statement; the lookup runs once more."""
+    with running_app(postgres_url, CMP_LOOKUP_CACHE_SECONDS=600) as app:
+        site = sites.create_site("shop", "Shop", origins=["https://shop.example"])
+        notices.publish_notice(site)
+        headers = bearer("consent:read")
+        client = app.test_client()
+        assert ask(client, headers, "user:1")["reason"] == "no_record"
+        db.session.remove()
+        db.engine.dispose()
+        assert ask(client, headers, "user:1")["reason"] == "no_record"  # the key and site kept: one connection
+        # Without the checkout's look at the socket, the pool hands out the dead connection.
+        sa.event.remove(Pool, "checkout", _discard_closed_connections)
+        try:
+            assert terminate_other_connections(postgres_url) >= 1
+            assert ask(client, headers, "user:1")["reason"] == "no_record"
+            bulk = {"site": "shop", "subjects": ["user:1", "user:2"], "purposes": ["analytics"]}
+            assert terminate_other_connections(postgres_url) >= 1
+            assert client.post(LOOKUP, json=bulk, headers=headers).status_code == 200
+        finally:
+            sa.event.listen(Pool, "checkout", _discard_closed_connections)
 
 
 def test_a_lookup_without_its_database_is_503(site, reader, app, monkeypatch):

@@ -63,12 +63,14 @@ BULK_COLUMNS = (
     ("calls", 5),
     ("server ms p50", 13),
     ("p95", 6),
+    ("of it db p50", 12),
     ("round trip p50", 14),
     ("p95", 6),
     ("wrong", 5),
     ("errors", 6),
 )
 _SERVER_TIMING = re.compile(r"\bapp;dur=([0-9.]+)")
+_DATABASE_TIMING = re.compile(r"\bdb;dur=([0-9.]+)")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -127,6 +129,7 @@ class Bulk:
     stored: int
     per_call: int
     server_ms: list[float] = field(default_factory=list)
+    database_ms: list[float] = field(default_factory=list)
     round_trip_ms: list[float] = field(default_factory=list)
     wrong: int = 0
     errors: Counter = field(default_factory=Counter)
@@ -376,11 +379,14 @@ def _bulk(port: int, reader: str, purposes: tuple[str, ...], args) -> Bulk:
         if response.status != 200:
             outcome.errors[f"bulk: HTTP {response.status} {answer[:200].decode(errors='replace')}"] += 1
             continue
-        server = _SERVER_TIMING.search(response.getheader("Server-Timing") or "")
+        timing = response.getheader("Server-Timing") or ""
+        server, database = _SERVER_TIMING.search(timing), _DATABASE_TIMING.search(timing)
         if timed:
             outcome.round_trip_ms.append(elapsed)
             if server:
                 outcome.server_ms.append(float(server.group(1)))
+                if database:
+                    outcome.database_ms.append(float(database.group(1)))
             else:
                 outcome.errors["bulk: no Server-Timing header"] += 1
             outcome.wrong += _wrong_answers(json.loads(answer), numbers, args.subjects, purposes)
@@ -456,6 +462,7 @@ def print_report(outcomes: list[Outcome], skipped: list[str], args: argparse.Nam
                         str(len(b.round_trip_ms)),
                         f"{median(b.server_ms):.1f}",
                         f"{p95(b.server_ms):.1f}",
+                        f"{median(b.database_ms):.1f}" if b.database_ms else "-",
                         f"{median(b.round_trip_ms):.1f}",
                         f"{p95(b.round_trip_ms):.1f}",
                         str(b.wrong),

@@ -407,3 +407,19 @@ def test_a_lookup_without_its_database_is_503(site, reader, app, monkeypatch):
     assert response.status_code == 503
     assert response.json["error"]["code"] == "unavailable"
     assert response.headers["Retry-After"] == "5"
+
+
+def test_lookups_say_how_long_they_took_and_how_much_of_it_was_the_database(client, site, reader, writer):
+    """W3C Server-Timing: `app` from key check to body, `db` the state query within it, on every lookup route."""
+    record(client, writer, "user:1", action="accept_all")
+    single = client.get(
+        LOOKUP, query_string={"site": "shop", "subject": "user:1", "purpose": "analytics"}, headers=reader
+    )
+    bulk = client.post(
+        LOOKUP, json={"site": "shop", "subjects": ["user:1", "user:2"], "purposes": ["analytics"]}, headers=reader
+    )
+    for response in (single, bulk):
+        assert response.status_code == 200
+        timings = dict(part.strip().split(";dur=") for part in response.headers["Server-Timing"].split(","))
+        assert set(timings) == {"app", "db"}
+        assert 0 <= float(timings["db"]) <= float(timings["app"])

@@ -403,11 +403,8 @@ def _decided(
 
 def _iso(column: str) -> str:
     """SQL writing a timestamp as Python's `datetime.isoformat` does in UTC (no fraction when it is zero)."""
-    utc = f"({column} AT TIME ZONE 'UTC')"
-    return (
-        f"to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS')"
-        f" || CASE WHEN date_trunc('second', {utc}) = {utc} THEN '' ELSE to_char({utc}, '.US') END || '+00:00'"
-    )
+    # The pattern's only "." is the fraction's, so dropping ".000000" drops a zero fraction and nothing else.
+    return f"replace(to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '.000000', '') || '+00:00'"
 
 
 def _sql_list(values) -> str:

@@ -328,11 +328,8 @@ def test_a_single_lookup_is_one_statement(client, site, reader, writer, backend,
     ask(client, reader, "user:1")  # the key and the site are now kept by the worker
     db.session.remove()  # as in a request of its own: no session, no transaction
     statements: list[str] = []
-
-    def count(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    if backend == "postgresql":  # the lookup runs on psycopg's connection, below SQLAlchemy's events
+    # Counted at the driver, below SQLAlchemy: lookups run their statement on the driver's connection.
+    if backend == "postgresql":
         execute = psycopg.Cursor.execute
 
         def counted(cursor, query, *args, **kwargs):
@@ -340,11 +337,18 @@ def test_a_single_lookup_is_one_statement(client, site, reader, writer, backend,
             return execute(cursor, query, *args, **kwargs)
 
         monkeypatch.setattr(psycopg.Cursor, "execute", counted)
-    sa.event.listen(db.engine, "before_cursor_execute", count)
-    try:
         assert ask(client, reader, "user:1")["reason"] == "granted"
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", count)
+    else:
+
+        def trace(dbapi_connection, record, proxy):
+            dbapi_connection.set_trace_callback(statements.append)
+
+        sa.event.listen(db.engine.pool, "checkout", trace)
+        try:
+            assert ask(client, reader, "user:1")["reason"] == "granted"
+        finally:
+            sa.event.remove(db.engine.pool, "checkout", trace)
+            db.engine.dispose()  # no connection keeps the callback
     assert len(statements) == 1 and "consent_state" in statements[0]
 
 

@@ -111,7 +111,8 @@ def _site(site_key: str, purposes: list[str]) -> lookup.LookupSite:
     return site
 
 
-def _context() -> dict:
+def _subject_keys() -> dict:
+    """What names a subject in the store: the HMAC key for identifiers and the signer of visitor ids."""
     return {"hmac_key": current_app.config["CMP_HMAC_KEY"], "visitor_ids": current_app.extensions["cmp.visitor_ids"]}
 
 
@@ -148,7 +149,7 @@ def lookup_one():
     query = _lookup_query(request.args.to_dict())
     site, subject, purpose = query["site"], query["subject"], query["purpose"]
     _require_reader(site)
-    answer = lookup.lookup_one_serialised(_site(site, [purpose]), subject, purpose, **_context())
+    answer = lookup.lookup_one_serialised(_site(site, [purpose]), subject, purpose, **_subject_keys())
     return _private(
         current_app.response_class(dump_lookup_result(site, subject, purpose, answer), mimetype="application/json")
     )
@@ -194,6 +195,6 @@ def lookup_many():
     data = _bulk_request(json_body())
     purposes = list(dict.fromkeys(data["purposes"]))
     _require_reader(data["site"])
-    answers = lookup.lookup_serialised(_site(data["site"], purposes), data["subjects"], purposes, **_context())
+    answers = lookup.lookup_serialised(_site(data["site"], purposes), data["subjects"], purposes, **_subject_keys())
     body = dump_bulk_result(data["site"], purposes, data["subjects"], answers)
     return _private(current_app.response_class(body, mimetype="application/json"))

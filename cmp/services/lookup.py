@@ -137,7 +137,7 @@ def _asked(site: Site | LookupSite, subjects: Sequence[str], purposes: Sequence[
     return site
 
 
-def _read(statement: Executable | str, parameters: dict) -> list[Row] | list[tuple]:
+def _read(statement: Executable | str, parameters: dict | tuple) -> list[Row] | list[tuple]:
     """The rows of one state query, on the session's connection when it has a transaction (a caller then sees its
     own writes); otherwise, as for every API lookup, on a pooled connection of its own, sparing the request a
     session's setup and teardown.
@@ -155,7 +155,7 @@ def _read(statement: Executable | str, parameters: dict) -> list[Row] | list[tup
         read_seconds.set(read_seconds.get() + time.perf_counter() - started)
 
 
-def _read_once_more_if_dead(statement: Executable | str, parameters: dict) -> list[Row] | list[tuple]:
+def _read_once_more_if_dead(statement: Executable | str, parameters: dict | tuple) -> list[Row] | list[tuple]:
     if db.session.registry.has():
         session = db.session()
         if session.in_transaction() or session.new or session.dirty or session.deleted:
@@ -180,7 +180,7 @@ def _read_alone(statement: Executable, parameters: dict) -> list[Row]:
         return connection.execute(statement, parameters).all()
 
 
-def _read_driver(sql: str, parameters: dict) -> list[tuple]:
+def _read_driver(sql: str, parameters: dict | tuple) -> list[tuple]:
     """`sql` on a pooled connection of the driver's own; its errors raised as SQLAlchemy raises them."""
     dbapi = db.engine.dialect.loaded_dbapi
     try:
@@ -389,17 +389,21 @@ def lookup_one_serialised(
 ) -> str:
     """One subject's answer for one purpose, as AnswerSchema writes it: what a single lookup returns.
 
-    As `lookup_serialised`: decided and written by PostgreSQL; on SQLite decided by `_answer` from the row the driver
+    As `lookup_serialised`: decided and written by PostgreSQL; on SQLite decided by `_answer` from the row sqlite3
     read. The same text either way.
     """
     site = _asked(site, [subject], [purpose])
     [digest] = _digests(site.key, [subject], hmac_key, visitor_ids)
     if db.engine.dialect.name == "postgresql":
         return _decided(site, [digest], [purpose], now)[purpose].get(digest, (False, NO_RECORD_JSON))[1]
-    rows = _read(_SQLITE_ONE, {"site_id": site.id, "digest": digest, "purpose": purpose})
+    # SQLite: the single-digest state query, run by sqlite3 itself (SQLAlchemy's execution layer around it cost
+    # three times what the query did); `_answer` decides from its row.
+    sql, names = _driver_sql(_STATE_QUERIES["sqlite"].one, db.engine.dialect)
+    values = {"site_id": site.id, "digest": digest, "purposes": json.dumps([purpose])}
+    rows = _read(sql, tuple(values[name] for name in names))
     if not rows:
         return NO_RECORD_JSON
-    decision, action, event_id, version, decided_at, expires_at, material = rows[0]
+    _, _, decision, action, event_id, version, decided_at, expires_at, material = rows[0]
     timestamp = _stored_timestamp(db.engine.dialect)
     decided_at, expires_at = timestamp(decided_at), timestamp(expires_at)
     return _json(
@@ -407,18 +411,11 @@ def lookup_one_serialised(
     )
 
 
-# SQLite's single lookup, for sqlite3 itself (`:name` parameters): SQLAlchemy's execution layer around the state
-# query cost three times what the query did. Python decides the answer, from the same columns as `_STATE_COLUMNS`.
-_SQLITE_ONE = """
-SELECT consent_state.decision, consent_state.action, consent_state.event_id, consent_state.notice_version,
-    consent_state.decided_at, consent_state.expires_at,
-    (SELECT max(version) FROM notice_versions WHERE site_id = :site_id AND material = 1)
-FROM subject_identifiers
-JOIN consent_state
-    ON consent_state.site_id = subject_identifiers.site_id AND consent_state.subject_id = subject_identifiers.subject_id
-WHERE subject_identifiers.site_id = :site_id AND subject_identifiers.digest = :digest
-    AND consent_state.purpose = :purpose
-"""
+@cache
+def _driver_sql(statement: Select, dialect: Dialect) -> tuple[str, tuple[str, ...]]:
+    """`statement` as the driver's own SQL, with positional parameters, and the names of those in order."""
+    compiled = statement.compile(dialect=dialect)
+    return str(compiled), tuple(compiled.positiontup)
 
 
 @cache

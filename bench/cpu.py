@@ -1,20 +1,17 @@
 """Where a round's CPU time went: the app server, the database server and the benchmark's own client.
 
-Read from /proc (Linux): user plus system time of the gunicorn master and its workers, of every process named
-`postgres` (the server is on loopback, so on this machine), and of this process. Divided by the requests a
-round answered, it says what one request costs each of them, on the cores they all share. Elsewhere it
-reads nothing and the benchmarks print no CPU figures.
+User plus system time (psutil) of the gunicorn master and its workers, of every process named `postgres` (the
+server is on loopback, so on this machine), and of this process. Divided by the requests a round answered, it
+says what one request costs each of them, on the cores they all share. Where psutil cannot read the processes,
+the benchmarks print no CPU figures.
 """
 
 from __future__ import annotations
 
-import os
-import resource
 from dataclasses import dataclass
-from pathlib import Path
 
-PROC = Path("/proc")
-_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+import psutil
+
 GROUPS = ("server", "database", "client")
 
 
@@ -46,34 +43,22 @@ class Snapshot:
         return Usage(spent["server"], spent["database"], self.client - before.client)
 
 
-def available() -> bool:
-    return (PROC / "self" / "stat").exists()
+def _seconds(times) -> float:
+    return times.user + times.system
 
 
 def snapshot(server_pid: int) -> Snapshot | None:
     """CPU time used so far by the server `server_pid` and its children, the database server and this process."""
-    if not available():
+    try:
+        processes = {}
+        for process in psutil.process_iter(["ppid", "name", "cpu_times"]):
+            info = process.info
+            if info["cpu_times"] is None:  # gone, or not ours to read
+                continue
+            if process.pid == server_pid or info["ppid"] == server_pid:
+                processes[process.pid] = ("server", _seconds(info["cpu_times"]))
+            elif info["name"] == "postgres":
+                processes[process.pid] = ("database", _seconds(info["cpu_times"]))
+        return Snapshot(processes, _seconds(psutil.Process().cpu_times()))
+    except (psutil.Error, NotImplementedError):
         return None
-    processes = {}
-    for pid, parent, name, seconds in _processes():
-        if pid == server_pid or parent == server_pid:
-            processes[pid] = ("server", seconds)
-        elif name == "postgres":
-            processes[pid] = ("database", seconds)
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    return Snapshot(processes, own.ru_utime + own.ru_stime)
-
-
-def _processes():
-    """(pid, parent pid, command name, CPU seconds) of every process that can be read."""
-    for entry in PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # gone since the listing
-            continue
-        # The name is in parentheses and may hold spaces; the fields after it are space-separated.
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2 :].split()
-        yield int(entry.name), int(fields[1]), name, (int(fields[11]) + int(fields[12])) / _TICKS

@@ -35,26 +35,29 @@ def limit_is_off() -> bool:
     return current_limit() == "off"
 
 
-limiter = Limiter(
-    key_func=client_address,
-    # One budget per client across every route (not one per route), so spreading requests gains nothing.
-    application_limits=[current_limit],
-    application_limits_exempt_when=limit_is_off,
-    # Its headers would also overwrite the Retry-After of a 503; a 429 gets its own in `retry_after`.
-    headers_enabled=False,
-)
-
-
 def retry_after() -> int:
     """Seconds until the breached window resets, for the 429's Retry-After."""
-    breached = limiter.current_limit
+    breached = current_app.extensions[EXTENSION].current_limit
     if breached is None:
         return 60
     return max(1, int(breached.reset_at - time.time()))
 
 
+EXTENSION = "cmp.limiter"
+
+
 def init_limits(app: Flask) -> None:
+    # One limiter per app: Flask-Limiter keeps the first app's key prefix for every later app it is given.
+    limiter = Limiter(
+        key_func=client_address,
+        # One budget per client across every route (not one per route), so spreading requests gains nothing.
+        application_limits=[current_limit],
+        application_limits_exempt_when=limit_is_off,
+        # Its headers would also overwrite the Retry-After of a 503; a 429 gets its own in `retry_after`.
+        headers_enabled=False,
+    )
     limiter.init_app(app)
+    app.extensions[EXTENSION] = limiter
     # Probes and the banner script (cacheable, usually served through a CDN) are never limited.
     from cmp.api import health
     from cmp.banner import bp as banner_bp

@@ -101,6 +101,8 @@ def test_instances_share_counters_through_redis(database_url):
             two = second.test_client()
             # The second instance sees the first one's two requests: one left.
             assert [two.get("/api/v1/sites/nowhere/banner-config").status_code for _ in range(2)] == [404, 429]
+        # Counted under this deployment's prefix, so two deployments can share one Redis.
+        assert list(redis.Redis.from_url(REDIS_URL).scan_iter(f"*{prefix}*"))
     finally:
         client = redis.Redis.from_url(REDIS_URL)
         for key in client.scan_iter(f"*{prefix}*"):

@@ -93,3 +93,52 @@ def test_the_state_key_carries_the_answer_on_postgresql(postgres_databases):
         assert _state_key(app) == "PRIMARY KEY (site_id, subject_id, purpose)"
         db.session.remove()
         db.engine.dispose()
+
+
+def _collations(app) -> dict[str, str | None]:
+    with db.engine.connect() as connection:
+        rows = connection.execute(
+            sa.text(
+                "SELECT table_name || '.' || column_name, collation_name FROM information_schema.columns"
+                " WHERE table_schema = current_schema() AND data_type = 'character varying'"
+                " AND (column_name IN ('subject_id', 'digest') OR (table_name, column_name) IN"
+                " (('subjects', 'id'), ('consent_state', 'purpose')))"
+            )
+        )
+        return dict(rows.all())
+
+
+@pytest.mark.postgres
+def test_subject_keys_compare_bytes_on_postgresql(postgres_databases):
+    """Revision 0010: every subject id, digest and state purpose column is COLLATE "C", and a lookup's plan
+    still reads the state by its key; stepping down returns them to the database's collation."""
+    app = make_app(postgres_databases.create())
+    keys = {
+        "subjects.id",
+        "subject_identifiers.subject_id",
+        "subject_identifiers.digest",
+        "consent_events.subject_id",
+        "consent_state.subject_id",
+        "consent_state.purpose",
+        "email_activity.subject_id",
+    }
+    with app.app_context():
+        upgrade()
+        assert _collations(app) == dict.fromkeys(keys, "C")
+        with db.engine.connect() as connection:
+            plan = connection.execute(
+                sa.text(
+                    "EXPLAIN SELECT decision FROM subject_identifiers JOIN consent_state"
+                    " ON consent_state.site_id = subject_identifiers.site_id"
+                    " AND consent_state.subject_id = subject_identifiers.subject_id"
+                    " WHERE subject_identifiers.site_id = 1 AND subject_identifiers.digest = :digest"
+                    " AND consent_state.purpose = ANY(string_to_array(:purposes, ','))"
+                ),
+                {"digest": "ab" * 32, "purposes": "analytics"},
+            ).scalars()
+            plan = "\n".join(plan)
+        assert "uq_subject_identifiers_site_id_digest" in plan and "pk_consent_state" in plan
+        downgrade(revision="0009")
+        assert _collations(app) == dict.fromkeys(keys, None)
+        db.session.remove()
+        db.engine.dispose()

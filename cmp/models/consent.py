@@ -20,7 +20,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from cmp.extensions import db
 from cmp.models.notice import ImmutableRecordError, NoticeVersion
-from cmp.models.types import JSONType, UTCDateTime
+from cmp.models.types import JSONType, UTCDateTime, key_string
 
 
 class ConsentEvent(db.Model):
@@ -36,7 +36,7 @@ class ConsentEvent(db.Model):
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
     # Position in the site's chain, from 1 without gaps.
     seq: Mapped[int] = mapped_column(BigInteger)
-    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
+    subject_id: Mapped[str] = mapped_column(key_string(32), ForeignKey("subjects.id"), index=True)
     action: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(16))
     # Purpose key -> "granted" | "denied"
@@ -112,8 +112,8 @@ class ConsentState(db.Model):
     )
 
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), primary_key=True)
-    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), primary_key=True)
-    purpose: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(key_string(32), ForeignKey("subjects.id"), primary_key=True)
+    purpose: Mapped[str] = mapped_column(key_string(64), primary_key=True)
     decision: Mapped[str] = mapped_column(String(8))
     # The action behind this purpose's decision ("gpc" where the signal denied it).
     action: Mapped[str] = mapped_column(String(16))

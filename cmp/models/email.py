@@ -8,7 +8,7 @@ from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cmp.extensions import db
-from cmp.models.types import UTCDateTime
+from cmp.models.types import UTCDateTime, key_string
 
 
 class EmailActivity(db.Model):
@@ -20,7 +20,7 @@ class EmailActivity(db.Model):
     id: Mapped[str] = mapped_column(String(26), primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
     # Erasing a subject erases its activity with it.
-    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), index=True)
+    subject_id: Mapped[str] = mapped_column(key_string(32), ForeignKey("subjects.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(8))
     message_id: Mapped[str] = mapped_column(String(255))
     # Clicks only: the destination's host, never its path or query, which may carry personal data.

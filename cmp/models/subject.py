@@ -8,7 +8,7 @@ from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cmp.extensions import db
-from cmp.models.types import UTCDateTime, utcnow
+from cmp.models.types import UTCDateTime, key_string, utcnow
 
 
 class Subject(db.Model):
@@ -16,7 +16,7 @@ class Subject(db.Model):
 
     __tablename__ = "subjects"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    id: Mapped[str] = mapped_column(key_string(32), primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -35,7 +35,7 @@ class SubjectIdentifier(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
-    subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), index=True)
+    subject_id: Mapped[str] = mapped_column(key_string(32), ForeignKey("subjects.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(8))
-    digest: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(key_string(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -362,6 +362,7 @@ def lookup_serialised(
             )
             for by_purpose in lookup(site, subjects, purposes, hmac_key=hmac_key, visitor_ids=visitor_ids, now=now)
         ]
+    purposes = list(dict.fromkeys(purposes))  # as `lookup` answers them: once each, in the order first asked
     site = _asked(site, subjects, purposes)
     digests = _digests(site.key, subjects, hmac_key, visitor_ids)
     found = _decided(site, digests, purposes, now)

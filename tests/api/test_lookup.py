@@ -322,6 +322,33 @@ def test_serialised_answers_are_the_answers_dumped(client, site, writer, app):
             assert one == json.dumps(answer.as_dict(), separators=(",", ":"))
 
 
+def test_answers_for_many_purposes_at_once_are_the_answers_dumped(client, site, writer, app):
+    """Every purpose of a site in one call, a purpose asked twice answered once, in the order asked."""
+    for number in range(10):
+        sites.add_purpose(site, f"extra_{number}", texts={"en": {"name": f"Extra {number}"}})
+    notices.publish_notice(site)
+    db.session.commit()
+    record(client, writer, "user:1", action="accept_all")
+    record(client, writer, "user:2", decisions={"extra_3": "granted", "analytics": "denied"})
+    purposes = sorted(purpose.key for purpose in site.purposes)[::-1]
+    assert len(purposes) > 12
+    subjects = ["user:2", "user:1", "user:unknown", "user:2"]
+    context = {"hmac_key": app.config["CMP_HMAC_KEY"], "visitor_ids": app.extensions["cmp.visitor_ids"]}
+    now = utcnow()
+    answers = lookup_service.lookup(site, subjects, purposes, now=now, **context)
+    serialised = lookup_service.lookup_serialised(site, subjects, [*purposes, purposes[0]], now=now, **context)
+    compact = {"separators": (",", ":")}
+    expected = [
+        (all(a.allowed for a in by.values()), json.dumps({p: a.as_dict() for p, a in by.items()}, **compact))
+        for by in answers
+    ]
+    assert serialised == expected
+    assert list(json.loads(serialised[0].purposes)) == purposes
+    assert json.loads(serialised[0].purposes)["extra_3"]["reason"] == "granted"
+    assert json.loads(serialised[1].purposes)["extra_9"]["reason"] == "granted"
+    assert {answer["reason"] for answer in json.loads(serialised[2].purposes).values()} == {"no_record"}
+
+
 def test_a_single_lookup_is_one_statement(client, site, reader, writer, backend, monkeypatch):
     """No pre-ping, no transaction around it: the state query is the only thing sent to the database."""
     record(client, writer, "user:1", action="accept_all")

@@ -155,19 +155,19 @@ def _requests(auth, links):
         ("/t/o/<token>.gif", "GET", links["open"], {}),
         ("/t/c/<token>", "GET", links["click"], {}),
         (
-            "/api/v1/subjects/<subject>/consents",
+            "/api/v1/subjects/<path:subject>/consents",
             "GET",
             "/api/v1/subjects/user:1/consents",
             {"query_string": {"site": "shop"}, "headers": auth},
         ),
         (
-            "/api/v1/subjects/<subject>/withdraw",
+            "/api/v1/subjects/<path:subject>/withdraw",
             "POST",
             "/api/v1/subjects/user:1/withdraw",
             {"json": {"site": "shop"}, "headers": auth},
         ),
         (
-            "/api/v1/subjects/<subject>/erase",
+            "/api/v1/subjects/<path:subject>/erase",
             "POST",
             "/api/v1/subjects/user:1/erase",
             {"json": {"site": "shop"}, "headers": auth},

@@ -36,7 +36,7 @@ def _private(response):
     return response
 
 
-@bp.get("/<subject>/consents")
+@bp.get("/<path:subject>/consents")
 def access(subject: str):
     key = require_key(Scope.DSR)
     query = site_query_schema.load(request.args.to_dict())
@@ -44,7 +44,7 @@ def access(subject: str):
     return _private(jsonify(subject_consents_schema.dump(rights.access(site, subject_id))))
 
 
-@bp.post("/<subject>/withdraw")
+@bp.post("/<path:subject>/withdraw")
 def withdraw(subject: str):
     key = require_key(Scope.DSR)
     data = site_body_schema.load(json_body())
@@ -58,7 +58,7 @@ def withdraw(subject: str):
     return _private(jsonify({**consent_result_schema.dump(event), "receipt_url": receipt_url(site, event)}))
 
 
-@bp.post("/<subject>/erase")
+@bp.post("/<path:subject>/erase")
 def erase(subject: str):
     key = require_key(Scope.DSR)
     data = site_body_schema.load(json_body())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -37,7 +39,7 @@ def test_every_route_is_described(app, document):
     for rule in app.url_map.iter_rules():
         if rule.endpoint in UNDOCUMENTED:
             continue
-        path = rule.rule.replace("<", "{").replace(">", "}")
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)  # <path:subject> is {subject}
         for method in rule.methods - AUTOMATIC or rule.methods & {"OPTIONS"}:
             if method.lower() not in document["paths"].get(path, {}):
                 missing.append(f"{method} {path}")

@@ -97,6 +97,25 @@ def test_access_by_each_identifier_kind_answers_the_whole_record(client, site, d
     assert body["state"]["email_tracking"]["source"] == "api"
 
 
+def test_a_user_id_with_slashes_is_one_subject_in_the_path(client, site, dsr, writer, reader):
+    """A site's account ids may contain `/`: sent as they are or percent-encoded, the routes take the whole id."""
+    recorded = client.post(
+        "/api/v1/sites/shop/consents",
+        json={"subject": "user:tenants/eu/42", "decisions": {"analytics": "granted"}},
+        headers=writer,
+    )
+    assert recorded.status_code == 201, recorded.json
+    for path in ("user:tenants/eu/42", "user:tenants%2Feu%2F42"):
+        response = access(client, dsr, path)
+        assert response.status_code == 200, response.json
+        assert response.json["subject_id"] == recorded.json["subject_id"]
+    assert access(client, dsr, "user:tenants/eu").status_code == 404
+    assert withdraw(client, dsr, "user:tenants%2Feu%2F42").status_code == 200
+    assert lookup(client, reader, "user:tenants/eu/42", "analytics")["reason"] == "withdrawn"
+    assert erase(client, dsr, "user:tenants/eu/42").status_code == 200
+    assert lookup(client, reader, "user:tenants/eu/42", "analytics")["reason"] == "no_record"
+
+
 def test_access_to_an_unknown_subject_is_404(client, site, dsr, person):
     response = access(client, dsr, "email:nobody@example.org")
     assert_error(response, 404, "unknown_subject")

@@ -35,15 +35,15 @@ def limit_is_off() -> bool:
     return current_limit() == "off"
 
 
+EXTENSION = "cmp.limiter"
+
+
 def retry_after() -> int:
     """Seconds until the breached window resets, for the 429's Retry-After."""
     breached = current_app.extensions[EXTENSION].current_limit
     if breached is None:
         return 60
     return max(1, int(breached.reset_at - time.time()))
-
-
-EXTENSION = "cmp.limiter"
 
 
 def init_limits(app: Flask) -> None:

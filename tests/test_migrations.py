@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -36,6 +38,16 @@ def empty_database(request, tmp_path):
     return request.getfixturevalue("postgres_databases").create()
 
 
+@contextmanager
+def migrations_app(database_url: str):
+    """An app on `database_url` with its context pushed; afterwards its connections are closed."""
+    app = make_app(database_url)
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
 def _tables(app) -> set[str]:
     return set(sa.inspect(db.engine).get_table_names()) - {"alembic_version"}
 
@@ -47,8 +59,7 @@ def _schema_diff(app) -> list:
 
 
 def test_upgrade_matches_the_models_and_downgrade_removes_everything(empty_database):
-    app = make_app(empty_database)
-    with app.app_context():
+    with migrations_app(empty_database) as app:
         upgrade()
         assert _tables(app) == TABLES
         assert _schema_diff(app) == []
@@ -56,13 +67,10 @@ def test_upgrade_matches_the_models_and_downgrade_removes_everything(empty_datab
         assert _tables(app) == set()
         upgrade()
         assert _tables(app) == TABLES
-        db.session.remove()
-        db.engine.dispose()
 
 
 def test_every_revision_steps_down_and_up(empty_database):
-    app = make_app(empty_database)
-    with app.app_context():
+    with migrations_app(empty_database) as app:
         upgrade()
         for _ in range(REVISIONS):
             downgrade(revision="-1")
@@ -70,8 +78,6 @@ def test_every_revision_steps_down_and_up(empty_database):
         for _ in range(REVISIONS):
             upgrade(revision="+1")
         assert _schema_diff(app) == []
-        db.session.remove()
-        db.engine.dispose()
 
 
 def _state_key(app) -> str:
@@ -84,15 +90,12 @@ def _state_key(app) -> str:
 @pytest.mark.postgres
 def test_the_state_key_carries_the_answer_on_postgresql(postgres_databases):
     """Revision 0009: lookups read their answer from the key (index-only); stepping down restores the plain key."""
-    app = make_app(postgres_databases.create())
-    with app.app_context():
+    with migrations_app(postgres_databases.create()) as app:
         upgrade()
         answer = "decision, action, event_id, notice_version, decided_at, expires_at"
         assert _state_key(app) == f"PRIMARY KEY (site_id, subject_id, purpose) INCLUDE ({answer})"
         downgrade(revision="0008")
         assert _state_key(app) == "PRIMARY KEY (site_id, subject_id, purpose)"
-        db.session.remove()
-        db.engine.dispose()
 
 
 def _collations(app) -> dict[str, str | None]:
@@ -112,7 +115,6 @@ def _collations(app) -> dict[str, str | None]:
 def test_subject_keys_compare_bytes_on_postgresql(postgres_databases):
     """Revision 0010: every subject id, digest and state purpose column is COLLATE "C", and a lookup's plan
     still reads the state by its key; stepping down returns them to the database's collation."""
-    app = make_app(postgres_databases.create())
     keys = {
         "subjects.id",
         "subject_identifiers.subject_id",
@@ -122,7 +124,7 @@ def test_subject_keys_compare_bytes_on_postgresql(postgres_databases):
         "consent_state.purpose",
         "email_activity.subject_id",
     }
-    with app.app_context():
+    with migrations_app(postgres_databases.create()) as app:
         upgrade()
         assert _collations(app) == dict.fromkeys(keys, "C")
         with db.engine.connect() as connection:
@@ -140,5 +142,3 @@ def test_subject_keys_compare_bytes_on_postgresql(postgres_databases):
         assert "uq_subject_identifiers_site_id_digest" in plan and "pk_consent_state" in plan
         downgrade(revision="0009")
         assert _collations(app) == dict.fromkeys(keys, None)
-        db.session.remove()
-        db.engine.dispose()

@@ -46,7 +46,8 @@ def configure_logging(app: Flask) -> None:
                 "endpoint": request.endpoint,
                 "status": response.status_code,
                 "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
-                "bytes": response.calculate_content_length(),
+                # A streamed body (an audit export) is never read here: that would buffer it whole.
+                "bytes": None if response.is_streamed else response.calculate_content_length(),
             },
         )
         return response

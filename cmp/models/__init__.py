@@ -2,7 +2,7 @@
 
 from cmp.models.consent import ChainCheckpoint, ChainHead, ConsentEvent, ConsentState
 from cmp.models.email import EmailActivity
-from cmp.models.key import ApiKey
+from cmp.models.key import ApiKey, DashboardSession
 from cmp.models.notice import ImmutableRecordError, NoticeVersion
 from cmp.models.site import Cookie, Purpose, Site
 from cmp.models.subject import Subject, SubjectIdentifier
@@ -14,6 +14,7 @@ __all__ = [
     "ConsentEvent",
     "ConsentState",
     "Cookie",
+    "DashboardSession",
     "EmailActivity",
     "ImmutableRecordError",
     "NoticeVersion",

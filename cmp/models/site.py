@@ -25,6 +25,9 @@ class Site(db.Model):
     jurisdiction_overrides: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
     # Locale -> banner text key -> text, overriding the built-in catalogue.
     texts: Mapped[dict[str, dict[str, str]]] = mapped_column(JSONType, default=dict)
+    # Who is responsible for the processing, as consent receipts name them (Kantara CR v1.1 `piiControllers`):
+    # {"name", "address", "email", "phone", "dpo"}; None until the operator sets it.
+    controller: Mapped[dict[str, str] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     purposes: Mapped[list[Purpose]] = relationship(

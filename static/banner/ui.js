@@ -44,6 +44,13 @@ function createUI(config, actions, nonce) {
   document.head.append(style);
   document.body.append(root);
 
+  // One layer at a time, and the settings button only when neither is open: on a phone each would show
+  // around or through the other.
+  function layers() {
+    if (banner) banner.hidden = !!modal;
+    settings.hidden = !!(banner || modal);
+  }
+
   function showBanner() {
     if (banner) return;
     const names = config.purposes.map(p => p.name).join(' · ');
@@ -61,6 +68,7 @@ function createUI(config, actions, nonce) {
       ]),
     ]);
     root.prepend(banner);
+    layers();
     banner.focus();
   }
 
@@ -69,6 +77,7 @@ function createUI(config, actions, nonce) {
     const hadFocus = banner.contains(document.activeElement);
     banner.remove();
     banner = null;
+    layers();
     if (hadFocus) settings.focus();
   }
 
@@ -113,6 +122,7 @@ function createUI(config, actions, nonce) {
     ]);
     modal = h('div', {class: 'cmp-overlay', onkeydown: trap}, [dialog]);
     root.append(modal);
+    layers();
     dialog.focus();
   }
 
@@ -128,6 +138,7 @@ function createUI(config, actions, nonce) {
     if (!modal) return;
     modal.remove();
     modal = null;
+    layers();
     (opener && opener.isConnected ? opener : banner || settings).focus();
   }
 

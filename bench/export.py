@@ -1,4 +1,4 @@
-"""Audit export: events per second and peak memory of GET /api/v1/audit/events beside a plain SELECT to a file.
+"""Audit export: first byte, events per second and peak memory of `cmp export` and GET /api/v1/audit/events.
 
 For each backend: a fresh database, `cmp db upgrade` and `cmp demo`, then a valid hash chain of synthetic
 events for the demo site (hashed here in one pass, loaded with COPY on PostgreSQL), first `--small` events
@@ -6,22 +6,27 @@ and then up to `--events`. At each size, each in a fresh process so that its pea
 
 - `select`: the ceiling, a plain SELECT of the same rows in id order through a server-side cursor, each row
   written to a file as tab-separated text;
-- `export`: what GET /api/v1/audit/events?site=demo streams, from the same service calls, in process,
-  written to a file as it streams;
+- `cli`: `cmp export --site demo -o FILE`, the command itself, run in a fresh interpreter;
+- `http`: GET /api/v1/audit/events?site=demo from a fresh gunicorn (one gthread worker, as
+  deploy/gunicorn.conf.py runs it), read by a client on loopback as it streams and written to a file;
 - `verify`: `cmp verify --file` on that export, offline, up to `--verify-up-to` events.
 
-Memory is each process's peak resident set size above what it held once ready (app built, database
-connected): flat means it does not grow with the number of events.
+First byte is the time from the command's start or the request's sending to the first byte written or
+received. Memory is the peak resident set size above what the process held once ready (app built, database
+connected; for `http`, the server's worker after one small export): flat means it does not grow with the
+number of events.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,7 +40,7 @@ from bench.options import (
     prepared_demo,
     progress,
 )
-from bench.server import PROJECT
+from bench.server import HOST, PROJECT, cmp, free_port, gunicorn
 
 SITE = "demo"
 SUBJECTS = 1000
@@ -43,6 +48,7 @@ COLUMNS = (
     ("backend", 9),
     ("events", 9),
     ("measure", 7),
+    ("first byte s", 12),
     ("seconds", 8),
     ("events/s", 9),
     ("vs select", 9),
@@ -72,6 +78,7 @@ class Measure:
     backend: str
     events: int
     name: str
+    first_byte: float | None
     seconds: float
     rows: int
     bytes: int
@@ -101,6 +108,7 @@ def bench_backend(backend: str, args: argparse.Namespace) -> Outcome:
     with prepared_demo(backend, args) as service:
         outcome.version = service.database.version
         env, directory = service.env, service.directory
+        token = cmp(env, "key", "create", "--name", "bench", "--scope", "audit:read").stdout.split()[0]
         stored = 0
         for size in sizes:
             progress(backend, f"storing events {stored + 1:,} to {size:,} (hashed in one pass)")
@@ -109,16 +117,20 @@ def bench_backend(backend: str, args: argparse.Namespace) -> Outcome:
             outcome.seed_seconds[size] = time.perf_counter() - started
             stored = size
             out = directory / f"export.{args.format}"
-            for name in ("select", "export", "verify"):
+            for name in ("select", "cli", "http", "verify"):
                 if name == "verify" and size > args.verify_up_to:
                     continue
                 progress(backend, f"{size:,} events: {name}")
-                report = _measure(env, name, service.database.url, out, args.format)
+                if name == "http":
+                    report = _measure_http(env, token, directory, out, args.format)
+                else:
+                    report = _measure(env, name, service.database.url, out, args.format)
                 outcome.measures.append(
                     Measure(
                         backend,
                         size,
                         name,
+                        report.get("first_byte"),
                         report["seconds"],
                         report["rows"],
                         report["bytes"],
@@ -138,6 +150,62 @@ def _measure(env: dict[str, str], name: str, database_url: str, out: Path, fmt: 
     if done.returncode != 0:
         raise BenchError(f"{name} exited {done.returncode}:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _measure_http(env: dict[str, str], token: str, directory: Path, out: Path, fmt: str) -> dict:
+    """Download the export from a fresh gunicorn; the figures are the client's times and the worker's memory."""
+    port = free_port()
+    # The deployed worker class: a sync worker would be killed for a download longer than its timeout.
+    served = {**env, "GUNICORN_CMD_ARGS": "--worker-class gthread --threads 4"}
+    with gunicorn(served, 1, port, directory / "gunicorn.log") as server:
+        worker = _worker_of(server.pid)
+        # One small export first: the route, the key check and a database connection are then ready.
+        with _download(port, token, f"site={SITE}&format={fmt}&from=2999-01-01T00:00:00Z") as response:
+            response.read()
+        ready = _reset_peak(worker)
+        started = time.perf_counter()
+        with _download(port, token, f"site={SITE}&format={fmt}") as response, open(out, "wb") as stream:
+            stream.write(response.read1(65536))
+            first_byte = time.perf_counter() - started
+            while chunk := response.read1(65536):
+                stream.write(chunk)
+        seconds = time.perf_counter() - started
+        peak = _status_kib("VmHWM", worker)
+    rows = _count_events(out, fmt)
+    return {
+        "rows": rows,
+        "first_byte": first_byte,
+        "seconds": seconds,
+        "bytes": out.stat().st_size,
+        "ready_kib": ready,
+        "peak_kib": peak,
+        "result": "-",
+    }
+
+
+@contextmanager
+def _download(port: int, token: str, query: str):
+    connection = http.client.HTTPConnection(HOST, port, timeout=600)
+    try:
+        connection.request("GET", f"/api/v1/audit/events?{query}", headers={"Authorization": f"Bearer {token}"})
+        response = connection.getresponse()
+        if response.status != 200:
+            raise BenchError(f"the export answered {response.status}: {response.read()[:500]!r}")
+        yield response
+    finally:
+        connection.close()
+
+
+def _worker_of(master: int) -> int:
+    import psutil
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        children = psutil.Process(master).children()
+        if children:
+            return children[0].pid
+        time.sleep(0.1)
+    raise BenchError("gunicorn started no worker")
 
 
 # Generation: synthetic events that form a valid chain for the demo site.
@@ -309,25 +377,25 @@ def _insert(engine, table, events, chunk: int = 20_000) -> tuple[int, str]:
 # Measurements, each run as `python -m bench.export NAME DATABASE_URL FILE FORMAT` in its own process.
 
 
-def _status_kib(name: str) -> int:
-    with open("/proc/self/status") as status:
+def _status_kib(name: str, pid: int | str = "self") -> int:
+    with open(f"/proc/{pid}/status") as status:
         for line in status:
             if line.startswith(f"{name}:"):
                 return int(line.split()[1])
-    raise BenchError(f"/proc/self/status has no {name} (the benchmark measures memory on Linux)")
+    raise BenchError(f"/proc/{pid}/status has no {name} (the benchmark measures memory on Linux)")
 
 
-def _rss_kib() -> int:
+def _reset_peak(pid: int | str = "self") -> int:
     """The resident set now, with the peak reset to it, so the peak read at the end is this run's own.
 
     (getrusage's ru_maxrss would not do: Linux carries it across exec from the process that forked us.)
     """
     try:
-        with open("/proc/self/clear_refs", "w") as clear:
+        with open(f"/proc/{pid}/clear_refs", "w") as clear:
             clear.write("5")  # resets VmHWM, the peak resident set, to the current one
     except OSError:
         pass
-    return _status_kib("VmRSS")
+    return _status_kib("VmRSS", pid)
 
 
 def _select(database_url: str, out: Path, fmt: str) -> dict:
@@ -347,7 +415,7 @@ def _select(database_url: str, out: Path, fmt: str) -> dict:
     else:
         connection = sqlite3.connect(url.database)
         cursor = connection.cursor()
-    ready = _rss_kib()
+    ready = _reset_peak()
     started = time.perf_counter()
     rows = 0
     with open(out, "w", encoding="utf-8") as stream:
@@ -360,35 +428,60 @@ def _select(database_url: str, out: Path, fmt: str) -> dict:
     return {"rows": rows, "seconds": seconds, "bytes": out.stat().st_size, "ready_kib": ready, "result": "-"}
 
 
-def _export(database_url: str, out: Path, fmt: str) -> dict:
-    """What GET /api/v1/audit/events streams (the route's own service calls), read as it streams, to a file.
+def _cli(database_url: str, out: Path, fmt: str) -> dict:
+    """`cmp export --site demo --format FMT -o FILE`, the command itself, with the app built and connected first."""
+    from flask.cli import ScriptInfo
+    from sqlalchemy import text
 
-    In process rather than through a WSGI test client, which would hold the whole body: the figure is the
-    export's own memory.
-    """
     from cmp import create_app
-    from cmp.services import export
-    from cmp.services.sites import require_site
+    from cmp.cli import audit, cli
+    from cmp.extensions import db
 
     app = create_app()
     with app.app_context():
-        selection = export.select_events(
-            [require_site(SITE)],
-            hmac_key=app.config["CMP_HMAC_KEY"],
-            visitor_ids=app.extensions["cmp.visitor_ids"],
-        )
-        ready = _rss_kib()
-        started = time.perf_counter()
-        with open(out, "w", encoding="utf-8", newline="") as stream:
-            for chunk in export.render(export.export_entries(selection), fmt):
-                stream.write(chunk)
-        seconds = time.perf_counter() - started
+        db.session.execute(text("SELECT 1"))
+    first_write: list[float] = []
+    opened = audit._output
+
+    @contextmanager
+    def timed(path):
+        with opened(path) as stream:
+            yield _FirstWrite(stream, first_write)
+
+    audit._output = timed
+    ready = _reset_peak()
+    started = time.perf_counter()
+    cli.main(
+        ["export", "--site", SITE, "--format", fmt, "-o", str(out)],
+        obj=ScriptInfo(create_app=lambda: app),
+        standalone_mode=False,
+    )
+    seconds = time.perf_counter() - started
     rows = _count_events(out, fmt)
-    return {"rows": rows, "seconds": seconds, "bytes": out.stat().st_size, "ready_kib": ready, "result": "-"}
+    return {
+        "rows": rows,
+        "first_byte": first_write[0] - started,
+        "seconds": seconds,
+        "bytes": out.stat().st_size,
+        "ready_kib": ready,
+        "result": "-",
+    }
+
+
+class _FirstWrite:
+    """A stream that notes when it is first written to."""
+
+    def __init__(self, stream, noted: list[float]):
+        self._stream, self._noted = stream, noted
+
+    def write(self, text: str) -> int:
+        if not self._noted:
+            self._noted.append(time.perf_counter())
+        return self._stream.write(text)
 
 
 def _count_events(path: Path, fmt: str) -> int:
-    marker = '{"entry":"event"' if fmt == "jsonl" else "event,"
+    marker = '{"entry":"event"' if fmt == "jsonl" else '"event",'
     with open(path, encoding="utf-8") as stream:
         return sum(1 for line in stream if line.startswith(marker))
 
@@ -397,7 +490,7 @@ def _verify(database_url: str, out: Path, fmt: str) -> dict:
     """`cmp verify --file`, as an auditor runs it: the file alone."""
     from cmp.services.export_verify import verify_file
 
-    ready = _rss_kib()
+    ready = _reset_peak()
     started = time.perf_counter()
     report = verify_file(out)
     seconds = time.perf_counter() - started
@@ -418,6 +511,7 @@ def print_report(outcomes: list[Outcome], skipped: list[str]) -> None:
                 m.backend,
                 f"{m.events:,}",
                 m.name,
+                f"{m.first_byte:.3f}" if m.first_byte is not None else "-",
                 f"{m.seconds:.1f}",
                 f"{rate:,.0f}",
                 f"{rate / ceiling:.2f}" if ceiling else "-",
@@ -436,32 +530,44 @@ def print_report(outcomes: list[Outcome], skipped: list[str]) -> None:
 
 
 def _summarise(outcome: Outcome) -> None:
-    """Throughput and memory at the largest size, beside the plain SELECT of the same rows."""
+    """At the largest size: the HTTP export's first byte, its rate beside the plain SELECT, both exports' memory."""
     measured = {(m.events, m.name): m for m in outcome.measures}
     largest = max((m.events for m in outcome.measures), default=None)
-    export, select = measured.get((largest, "export")), measured.get((largest, "select"))
-    if export is None or select is None:
+    http, select = measured.get((largest, "http")), measured.get((largest, "select"))
+    if http is None or select is None:
         return
-    rate, ceiling = export.rows / export.seconds, select.rows / select.seconds
+    size = f"{largest:,} events ({outcome.backend})"
     summary.record(
-        f"export events/s, {largest:,} events ({outcome.backend})",
+        f"export first byte s, HTTP, {size}",
+        f"{http.first_byte:.3f}",
+        "-",
+        "",
+        f"< 1 ({'met' if http.first_byte < 1 else 'NOT met'})",
+    )
+    rate, ceiling = http.rows / http.seconds, select.rows / select.seconds
+    summary.record(
+        f"export events/s, HTTP, {size}",
         f"{rate:,.0f}",
         f"plain SELECT to a file {ceiling:,.0f}/s",
         summary.ratio(rate, ceiling),
     )
-    smaller = [m for m in outcome.measures if m.name == "export" and m.events < largest]
-    summary.record(
-        f"export peak memory growth MiB, {largest:,} events ({outcome.backend})",
-        f"{export.growth_kib / 1024:.1f}",
-        f"at {smaller[0].events:,} events {smaller[0].growth_kib / 1024:.1f}" if smaller else "-",
-        summary.ratio(export.growth_kib, smaller[0].growth_kib) if smaller else "",
-        "flat (constant memory)",
-    )
+    for name, whose in (("http", "server"), ("cli", "cmp export")):
+        large = measured.get((largest, name))
+        smaller = [m for m in outcome.measures if m.name == name and m.events < largest]
+        if large is None:
+            continue
+        summary.record(
+            f"export peak memory growth MiB, {whose}, {size}",
+            f"{large.growth_kib / 1024:.1f}",
+            f"at {smaller[0].events:,} events {smaller[0].growth_kib / 1024:.1f}" if smaller else "-",
+            summary.ratio(large.growth_kib, smaller[0].growth_kib) if smaller else "",
+            "flat (constant memory)",
+        )
 
 
 def _worker(argv: list[str]) -> None:
     name, database_url, out, fmt = argv
-    report = {"select": _select, "export": _export, "verify": _verify}[name](database_url, Path(out), fmt)
+    report = {"select": _select, "cli": _cli, "verify": _verify}[name](database_url, Path(out), fmt)
     report["peak_kib"] = _status_kib("VmHWM")
     print(json.dumps(report))
 

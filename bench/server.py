@@ -32,6 +32,8 @@ def app_environment(database_url: str) -> dict[str, str]:
         CMP_HMAC_KEY=secrets.token_urlsafe(32),
         CMP_DATABASE_URL=database_url,
         CMP_LOG_LEVEL="WARNING",
+        # Production requires it for the links in emails and receipts; no benchmark follows one.
+        CMP_PUBLIC_URL="https://consent.example",
         # Every request of a benchmark comes from one address: rate limits would measure 429s.
         CMP_RATE_LIMIT_PUBLIC="off",
         CMP_RATE_LIMIT_API="off",

@@ -5,7 +5,8 @@ A site overrides any of these; a notice version snapshots what was in force when
 
 BUILTIN_LOCALES = ("en", "zh-CN", "de", "fr")
 
-# The purposes every site starts with (SPEC "Purposes seeded from the policy").
+# The purposes every site starts with (SPEC "Purposes seeded from the policy"). `pii_categories` are the kinds of
+# personal data each processes, as consent receipts list them (Kantara CR v1.1 `piiCategory`).
 DEFAULT_PURPOSES: list[dict] = [
     {
         "key": "necessary",
@@ -15,6 +16,7 @@ DEFAULT_PURPOSES: list[dict] = [
         "default_opt_out": "granted",
         "default_notice_only": "granted",
         "consent_mode": ["security_storage"],
+        "pii_categories": ["Session identifier", "Sign-in and security data"],
         "texts": {
             "en": {
                 "name": "Strictly necessary",
@@ -45,6 +47,7 @@ DEFAULT_PURPOSES: list[dict] = [
         "default_opt_out": "granted",
         "default_notice_only": "granted",
         "consent_mode": ["functionality_storage", "personalization_storage"],
+        "pii_categories": ["Settings and preferences (language, font size)"],
         "texts": {
             "en": {
                 "name": "Preferences",
@@ -75,6 +78,11 @@ DEFAULT_PURPOSES: list[dict] = [
         "default_opt_out": "granted",
         "default_notice_only": "granted",
         "consent_mode": ["analytics_storage"],
+        "pii_categories": [
+            "Device and browser data (operating system, browser version)",
+            "Approximate location (country, time zone)",
+            "Browsing behaviour (pages, visit times, duration)",
+        ],
         "texts": {
             "en": {
                 "name": "Analytics",
@@ -110,6 +118,7 @@ DEFAULT_PURPOSES: list[dict] = [
         "default_notice_only": "denied",
         "double_opt_in": True,
         "consent_mode": [],
+        "pii_categories": ["Contact details (email address)"],
         "texts": {
             "en": {
                 "name": "Marketing email",
@@ -140,6 +149,7 @@ DEFAULT_PURPOSES: list[dict] = [
         "default_opt_out": "denied",
         "default_notice_only": "denied",
         "consent_mode": [],
+        "pii_categories": ["Contact details (email address)", "Email engagement (opens, clicked links)"],
         "texts": {
             "en": {
                 "name": "Email tracking",

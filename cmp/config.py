@@ -56,8 +56,19 @@ def _database_url(url: str) -> str:
 
 
 def _public_url(value: str | None, env: str) -> str | None:
-    """The service's public base URL without a trailing slash, or None to use each request's own host."""
+    """The service's public base URL without a trailing slash, or None to use each request's own host.
+
+    Production requires it: behind a TLS-terminating proxy each request arrives as http, and links in emails and
+    receipts must be https (RFC 8058 section 3.1) whatever a client puts in X-Forwarded-Proto.
+    """
+    from cmp.services.email import MAX_PUBLIC_URL_LENGTH
+
     if not value:
+        if env == "production":
+            raise ConfigError(
+                "CMP_PUBLIC_URL must be set in production: links in emails and receipts are built on it "
+                "(for example https://consent.example.com)"
+            )
         return None
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
@@ -65,7 +76,14 @@ def _public_url(value: str | None, env: str) -> str | None:
     # RFC 8058 section 3.1: a one-click List-Unsubscribe URI must be https.
     if env == "production" and parts.scheme != "https":
         raise ConfigError(f"CMP_PUBLIC_URL must be https in production (RFC 8058 one-click), got {value!r}")
-    return value.rstrip("/")
+    value = value.rstrip("/")
+    if len(value) > MAX_PUBLIC_URL_LENGTH:
+        raise ConfigError(
+            f"CMP_PUBLIC_URL may be at most {MAX_PUBLIC_URL_LENGTH} characters, so that a List-Unsubscribe header "
+            f"fits one 78-character line (RFC 5322 section 2.1.1) and mail libraries send it unencoded; "
+            f"got {len(value)}: {value!r}"
+        )
+    return value
 
 
 def _development_secrets(instance_path: str) -> dict[str, str]:
@@ -204,10 +222,13 @@ def _session_cookie(env: str, hours: int) -> dict:
 
 
 def _engine_options(url: str, pool_size: int) -> dict:
+    # A statement's parameters (identifier digests, evidence) stay out of error messages and so out of the logs.
+    private = {"hide_parameters": True}
     if url.startswith("sqlite"):
         # Writers queue on SQLite's lock rather than failing at once.
-        return {"connect_args": {"timeout": 30}}
+        return {**private, "connect_args": {"timeout": 30}}
     return {
+        **private,
         # No pre-ping (a round trip per checkout): cmp.extensions discards connections the server closed, and
         # connections are renewed hourly, before a proxy or firewall would drop them silently.
         "pool_recycle": 3600,

@@ -1,9 +1,11 @@
 """Rate limits (Flask-Limiter): per client address, one budget for anonymous requests and a larger one for API keys.
 
 The banner, email links and the dashboard's sign-in are public and answer anyone, so they get the smaller
-budget; servers calling with `Authorization: Bearer` get the larger one. Counters live in Redis when
-CMP_REDIS_URL is set, so every instance shares them; otherwise in each process's memory. If Redis fails,
-requests are served and counted in memory meanwhile: a rate limiter must not take the consent service down.
+budget; servers calling with a valid API key (`Authorization: Bearer`) get the larger one. Any other header,
+junk or a revoked key, draws on the public budget: a header alone must not buy ten times the requests.
+Counters live in Redis when CMP_REDIS_URL is set, so every instance shares them; otherwise in each process's
+memory. If Redis fails, requests are served and counted in memory meanwhile: a rate limiter must not take the
+consent service down.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ import time
 
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
+from sqlalchemy.exc import SQLAlchemyError
 
+from cmp.api.requests import bearer_key
+from cmp.extensions import db
 from cmp.services.jurisdiction import client_ip
 
 
@@ -26,9 +31,22 @@ def client_address() -> str:
 
 
 def current_limit() -> str:
-    """The budget this request draws on: the API keys' when it carries one, else the public one."""
-    name = "CMP_RATE_LIMIT_API" if "Authorization" in request.headers else "CMP_RATE_LIMIT_PUBLIC"
-    return current_app.config[name]
+    """The budget this request draws on: the API keys' when it carries a valid one, else the public one."""
+    config = current_app.config
+    public, api = config["CMP_RATE_LIMIT_PUBLIC"], config["CMP_RATE_LIMIT_API"]
+    if public == api or "Authorization" not in request.headers:
+        return public
+    return api if _carries_valid_key() else public
+
+
+def _carries_valid_key() -> bool:
+    try:
+        return bearer_key() is not None
+    except SQLAlchemyError:
+        # Counted as public meanwhile; the view meets the same fault and answers 503. Raising here would
+        # make Flask-Limiter take the database's fault for its storage's and stop using Redis.
+        db.session.rollback()
+        return False
 
 
 def limit_is_off() -> bool:

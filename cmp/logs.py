@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 import uuid
@@ -11,6 +12,14 @@ from flask import Flask, g, request
 from pythonjsonlogger.json import JsonFormatter
 
 REQUEST_ID = "X-Request-ID"
+# A caller's request id is kept only when it looks like one, so a client cannot write what it likes into the log.
+CALLER_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+# Route parameters that name no person, logged as sent when the request succeeded (so the value named a real site,
+# chart or script) and has the shape of a key; any other (a subject identifier, an email link's token, an event
+# id, whatever a refused request typed) is logged as the route's placeholder.
+PLAIN_PARAMETERS = frozenset({"site_key", "name", "digest"})
+PLAIN_VALUE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+PARAMETER = re.compile(r"<(?:[^<>:]+:)?([^<>]+)>")
 
 log = logging.getLogger("cmp.request")
 
@@ -31,7 +40,7 @@ def configure_logging(app: Flask) -> None:
     def start_timer():
         g.started = time.perf_counter()
         incoming = request.headers.get(REQUEST_ID, "")
-        g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
+        g.request_id = incoming if CALLER_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
 
     @app.after_request
     def log_request(response):
@@ -42,7 +51,7 @@ def configure_logging(app: Flask) -> None:
             extra={
                 "request_id": g.get("request_id"),
                 "method": request.method,
-                "path": _path(),
+                "path": _path(response.status_code),
                 "endpoint": request.endpoint,
                 "status": response.status_code,
                 "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
@@ -53,7 +62,22 @@ def configure_logging(app: Flask) -> None:
         return response
 
 
-def _path() -> str:
-    """The path, or for a route with a token in its path (email links) the route: a token acts for its person."""
+def _path(status: int) -> str | None:
+    """The route, with only the parameters that name no person filled in; None when no route matched.
+
+    Paths carry identifiers: a subject (`email:...`, `user:...`) on the rights routes, a token that acts for its
+    person on email links. An unmatched path is whatever the client sent, so it is not logged at all.
+    """
     rule = request.url_rule
-    return rule.rule if rule is not None and "<token>" in rule.rule else request.path
+    if rule is None:
+        return None
+    values = request.view_args or {}
+
+    def fill(match: re.Match) -> str:
+        name = match.group(1)
+        value = values.get(name)
+        if status < 400 and name in PLAIN_PARAMETERS and isinstance(value, str) and PLAIN_VALUE.fullmatch(value):
+            return value
+        return f"<{name}>"
+
+    return PARAMETER.sub(fill, rule.rule)

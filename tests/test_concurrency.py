@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from cmp.extensions import db
 from cmp.models import ConsentEvent, ConsentState
-from cmp.services import chain, keys, notices, sites
+from cmp.services import chain, integrity, keys, notices, sites
 from tests.conftest import clear_database, make_app
 from tests.helpers import ORIGIN, post_consent
 
@@ -66,6 +66,7 @@ def _check(site_id: int, results: list, expected: int):
     site = sites.get_site("shop")
     result = chain.verify_site(site)
     assert result.ok and result.checked == expected, result
+    assert integrity.check_site(site).ok
 
     # The current state is the latest event's decision for each subject and purpose.
     latest: dict = {}

@@ -1,4 +1,5 @@
-"""Settings come from the environment when the app is made; production refuses to start without secrets."""
+"""Settings come from the environment when the app is made; production refuses to start without secrets or a
+public URL."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from cmp import ConfigError, create_app
 from cmp.config import load_settings
 
 SECRETS = {"CMP_SECRET_KEY": "s" * 32, "CMP_HMAC_KEY": "h" * 32}
+# What production needs besides the defaults.
+PRODUCTION = {**SECRETS, "CMP_PUBLIC_URL": "https://cmp.example"}
 
 
 def test_production_without_secret_key_refuses_to_start(tmp_path):
@@ -23,7 +26,25 @@ def test_production_without_hmac_key_refuses_to_start(tmp_path):
 
 
 def test_production_is_the_default_environment(tmp_path):
-    assert load_settings(SECRETS, str(tmp_path))["CMP_ENV"] == "production"
+    assert load_settings(PRODUCTION, str(tmp_path))["CMP_ENV"] == "production"
+
+
+def test_production_without_a_public_url_refuses_to_start(tmp_path):
+    """Behind a proxy every request arrives as http: links built on it would leave in emails as http."""
+    with pytest.raises(ConfigError, match="CMP_PUBLIC_URL must be set in production"):
+        load_settings(SECRETS, str(tmp_path))
+
+
+@pytest.mark.parametrize("env", ["development", "testing"])
+def test_outside_production_links_may_use_each_requests_host(tmp_path, env):
+    assert load_settings({**SECRETS, "CMP_ENV": env}, str(tmp_path))["CMP_PUBLIC_URL"] is None
+
+
+def test_a_public_url_too_long_for_a_one_line_list_unsubscribe_refuses_to_start(tmp_path):
+    longest = "https://consent.example-company.com"  # 35 characters: `List-Unsubscribe: <...>` fills 78
+    assert load_settings({**SECRETS, "CMP_PUBLIC_URL": longest + "/"}, str(tmp_path))["CMP_PUBLIC_URL"] == longest
+    with pytest.raises(ConfigError, match="at most 35 characters"):
+        load_settings({**SECRETS, "CMP_PUBLIC_URL": "https://consent.example-company.co.uk"}, str(tmp_path))
 
 
 def test_create_app_reads_the_environment_in_the_factory(monkeypatch, tmp_path):
@@ -33,6 +54,7 @@ def test_create_app_reads_the_environment_in_the_factory(monkeypatch, tmp_path):
         create_app()
     monkeypatch.setenv("CMP_SECRET_KEY", "s" * 32)
     monkeypatch.setenv("CMP_HMAC_KEY", "h" * 32)
+    monkeypatch.setenv("CMP_PUBLIC_URL", "https://cmp.example")
     monkeypatch.setenv("CMP_DATABASE_URL", f"sqlite:///{tmp_path / 'x.sqlite3'}")
     monkeypatch.setenv("CMP_CONSENT_LIFETIME_DAYS", "300")
     app = create_app()
@@ -52,7 +74,7 @@ def test_development_generates_and_keeps_secrets_in_the_instance_folder(tmp_path
 
 
 def test_database_defaults_to_sqlite_in_the_instance_folder(tmp_path):
-    settings = load_settings(SECRETS, str(tmp_path))
+    settings = load_settings(PRODUCTION, str(tmp_path))
     assert settings["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'cmp.sqlite3'}"
 
 
@@ -69,14 +91,14 @@ def test_database_defaults_to_sqlite_in_the_instance_folder(tmp_path):
 )
 def test_invalid_settings_are_start_up_errors(tmp_path, environ, message):
     with pytest.raises(ConfigError, match=message):
-        load_settings({**SECRETS, **environ}, str(tmp_path))
+        load_settings({**PRODUCTION, **environ}, str(tmp_path))
 
 
 def test_missing_geoip_database_is_a_start_up_error(tmp_path):
     with pytest.raises(ConfigError, match="CMP_GEOIP_DATABASE"):
         create_app(
             {
-                **SECRETS,
+                **PRODUCTION,
                 "CMP_GEOIP_DATABASE": str(tmp_path / "absent.mmdb"),
                 "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.sqlite3'}",
             }
@@ -84,18 +106,18 @@ def test_missing_geoip_database_is_a_start_up_error(tmp_path):
 
 
 def test_trusted_proxies_are_parsed_as_networks(tmp_path):
-    settings = load_settings({**SECRETS, "CMP_TRUSTED_PROXIES": "10.0.0.0/8, 2001:db8::/32"}, str(tmp_path))
+    settings = load_settings({**PRODUCTION, "CMP_TRUSTED_PROXIES": "10.0.0.0/8, 2001:db8::/32"}, str(tmp_path))
     assert [str(n) for n in settings["CMP_TRUSTED_PROXY_NETWORKS"]] == ["10.0.0.0/8", "2001:db8::/32"]
 
 
 def test_overrides_win_over_the_environment(tmp_path):
     settings = load_settings(
-        {**SECRETS, "CMP_REFUSAL_LIFETIME_DAYS": "100"}, str(tmp_path), {"CMP_REFUSAL_LIFETIME_DAYS": 90}
+        {**PRODUCTION, "CMP_REFUSAL_LIFETIME_DAYS": "100"}, str(tmp_path), {"CMP_REFUSAL_LIFETIME_DAYS": 90}
     )
     assert settings["CMP_REFUSAL_LIFETIME_DAYS"] == 90
 
 
 @pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
 def test_plain_postgresql_urls_use_the_installed_driver(tmp_path, scheme):
-    settings = load_settings({**SECRETS, "CMP_DATABASE_URL": f"{scheme}://cmp@db.internal/cmp"}, str(tmp_path))
+    settings = load_settings({**PRODUCTION, "CMP_DATABASE_URL": f"{scheme}://cmp@db.internal/cmp"}, str(tmp_path))
     assert settings["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://cmp@db.internal/cmp"

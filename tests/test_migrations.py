@@ -29,6 +29,7 @@ TABLES = {
     "email_activity",
     "chain_checkpoints",
     "dashboard_sessions",
+    "unsubscribe_links",
 }
 
 

@@ -1,4 +1,4 @@
-"""Rate limits: public routes per client address, a larger budget for API keys, counters shared through Redis."""
+"""Rate limits: public routes per client address, a larger budget for valid API keys, counters shared through Redis."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import secrets
 import pytest
 import redis
 
-from tests.conftest import running_app, skip_or_fail
-from tests.helpers import bearer, counts, post_consent
+from cmp.extensions import db
+from cmp.services import keys, notices, sites
+from tests.conftest import make_app, running_app, skip_or_fail
+from tests.helpers import ORIGIN, bearer, counts, post_consent
 
 CONFIG = "/api/v1/sites/shop/banner-config"
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -27,10 +29,6 @@ def limited(database_url):
 
 @pytest.fixture
 def shop(limited):
-    from cmp.extensions import db
-    from cmp.services import notices, sites
-    from tests.helpers import ORIGIN
-
     site = sites.create_site("shop", "Shop", origins=[ORIGIN])
     notices.publish_notice(site)
     db.session.commit()
@@ -63,6 +61,23 @@ def test_api_keys_draw_on_their_own_budget(limited, shop):
         client.get("/api/v1/consents/lookup", query_string=query, headers=headers).status_code for _ in range(6)
     ]
     assert statuses == [200] * 5 + [429]
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    ["Bearer junk", "Bearer cmp_0123456789abcdef_not-the-secret", "Basic YWRhOnNlY3JldA==", "", "revoked"],
+)
+def test_only_a_valid_key_earns_the_api_budget(limited, shop, authorization):
+    if authorization == "revoked":
+        authorization = bearer("consent:read")["Authorization"]
+        keys.revoke_key(authorization.split("_")[1])
+        db.session.commit()
+    client = limited.test_client()
+    statuses = [client.get(CONFIG, headers={"Authorization": authorization}).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    # The valid key's own budget is untouched by what the other header spent.
+    query = {"site": "shop", "subject": "user:1", "purpose": "analytics"}
+    assert client.get("/api/v1/consents/lookup", query_string=query, headers=bearer("consent:read")).status_code == 200
 
 
 def test_each_client_address_has_its_own_counter_and_cannot_pick_another(limited, shop):
@@ -114,3 +129,32 @@ def test_an_unreachable_redis_does_not_take_the_service_down(database_url):
         client = app.test_client()
         # Counted in memory meanwhile: still served, still limited.
         assert [client.get("/api/v1/sites/nowhere/banner-config").status_code for _ in range(4)] == [404, 404, 404, 429]
+
+
+def test_a_database_fault_while_weighing_a_key_is_a_503_and_counting_stays_shared(tmp_path):
+    """The limiter checks the key before the view: a database that cannot answer is the view's 503, and is not
+    taken for a fault of the counters' store (which would count in memory, per instance, from then on)."""
+    _redis_or_skip()
+    prefix = f"cmp-test-{secrets.token_hex(4)}"
+    unreachable = f"sqlite:///{tmp_path / 'missing' / 'cmp.sqlite3'}"
+    app = make_app(
+        unreachable,
+        CMP_RATE_LIMIT_PUBLIC="3 per minute",
+        CMP_RATE_LIMIT_API="5 per minute",
+        CMP_REDIS_URL=REDIS_URL,
+        RATELIMIT_KEY_PREFIX=prefix,
+    )
+    query = {"site": "shop", "subject": "user:1", "purpose": "analytics"}
+    headers = {"Authorization": "Bearer cmp_0123456789abcdef_secret"}
+    try:
+        with app.app_context():
+            client = app.test_client()
+            response = client.get("/api/v1/consents/lookup", query_string=query, headers=headers)
+            assert response.status_code == 503
+            assert response.json["error"]["code"] == "unavailable"
+            assert client.get(CONFIG).status_code == 503
+        assert list(redis.Redis.from_url(REDIS_URL).scan_iter(f"*{prefix}*"))
+    finally:
+        store = redis.Redis.from_url(REDIS_URL)
+        for key in store.scan_iter(f"*{prefix}*"):
+            store.delete(key)

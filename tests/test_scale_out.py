@@ -41,6 +41,7 @@ def instance(database_url: str, secret: str, hmac_key: str):
     }
     environment.update(
         CMP_ENV="production",
+        CMP_PUBLIC_URL="https://cmp.example",
         CMP_DATABASE_URL=database_url,
         CMP_SECRET_KEY=secret,
         CMP_HMAC_KEY=hmac_key,

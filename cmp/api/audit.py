@@ -41,13 +41,16 @@ def download(chunks: Iterator[str], fmt: str, name: str) -> Response:
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     # The log is about people: no cache may keep a copy.
     response.headers["Cache-Control"] = "no-store"
+    # Nor may a reverse proxy hold the stream back until it is whole (nginx honours this header).
+    response.headers["X-Accel-Buffering"] = "no"
     return response
 
 
 @bp.get("/events")
 def events():
+    key = require_key(Scope.AUDIT_READ)
     query = _query(export_query_schema)
-    sites = _sites(require_key(Scope.AUDIT_READ), query["site"])
+    sites = _sites(key, query["site"])
     selection = export.select_events(
         sites,
         start=query.get("start"),
@@ -64,8 +67,9 @@ def events():
 
 @bp.get("/notices")
 def notices():
+    key = require_key(Scope.AUDIT_READ)
     query = _query(notice_query_schema)
-    sites = _sites(require_key(Scope.AUDIT_READ), query["site"])
+    sites = _sites(key, query["site"])
     fmt = query["format"]
     chunks = export.render(export.notice_entries(sites), fmt, notices=True)
     return download(chunks, fmt, export.filename("notices", sites, fmt))
@@ -73,8 +77,9 @@ def notices():
 
 @bp.get("/verify")
 def verify():
+    key = require_key(Scope.AUDIT_READ)
     query = verify_query_schema.load(request.args.to_dict())
-    require_key(Scope.AUDIT_READ, query["site"])
+    keys.authorise(key, Scope.AUDIT_READ, query["site"])
     site = require_site(query["site"])
     result = chain.verify_site(site)
     seq, head = chain.checkpoint(site.id)

@@ -50,7 +50,11 @@ def lifetimes() -> Lifetimes:
 
 
 def public_url(endpoint: str, **values) -> str:
-    """An absolute URL for a link that leaves in an email: on CMP_PUBLIC_URL when set, else on this request's host."""
+    """An absolute URL for a link that leaves in an email or a receipt.
+
+    On CMP_PUBLIC_URL, which production requires (behind a proxy the request's own scheme is http); elsewhere on
+    this request's host.
+    """
     base = current_app.config["CMP_PUBLIC_URL"] or request.url_root
     return base.rstrip("/") + url_for(endpoint, **values)[len(request.script_root) :]
 
@@ -69,8 +73,9 @@ def _private(response, status: int = 200):
 @bp.post("/subscriptions")
 def subscribe():
     """Start a double opt-in; the sender mails the confirmation URL to the address."""
+    payload = json_body()
     key = require_key(Scope.EMAIL_WRITE)
-    data = subscription_schema.load(json_body())
+    data = subscription_schema.load(payload)
     site = _site(key, data["site"])
     subscription = email.subscribe(
         site,
@@ -101,11 +106,7 @@ def headers():
     query = headers_query_schema.load(request.args.to_dict())
     site = _site(key, query["site"])
     token = email.unsubscribe_token(
-        site,
-        query["email"],
-        locale=query["locale"],
-        tokens=email_tokens(),
-        hmac_key=current_app.config["CMP_HMAC_KEY"],
+        site, query["email"], locale=query["locale"], hmac_key=current_app.config["CMP_HMAC_KEY"]
     )
     url = public_url("email_links.unsubscribe", token=token)
     body = {"site": site.key, "unsubscribe_url": url, "headers": email.list_unsubscribe_headers(url)}
@@ -115,8 +116,9 @@ def headers():
 @bp.post("/tracking-links")
 def tracking_links():
     """The open pixel and tracked links for one recipient of one message, signed here so senders never make tokens."""
+    payload = json_body()
     key = require_key(Scope.EMAIL_WRITE)
-    data = tracking_links_schema.load(json_body())
+    data = tracking_links_schema.load(payload)
     site = _site(key, data["site"])
     links = email.tracking_links(
         site,

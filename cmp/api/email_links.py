@@ -1,6 +1,6 @@
 """Links people follow from an email: confirm, unsubscribe (RFC 8058 one-click), the open pixel, tracked clicks.
 
-No cookies and no login: the signed token in the URL is all these routes go by.
+No cookies and no login: the token in the URL is all these routes go by.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from cmp.api.requests import request_evidence
 from cmp.errors import BadRequest, DomainError
 from cmp.extensions import db
 from cmp.services import email
-from cmp.services.email import ONE_CLICK, Link, LinkKind
+from cmp.services.email import ONE_CLICK, UNSUBSCRIBE_PATH, Link, LinkKind
 from cmp.services.sites import require_site
 from cmp.vocabulary import Source
 
@@ -33,7 +33,10 @@ def _browser_locale():
 
 
 def _link(kind: LinkKind, token: str) -> Link:
-    link = email_tokens().read(kind, token)
+    if kind == LinkKind.UNSUBSCRIBE:
+        link = email.unsubscribe_link(token, tokens=email_tokens())
+    else:
+        link = email_tokens().read(kind, token)
     if link.locale:
         g.page_locale = page_locale(link.locale)
     return link
@@ -51,7 +54,10 @@ def confirm(token: str):
     return render_page("email_confirm.html", g.page_locale, message=outcome.status, site=site.name)
 
 
+# Decorators apply bottom-up: the short route is registered first, so url_for builds it; the long one serves
+# the signed links mailed before short ones.
 @bp.get("/email/unsubscribe/<token>")
+@bp.get(f"{UNSUBSCRIBE_PATH}<token>")
 def unsubscribe_page(token: str):
     """A page with one button; opening it (as link scanners do) changes nothing."""
     link = _link(LinkKind.UNSUBSCRIBE, token)
@@ -61,6 +67,7 @@ def unsubscribe_page(token: str):
 
 
 @bp.post("/email/unsubscribe/<token>")
+@bp.post(f"{UNSUBSCRIBE_PATH}<token>")
 def unsubscribe(token: str):
     link = _link(LinkKind.UNSUBSCRIBE, token)
     site = require_site(link.site)

@@ -87,17 +87,18 @@ def _server_timing(response):
     return response
 
 
-def _require_reader(site_key: str) -> None:
+def _require_reader() -> Grant:
+    """The caller's key, checked for `consent:read` before the question is read; its sites are checked after."""
     token = bearer_token()
     cache = current_app.extensions["cmp.lookup_cache"]["keys"]
     # Kept by a digest of the token: the secret itself is never a dictionary key.
     fingerprint = hashlib.sha256(token.encode()).digest() if token else None
     grant = cache.get(fingerprint) if fingerprint else None
     if grant is None:
-        key = require_key(Scope.CONSENT_READ, site_key)
-        cache.put(fingerprint, Grant(frozenset(key.scopes), tuple(key.sites)))
-    else:
-        keys.authorise(grant, Scope.CONSENT_READ, site_key)
+        key = require_key(Scope.CONSENT_READ)
+        return cache.put(fingerprint, Grant(frozenset(key.scopes), tuple(key.sites)))
+    keys.authorise(grant, Scope.CONSENT_READ)
+    return grant
 
 
 def _site(site_key: str, purposes: list[str]) -> lookup.LookupSite:
@@ -146,9 +147,10 @@ def _lookup_query(args: dict) -> dict:
 
 @bp.get("/lookup")
 def lookup_one():
+    reader = _require_reader()
     query = _lookup_query(request.args.to_dict())
     site, subject, purpose = query["site"], query["subject"], query["purpose"]
-    _require_reader(site)
+    keys.authorise(reader, Scope.CONSENT_READ, site)
     answer = lookup.lookup_one_serialised(_site(site, [purpose]), subject, purpose, **_subject_keys())
     return _private(
         current_app.response_class(dump_lookup_result(site, subject, purpose, answer), mimetype="application/json")
@@ -192,9 +194,11 @@ def _bulk_request(body: dict) -> dict:
 @bp.post("/lookup")
 def lookup_many():
     request.max_content_length = BULK_MAX_BYTES
-    data = _bulk_request(json_body())
+    payload = json_body()
+    reader = _require_reader()
+    data = _bulk_request(payload)
     purposes = list(dict.fromkeys(data["purposes"]))
-    _require_reader(data["site"])
+    keys.authorise(reader, Scope.CONSENT_READ, data["site"])
     answers = lookup.lookup_serialised(_site(data["site"], purposes), data["subjects"], purposes, **_subject_keys())
     body = dump_bulk_result(data["site"], purposes, data["subjects"], answers)
     return _private(current_app.response_class(body, mimetype="application/json"))

@@ -11,11 +11,13 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Flask, current_app, jsonify
 
-from cmp.schemas.audit import VerificationSchema
+from cmp.schemas.audit import ExportQuerySchema, NoticeQuerySchema, VerificationSchema, VerifyQuerySchema
 from cmp.schemas.banner import BannerConfigSchema
 from cmp.schemas.common import ErrorSchema, GpcSupportSchema, StatusSchema
 from cmp.schemas.consent import BannerConsentSchema, ConsentResultSchema, ServerConsentSchema
+from cmp.schemas.dashboard import DashboardQuerySchema
 from cmp.schemas.email import (
+    HeadersQuerySchema,
     HeadersResultSchema,
     SubscriptionResultSchema,
     SubscriptionSchema,
@@ -23,14 +25,17 @@ from cmp.schemas.email import (
     TrackingLinksSchema,
 )
 from cmp.schemas.lookup import (
+    SITE,
+    SUBJECT,
     BulkLookupResultSchema,
     BulkLookupSchema,
     LinkResultSchema,
     LinkSchema,
+    LookupQuerySchema,
     LookupResultSchema,
 )
-from cmp.schemas.receipt import ReceiptSchema
-from cmp.schemas.rights import ErasureResultSchema, SiteBodySchema, SubjectConsentsSchema
+from cmp.schemas.receipt import ReceiptQuerySchema, ReceiptSchema
+from cmp.schemas.rights import ErasureResultSchema, SiteBodySchema, SiteQuerySchema, SubjectConsentsSchema
 
 bp = Blueprint("openapi", __name__)
 
@@ -53,6 +58,10 @@ ERRORS = {
 }
 
 
+# Path parameters are checked as the views check them: the same fields, so the same lengths and patterns.
+PATH_FIELDS = {"site_key": SITE, "subject": SUBJECT}
+
+
 @dataclass(frozen=True)
 class Operation:
     endpoint: str
@@ -60,9 +69,11 @@ class Operation:
     summary: str
     tag: str
     responses: dict[int, object]  # status -> schema class, (media type, description) or description
-    body: type | None = None
-    query: type | None = None
+    body: type | tuple[type, ...] | None = None  # several: the body is one of them
+    query: type | None = None  # the schema the view loads the query string with
     scope: str | None = None
+    # With a scope: the route also takes requests without a key from the site's allowed origins (the banner).
+    origin: bool = False
     errors: tuple[int, ...] = ()
     description: str = ""
     extra: dict = field(default_factory=dict)
@@ -104,6 +115,7 @@ OPERATIONS = (
         "banner",
         {200: BannerConfigSchema},
         errors=(404,),
+        description="`locale` is a wish: an unknown or malformed one gets the best locale the site has.",
         extra={"parameters": [{"in": "query", "name": "locale", "schema": {"type": "string"}}]},
     ),
     Operation(
@@ -120,11 +132,12 @@ OPERATIONS = (
         "Record a decision set",
         "consents",
         {201: ConsentResultSchema},
-        body=ServerConsentSchema,
+        body=(BannerConsentSchema, ServerConsentSchema),
         scope="consent:write",
+        origin=True,
         errors=(400, 401, 403, 404, 409, 413, 415, 422, 503),
-        description="From the banner (no key; the Origin must be allowed; body as BannerConsent, the answer "
-        "adds a signed visitor_id), or from a server with a consent:write key (body as ServerConsent).",
+        description="From the banner (no key; the Origin must be one the site allows; body as BannerConsent, the "
+        "answer adds a signed visitor_id), or from a server with a consent:write key (body as ServerConsent).",
     ),
     Operation(
         "sites.link",
@@ -142,14 +155,9 @@ OPERATIONS = (
         "May we act for this subject and purpose?",
         "lookups",
         {200: LookupResultSchema},
+        query=LookupQuerySchema,
         scope="consent:read",
         errors=(401, 403, 404, 422, 503),
-        extra={
-            "parameters": [
-                {"in": "query", "name": name, "required": True, "schema": {"type": "string"}}
-                for name in ("site", "subject", "purpose")
-            ]
-        },
     ),
     Operation(
         "lookup.lookup_many",
@@ -213,14 +221,9 @@ OPERATIONS += (
         "List-Unsubscribe and List-Unsubscribe-Post (RFC 8058 one-click) for one recipient",
         "email",
         {200: HeadersResultSchema},
+        query=HeadersQuerySchema,
         scope="email:write",
         errors=(401, 403, 404, 422, 503),
-        extra={
-            "parameters": [
-                {"in": "query", "name": name, "required": name != "locale", "schema": {"type": "string"}}
-                for name in ("site", "email", "locale")
-            ]
-        },
     ),
     Operation(
         "email.tracking_links",
@@ -282,11 +285,12 @@ OPERATIONS += (
 # The auditor dashboard: HTML pages and SVG charts for a browser signed in with an audit:read key.
 AUDIT_PAGE = (HTML, "a dashboard page")
 AUDIT_SIGN_IN = "not signed in: to the sign-in page, with this address as next"
-AUDIT_SELECTION = [
-    {"in": "query", "name": "site", "schema": {"type": "string"}, "description": "default: the key's first site"},
-    {"in": "query", "name": "from", "schema": {"type": "string", "format": "date"}, "description": "UTC day"},
-    {"in": "query", "name": "to", "schema": {"type": "string", "format": "date"}, "description": "UTC day"},
-]
+AUDIT_SITE = {
+    "in": "query",
+    "name": "site",
+    "schema": {"type": "string"},
+    "description": "default: the key's first site",
+}
 AUDIT_FORM = {
     "type": "object",
     "properties": {"csrf_token": {"type": "string"}, "api_key": {"type": "string"}, "next": {"type": "string"}},
@@ -337,7 +341,7 @@ OPERATIONS += (
         "Auditor dashboard: consent and refusal rates by purpose, day, country and mode; notices; verify and export",
         "auditor dashboard",
         {200: AUDIT_PAGE, 303: AUDIT_SIGN_IN, 403: AUDIT_PAGE, 404: AUDIT_PAGE, 422: AUDIT_PAGE},
-        extra={"parameters": AUDIT_SELECTION},
+        query=DashboardQuerySchema,
     ),
     Operation(
         "audit_dashboard.chart",
@@ -345,7 +349,7 @@ OPERATIONS += (
         "One dashboard chart (purposes, days, countries or modes) as SVG, with no script",
         "auditor dashboard",
         {200: ("image/svg+xml", "the chart"), 401: AUDIT_PAGE, 403: AUDIT_PAGE, 404: AUDIT_PAGE, 422: AUDIT_PAGE},
-        extra={"parameters": AUDIT_SELECTION},
+        query=DashboardQuerySchema,
     ),
     Operation(
         "audit_dashboard.verify",
@@ -353,7 +357,7 @@ OPERATIONS += (
         "Verify one site's hash chain and show the result",
         "auditor dashboard",
         {200: AUDIT_PAGE, 303: AUDIT_SIGN_IN, 403: AUDIT_PAGE, 404: AUDIT_PAGE, 422: AUDIT_PAGE},
-        extra={"parameters": AUDIT_SELECTION[:1]},
+        extra={"parameters": [AUDIT_SITE]},
     ),
     Operation(
         "audit_dashboard.export_events",
@@ -369,7 +373,7 @@ OPERATIONS += (
         },
         extra={
             "parameters": [
-                *AUDIT_SELECTION[:1],
+                AUDIT_SITE,
                 {"in": "query", "name": "format", "schema": {"type": "string", "enum": ["jsonl", "csv"]}},
             ]
         },
@@ -383,7 +387,6 @@ OPERATIONS += (
     ),
 )
 
-SITE_QUERY = {"in": "query", "name": "site", "required": True, "schema": {"type": "string"}}
 SUBJECT_PATH = (
     "`subject` is any identifier of the person: email:<address>, user:<account id> or visitor:<signed id as the "
     "banner keeps it>, found through its keyed digest."
@@ -397,8 +400,8 @@ OPERATIONS += (
         {200: SubjectConsentsSchema},
         scope="dsr",
         errors=(401, 403, 404, 422, 503),
+        query=SiteQuerySchema,
         description=SUBJECT_PATH,
-        extra={"parameters": [SITE_QUERY]},
     ),
     Operation(
         "rights.withdraw",
@@ -425,26 +428,15 @@ OPERATIONS += (
     Operation(
         "receipts.receipt",
         "get",
-        "The visitor's own consent receipt (Kantara CR v1.1, ISO/IEC TS 27560 names where Kantara has none)",
+        "The visitor's own consent receipt (Kantara CR v1.1, then the log's own fields where Kantara has none)",
         "consents",
         {200: ReceiptSchema},
+        query=ReceiptQuerySchema,
         errors=(403, 404, 422, 503),
         description="The token comes with the receipt_url of a recorded decision; any other token is a 403.",
-        extra={"parameters": [{"in": "query", "name": "token", "required": True, "schema": {"type": "string"}}]},
     ),
 )
 
-AUDIT_FILTERS = [
-    {
-        "in": "query",
-        "name": "site",
-        "schema": {"type": "array", "items": {"type": "string"}},
-        "style": "form",
-        "explode": True,
-        "description": "repeat for several sites; none: every site the key may read",
-    },
-    {"in": "query", "name": "format", "schema": {"type": "string", "enum": ["jsonl", "csv"], "default": "jsonl"}},
-]
 EXPORT = (("application/x-ndjson", "text/csv"), "the export: an export entry, events in id order, an end entry")
 OPERATIONS += (
     Operation(
@@ -453,22 +445,12 @@ OPERATIONS += (
         "Export consent events with their chain fields, streamed (JSON lines or CSV)",
         "audit",
         {200: EXPORT},
+        query=ExportQuerySchema,
         scope="audit:read",
         errors=(401, 403, 404, 422, 503),
-        description="Constant memory at any size. `from` (inclusive) and `to` (exclusive) are ISO 8601 times on "
-        "the receive time; `subject` is visitor:, user: or email:; `purpose` keeps events deciding it. A subject "
-        "nobody is known by gives an export without events.",
-        extra={
-            "parameters": [
-                *AUDIT_FILTERS,
-                *(
-                    {"in": "query", "name": name, "schema": {"type": "string", "format": "date-time"}}
-                    for name in ("from", "to")
-                ),
-                {"in": "query", "name": "subject", "schema": {"type": "string"}},
-                {"in": "query", "name": "purpose", "schema": {"type": "string"}},
-            ]
-        },
+        description="Constant memory at any size. `site` may repeat (none: every site the key may read). `from` "
+        "(inclusive) and `to` (exclusive) are ISO 8601 times on the receive time; `subject` is visitor:, user: or "
+        "email:; `purpose` keeps events deciding it. A subject nobody is known by gives an export without events.",
     ),
     Operation(
         "audit.notices",
@@ -476,9 +458,10 @@ OPERATIONS += (
         "Export notice versions: exactly what visitors were shown, with each content hash",
         "audit",
         {200: (("application/x-ndjson", "text/csv"), "one notice version per line or row")},
+        query=NoticeQuerySchema,
         scope="audit:read",
         errors=(401, 403, 404, 422, 503),
-        extra={"parameters": AUDIT_FILTERS},
+        description="`site` may repeat; none: every site the key may read.",
     ),
     Operation(
         "audit.verify",
@@ -486,13 +469,13 @@ OPERATIONS += (
         "Recompute one site's hash chain and name the first event that does not match",
         "audit",
         {200: VerificationSchema},
+        query=VerifyQuerySchema,
         scope="audit:read",
         errors=(401, 403, 404, 422, 503),
-        extra={"parameters": [{"in": "query", "name": "site", "required": True, "schema": {"type": "string"}}]},
     ),
 )
 
-SCHEMAS = (ErrorSchema, BannerConsentSchema)
+SCHEMAS = (ErrorSchema,)
 
 
 def _path(rule: str) -> str:
@@ -527,16 +510,27 @@ def build(app: Flask) -> dict:
     spec.components.security_scheme("apiKey", {"type": "http", "scheme": "bearer"})
     for schema in SCHEMAS:
         spec.components.schema(schema.__name__.removesuffix("Schema"), schema=schema)
+    converter = next(plugin for plugin in spec.plugins if isinstance(plugin, MarshmallowPlugin)).converter
+    path_schemas = {name: converter.field2property(field) for name, field in PATH_FIELDS.items()}
     rules: dict[str, list] = {}
     for rule in app.url_map.iter_rules():
         rules.setdefault(rule.endpoint, []).append(rule)
     for operation in OPERATIONS:
         for rule in rules[operation.endpoint]:
-            spec.path(path=_path(rule.rule), operations={operation.method: _details(operation, _path(rule.rule))})
+            path = _path(rule.rule)
+            spec.path(path=path, operations={operation.method: _details(operation, path, path_schemas)})
     return spec.to_dict()
 
 
-def _details(operation: Operation, path: str) -> dict:
+ORIGIN_HEADER = {
+    "in": "header",
+    "name": "Origin",
+    "schema": {"type": "string"},
+    "description": "without a key: one of the site's allowed origins, as the browser sends it",
+}
+
+
+def _details(operation: Operation, path: str, path_schemas: dict[str, dict]) -> dict:
     details = {
         "operationId": operation.method + "_" + re.sub(r"\W+", "_", path).strip("_"),
         "summary": operation.summary,
@@ -547,14 +541,21 @@ def _details(operation: Operation, path: str) -> dict:
     if operation.description:
         details["description"] = operation.description
     if operation.body:
-        details["requestBody"] = {"required": True, "content": {JSON: {"schema": operation.body}}}
-    if operation.scope:
-        details["security"] = [{"apiKey": []}]
-        details["description"] = (details.get("description", "") + f" Scope: {operation.scope}.").strip()
+        bodies = operation.body if isinstance(operation.body, tuple) else (operation.body,)
+        schema = {"oneOf": list(bodies)} if len(bodies) > 1 else bodies[0]
+        details["requestBody"] = {"required": True, "content": {JSON: {"schema": schema}}}
     parameters = [
-        {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
+        {"in": "path", "name": name, "required": True, "schema": path_schemas.get(name, {"type": "string"})}
         for name in re.findall(r"{([^}]+)}", path)
     ]
+    if operation.query:
+        parameters.append({"in": "query", "schema": operation.query})
+    if operation.scope:
+        # OpenAPI 3.0 section 4.7.10.1: an empty requirement makes the key optional.
+        details["security"] = [{"apiKey": []}, *([{}] if operation.origin else [])]
+        details["description"] = (details.get("description", "") + f" Scope: {operation.scope}.").strip()
+        if operation.origin:
+            parameters.append(ORIGIN_HEADER)
     details["parameters"] = parameters + details.get("parameters", [])
     return details
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import current_app, request
 
 from cmp.errors import BadRequest, Forbidden, Unauthorized, UnsupportedMediaType
@@ -13,10 +15,17 @@ from cmp.vocabulary import Scope
 
 
 def json_body() -> dict:
-    """The request's JSON object; 415 for another media type, 400 for malformed JSON."""
+    """The request's JSON object; 415 for another media type, 400 for malformed JSON.
+
+    Views read it first, before the key: a body that cannot be read is refused the same way to everyone.
+    """
     if not request.is_json:
         raise UnsupportedMediaType("unsupported_media_type", "send the body as application/json")
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:
+        # The parser recurses once per nesting level: a few KB of "[[[[..." exhaust Python's stack.
+        data = None
     if data is None:
         raise BadRequest("malformed_json", "the body is not valid JSON")
     if not isinstance(data, dict):
@@ -24,14 +33,38 @@ def json_body() -> dict:
     return data
 
 
+# RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+_B64TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
+
+
 def bearer_token() -> str | None:
+    """The bearer token the request carries, or None; 401 for one that cannot be a token (never looked up)."""
     header = request.headers.get("Authorization")
     if header is None:
         return None
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not _B64TOKEN.fullmatch(token):
         raise Unauthorized("invalid_api_key", "use Authorization: Bearer <API key>")
-    return token.strip()
+    return token
+
+
+BEARER_KEY = "cmp.bearer_key"
+
+
+def bearer_key() -> ApiKey | None:
+    """The live key the request's bearer token names, or None without a valid one; authenticated once a request.
+
+    The rate limiter asks first (only a valid key earns the API budget), then the view.
+    """
+    if BEARER_KEY not in request.environ:
+        try:
+            token = bearer_token()
+            key = keys.authenticate(token) if token else None
+        except Unauthorized:
+            key = None
+        request.environ[BEARER_KEY] = key
+    return request.environ[BEARER_KEY]
 
 
 def api_key(scope: Scope, site_key: str | None = None) -> ApiKey | None:
@@ -39,7 +72,8 @@ def api_key(scope: Scope, site_key: str | None = None) -> ApiKey | None:
     token = bearer_token()
     if token is None:
         return None
-    key = keys.authenticate(token)
+    # A token `bearer_key` found wanting is authenticated again, to refuse it with the reason.
+    key = bearer_key() or keys.authenticate(token)
     keys.authorise(key, scope, site_key)
     return key
 
@@ -77,7 +111,14 @@ def request_country() -> tuple[str | None, str | None]:
 
 
 def gpc_header() -> bool:
-    return request.headers.get("Sec-GPC", "").strip() == "1"
+    """Whether the request carries Global Privacy Control: any `Sec-GPC` field value of 1.
+
+    W3C GPC: the preference is expressed by the value 1, and a server must honour it once expressed, so
+    another field line (`0`, or a second `1`) never takes it back. RFC 9110 section 5.3: repeated field
+    lines may also arrive combined into one comma-separated value.
+    """
+    values = (value.strip() for line in request.headers.getlist("Sec-GPC") for value in line.split(","))
+    return "1" in values
 
 
 def request_evidence(*, gpc: bool = False, page_url: str | None = None) -> Evidence:

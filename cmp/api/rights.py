@@ -46,8 +46,9 @@ def access(subject: str):
 
 @bp.post("/<path:subject>/withdraw")
 def withdraw(subject: str):
+    payload = json_body()
     key = require_key(Scope.DSR)
-    data = site_body_schema.load(json_body())
+    data = site_body_schema.load(payload)
     site, subject_id = _subject(key, data["site"], subject)
     event = rights.withdraw(
         site,
@@ -60,7 +61,8 @@ def withdraw(subject: str):
 
 @bp.post("/<path:subject>/erase")
 def erase(subject: str):
+    payload = json_body()
     key = require_key(Scope.DSR)
-    data = site_body_schema.load(json_body())
+    data = site_body_schema.load(payload)
     site, subject_id = _subject(key, data["site"], subject)
     return _private(jsonify(erasure_result_schema.dump(rights.erase(site, subject_id))))

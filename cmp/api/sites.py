@@ -70,16 +70,18 @@ def preflight(site_key: str):
 
 @bp.post("/<site_key>/consents", provide_automatic_options=False)
 def record(site_key: str):
+    # The site first: its allowed origins let the banner read any refusal that follows.
     site = _site(site_key)
+    payload = json_body()
     key = api_key(Scope.CONSENT_WRITE, site.key)
     if key is None:
-        return _record_from_banner(site)
-    return _record_from_server(site)
+        return _record_from_banner(site, payload)
+    return _record_from_server(site, payload)
 
 
-def _record_from_banner(site: Site):
+def _record_from_banner(site: Site, payload: dict):
     require_allowed_origin(site)
-    data = banner_consent_schema.load(json_body())
+    data = banner_consent_schema.load(payload)
     visitor_ids = _visitor_ids()
     visitor_id = new_visitor_id()
     if data.get("visitor_id"):
@@ -103,8 +105,8 @@ def _record_from_banner(site: Site):
     return jsonify(body), 201
 
 
-def _record_from_server(site: Site):
-    data = server_consent_schema.load(json_body())
+def _record_from_server(site: Site, payload: dict):
+    data = server_consent_schema.load(payload)
     try:
         identifier = _visitor_ids().identifier(site.key, data["subject"])
     except InvalidIdentifier as exc:
@@ -135,9 +137,10 @@ def _record(site: Site, identifier: Identifier, source: Source, evidence: Eviden
 @bp.post("/<site_key>/links", provide_automatic_options=False)
 def link(site_key: str):
     """Link identifiers of one person (a signed visitor id and a user id, say) to one subject."""
+    payload = json_body()
     require_key(Scope.CONSENT_WRITE, site_key)
     site = _site(site_key)
-    data = link_schema.load(json_body())
+    data = link_schema.load(payload)
     subject_id = lookup.link(
         site, data["subjects"], hmac_key=current_app.config["CMP_HMAC_KEY"], visitor_ids=_visitor_ids()
     )

@@ -1,4 +1,4 @@
-"""`cmp verify`: recompute each site's hash chain."""
+"""`cmp verify`: recompute each site's hash chain and check that erasures left nothing behind."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from flask import current_app
 from flask.cli import ScriptInfo
 
 from cmp.cli.params import DatabaseCommand, load_site
-from cmp.services import chain
+from cmp.services import chain, integrity
 from cmp.services.sites import list_sites
 
 
@@ -30,6 +30,9 @@ from cmp.services.sites import list_sites
 @click.pass_context
 def verify_command(ctx, site_key, as_json, export_file, notices):
     """Check that no consent event was edited, deleted, inserted or reordered; exit 1 if one was.
+
+    From the database it also checks what erasure promises: no current state or email activity of a subject no
+    identifier names, and no event after its subject's erasure; exit 1 if any is found.
 
     With --json, one JSON object per line, one line per site. With --file, the check reads only the file:
     an auditor needs neither the database nor this service's settings.
@@ -58,21 +61,31 @@ def _verify_database(site_key, as_json):
         return
     failed = False
     for site in targets:
-        result = chain.verify_site(site)
-        failed |= not result.ok
+        result, found = chain.verify_site(site), integrity.check_site(site)
+        ok = result.ok and found.ok
+        failed |= not ok
         if as_json:
-            click.echo(json.dumps({"site": site.key, **result.as_dict()}))
-        elif result.ok:
-            click.echo(f"{site.key}: ok, {result.checked} events checked")
+            # `ok` covers both checks; `integrity` lists what erasures left behind.
+            click.echo(json.dumps({"site": site.key, **result.as_dict(), "ok": ok, "integrity": found.as_dict()}))
         else:
-            where = (
-                f"event {result.first_bad} (seq {result.first_bad_seq})"
-                if result.first_bad
-                else f"seq {result.first_bad_seq}"
-            )
-            click.echo(f"{site.key}: FAILED at {where}: {result.reason}")
+            _echo(site.key, result, found)
     if failed:
         raise SystemExit(1)
+
+
+def _echo(site_key: str, result: chain.Verification, found: integrity.Integrity) -> None:
+    if result.ok:
+        click.echo(f"{site_key}: ok, {result.checked} events checked")
+    else:
+        where = (
+            f"event {result.first_bad} (seq {result.first_bad_seq})"
+            if result.first_bad
+            else f"seq {result.first_bad_seq}"
+        )
+        click.echo(f"{site_key}: FAILED at {where}: {result.reason}")
+    for finding in found.findings:
+        named = ", ".join(finding.examples)
+        click.echo(f"{site_key}: FAILED: {finding.count} {finding.description} ({finding.examples_of}: {named})")
 
 
 commands = (verify_command,)

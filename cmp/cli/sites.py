@@ -64,9 +64,19 @@ def site_create(key, name, origins, locales, default_locale, policy_url, jurisdi
 @click.option(
     "--jurisdiction", "jurisdiction", multiple=True, type=Pair(), help="COUNTRY=MODE override to add or change."
 )
-def site_update(key, name, origins, locales, default_locale, policy_url, jurisdiction):
-    """Change site KEY; banner texts change with the next published notice."""
+@click.option("--controller-name", help="The controller receipts name (required with the first controller field).")
+@click.option("--controller-email", help="The controller's contact email (required with the first controller field).")
+@click.option("--controller-address", help="The controller's postal address.")
+@click.option("--controller-country", help="The controller's country, ISO 3166 (DE, CN, ...).")
+@click.option("--controller-phone", help="The controller's phone number.")
+@click.option("--controller-dpo", help="How to reach the data protection officer.")
+def site_update(key, name, origins, locales, default_locale, policy_url, jurisdiction, **controller):
+    """Change site KEY; banner texts change with the next published notice.
+
+    A controller field given empty removes it; consent receipts name the controller from the next request on.
+    """
     site = load_site(key)
+    changes = {option.removeprefix("controller_"): value for option, value in controller.items() if value is not None}
     with unit_of_work():
         sites.update_site(
             site,
@@ -76,6 +86,7 @@ def site_update(key, name, origins, locales, default_locale, policy_url, jurisdi
             default_locale=default_locale,
             policy_url=policy_url,
             jurisdiction=dict(jurisdiction) if jurisdiction else None,
+            controller=changes,
         )
     click.echo(f"updated site {site.key}")
 
@@ -110,6 +121,7 @@ def site_show(key, as_json):
         "default_locale": site.default_locale,
         "policy_url": site.policy_url,
         "jurisdiction_overrides": site.jurisdiction_overrides,
+        "controller": site.controller,
         # As the next published notice would show them, without the texts.
         "purposes": [{k: v for k, v in p.items() if k != "texts"} for p in draft["purposes"]],
         "cookies": draft["cookies"],
@@ -134,6 +146,12 @@ def site_show(key, as_json):
     click.echo(
         f"  modes:    {json.dumps(site.jurisdiction_overrides) if site.jurisdiction_overrides else 'default map'}"
     )
+    controller = site.controller or {}
+    unset = "(not set: receipts name the site, without contact details)"
+    click.echo(f"  controller: {controller.get('name', unset)}")
+    for field in ("email", "address", "country", "phone", "dpo"):
+        if field in controller:
+            click.echo(f"    {field + ':':<9} {controller[field]}")
     click.echo("  purposes:")
     for p in info["purposes"]:
         flags = [p["channel"], "refusable" if p["refusable"] else "always on"]
@@ -171,6 +189,10 @@ def purpose_group():
 @click.option(
     "--consent-mode", multiple=True, type=click.Choice(CONSENT_MODE_TYPES), help="Google Consent Mode type; repeat."
 )
+@click.option("--pii-category", "pii_categories", multiple=True, help="Kind of personal data it processes; repeat.")
+@click.option(
+    "--recipient", "recipients", multiple=True, help="Who else receives the data (partner, overseas recipient); repeat."
+)
 def purpose_add(
     site_key,
     key,
@@ -184,6 +206,8 @@ def purpose_add(
     gpc,
     double_opt_in,
     consent_mode,
+    pii_categories,
+    recipients,
 ):
     """Add purpose KEY to site SITE_KEY (shown after the next `cmp notice publish`)."""
     site = load_site(site_key)
@@ -211,6 +235,8 @@ def purpose_add(
             gpc=gpc,
             double_opt_in=double_opt_in,
             consent_mode=list(consent_mode),
+            pii_categories=list(pii_categories),
+            recipients=list(recipients),
         )
     click.echo(f"added purpose {purpose.key} to {site.key}")
 

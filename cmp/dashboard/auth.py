@@ -1,28 +1,25 @@
-"""Auditor sign-in: an API key with `audit:read` pasted once, then Flask's signed session cookie.
+"""Auditor sign-in: an API key with `audit:read` pasted once, then a server-side session named by a signed cookie.
 
-The cookie holds only the key's public id, the sign-in time and the form token. The key itself is
-looked up again on every request, so revoking it, or taking its scope away, signs the auditor out
-at their next click.
+The cookie (Flask's signed session) holds only a random session id and the form token; the server keeps the
+id's digest, the key and when the session ends. Every request checks that row and the key again, so signing
+out ends every copy of the cookie at once, and revoking the key, or taking its scope away, signs the auditor
+out at their next click.
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
-import time
 from dataclasses import dataclass
 
 from flask import current_app, session
-from sqlalchemy import select
 
 from cmp.errors import BadRequest, Forbidden, Unauthorized
-from cmp.extensions import db
 from cmp.models import ApiKey, Site
 from cmp.services import keys, sites
 from cmp.vocabulary import Scope
 
-KEY_ID = "key_id"
-SIGNED_IN_AT = "signed_in_at"
+SESSION_ID = "session_id"
 CSRF = "csrf"
 
 
@@ -78,31 +75,29 @@ def sign_in(token: str) -> Auditor:
     except Forbidden:
         raise Unauthorized("invalid_api_key", "the API key is not valid") from None
     # A new session, and a new form token, so nothing set before sign-in carries over (session fixation).
-    session.clear()
+    sign_out()
+    session_id = keys.open_session(key, current_app.permanent_session_lifetime)
     session.permanent = True
-    session[KEY_ID] = key.key_id
-    session[SIGNED_IN_AT] = int(time.time())
+    session[SESSION_ID] = session_id
     session[CSRF] = secrets.token_urlsafe(32)
     return Auditor(key)
 
 
 def sign_out() -> None:
+    """End the session on the server, so a copy of the cookie opens nothing either, and clear the cookie."""
+    session_id = session.get(SESSION_ID)
+    if session_id is not None:
+        keys.end_session(session_id)
     session.clear()
 
 
 def current_auditor() -> Auditor | None:
-    """The signed-in auditor, checked again now; a session whose key no longer qualifies is ended."""
-    key_id = session.get(KEY_ID)
-    if key_id is None:
+    """The signed-in auditor, checked again now; a session that has ended or whose key no longer qualifies is ended."""
+    session_id = session.get(SESSION_ID)
+    if session_id is None:
         return None
-    lifetime = current_app.permanent_session_lifetime.total_seconds()
-    key = db.session.scalars(select(ApiKey).where(ApiKey.key_id == key_id)).first()
-    if (
-        key is None
-        or key.revoked_at is not None
-        or not _has_scope(key)
-        or time.time() - session.get(SIGNED_IN_AT, 0) > lifetime
-    ):
+    key = keys.session_key(session_id)
+    if key is None or not _has_scope(key):
         sign_out()
         return None
     return Auditor(key)

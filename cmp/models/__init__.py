@@ -1,7 +1,7 @@
 """The data model, one module per aggregate."""
 
 from cmp.models.consent import ChainCheckpoint, ChainHead, ConsentEvent, ConsentState
-from cmp.models.email import EmailActivity
+from cmp.models.email import EmailActivity, UnsubscribeLink
 from cmp.models.key import ApiKey, DashboardSession
 from cmp.models.notice import ImmutableRecordError, NoticeVersion
 from cmp.models.site import Cookie, Purpose, Site
@@ -22,4 +22,5 @@ __all__ = [
     "Site",
     "Subject",
     "SubjectIdentifier",
+    "UnsubscribeLink",
 ]

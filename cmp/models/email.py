@@ -1,14 +1,14 @@
-"""Email opens and clicks: activity measured only where `email_tracking` is granted, kept apart from the consent log."""
+"""Email opens and clicks (measured only where `email_tracking` is granted), and the short unsubscribe links."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cmp.extensions import db
-from cmp.models.types import UTCDateTime, key_string
+from cmp.models.types import UTCDateTime, key_string, utcnow
 
 
 class EmailActivity(db.Model):
@@ -29,3 +29,23 @@ class EmailActivity(db.Model):
 
     def __repr__(self) -> str:
         return f"<EmailActivity {self.kind} {self.id}>"
+
+
+class UnsubscribeLink(db.Model):
+    """The short token of a recipient's List-Unsubscribe URL, kept only as its SHA-256 digest.
+
+    One row per site, subject and locale, shared by every message to them; erasing the subject deletes it.
+    """
+
+    __tablename__ = "unsubscribe_links"
+    __table_args__ = (UniqueConstraint("site_id", "subject_id", "locale"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest: Mapped[str] = mapped_column(key_string(64), unique=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    subject_id: Mapped[str] = mapped_column(key_string(32), ForeignKey("subjects.id", ondelete="CASCADE"))
+    locale: Mapped[str] = mapped_column(String(35))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<UnsubscribeLink {self.id}>"

@@ -25,8 +25,9 @@ class Site(db.Model):
     jurisdiction_overrides: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
     # Locale -> banner text key -> text, overriding the built-in catalogue.
     texts: Mapped[dict[str, dict[str, str]]] = mapped_column(JSONType, default=dict)
-    # Who is responsible for the processing, as consent receipts name them (Kantara CR v1.1 `piiControllers`):
-    # {"name", "address", "email", "phone", "dpo"}; None until the operator sets it.
+    # Who is responsible for the processing (GDPR Art. 13(1)(a) and (b)), as consent receipts name them (Kantara
+    # CR v1.1 `piiControllers`): {"name", "email", "address", "country", "phone", "dpo"}, name and email always
+    # present; None until the operator sets it (services.sites.set_controller).
     controller: Mapped[dict[str, str] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -66,6 +67,11 @@ class Purpose(db.Model):
     consent_mode: Mapped[list[str]] = mapped_column(JSONType, default=list)
     # Locale -> {"name": ..., "description": ...}
     texts: Mapped[dict[str, dict[str, str]]] = mapped_column(JSONType, default=dict)
+    # The kinds of personal data processed, in words a person reads (Kantara CR v1.1 `piiCategory`).
+    pii_categories: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # Who receives the data besides the controller and the cookie inventory's providers (GDPR Art. 13(1)(e)
+    # recipients; PIPL Art. 39 overseas recipients): receipts name them as third parties.
+    recipients: Mapped[list[str]] = mapped_column(JSONType, default=list)
 
     site: Mapped[Site] = relationship(back_populates="purposes")
 

@@ -1,10 +1,8 @@
 """The auditor's routes: export filters, notice export, and the verification result."""
 
-from datetime import UTC
-
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from cmp.schemas.fields import Pattern
+from cmp.schemas.fields import Pattern, UtcDateTime
 from cmp.schemas.lookup import PURPOSE, SUBJECT
 from cmp.services.export import FORMATS
 from cmp.services.sites import SITE_KEY
@@ -17,17 +15,13 @@ SITE_LIST = fields.List(
 FORMAT = fields.String(validate=validate.OneOf(FORMATS), load_default="jsonl")
 
 
-def _utc(**kwargs) -> fields.AwareDateTime:
-    # ISO 8601; a time without a zone is read as UTC, as the log keeps every time.
-    return fields.AwareDateTime(default_timezone=UTC, **kwargs)
-
-
 class ExportQuerySchema(Schema):
     """`site` may repeat; none means every site the key may read."""
 
     site = SITE_LIST
-    start = _utc(data_key="from")
-    end = _utc(data_key="to")
+    # ISO 8601, in UTC as the log keeps every time.
+    start = UtcDateTime(data_key="from")
+    end = UtcDateTime(data_key="to")
     subject = fields.String(validate=SUBJECT.validators)
     purpose = fields.String(validate=PURPOSE.validators)
     format = FORMAT

@@ -1,10 +1,16 @@
 """Consent requests from the banner and from servers, and the recorded result."""
 
-import re
-
 from marshmallow import Schema, fields, validate
 
-from cmp.schemas.fields import Pattern, StrictBoolean, decisions_field, locale_field, page_url_field
+from cmp.schemas.fields import (
+    Pattern,
+    StrictBoolean,
+    decisions_field,
+    locale_field,
+    notice_version_field,
+    page_url_field,
+)
+from cmp.schemas.lookup import SUBJECT
 from cmp.vocabulary import BANNER_ACTIONS, SERVER_ACTIONS, SERVER_SOURCES, GivenBy
 
 
@@ -19,7 +25,7 @@ class BannerConsentSchema(Schema):
     visitor_id = fields.String(allow_none=True, validate=validate.Length(max=200))
     action = fields.String(required=True, validate=validate.OneOf(sorted(BANNER_ACTIONS)))
     decisions = decisions_field(load_default=dict)
-    notice_version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    notice_version = notice_version_field(required=True)
     locale = locale_field(load_default=None)
     page_url = page_url_field(load_default=None)
     gpc = StrictBoolean(load_default=False)
@@ -29,17 +35,11 @@ class BannerConsentSchema(Schema):
 class ServerConsentSchema(Schema):
     """A decision set recorded by a server with a `consent:write` key (sign-up, call centre, import)."""
 
-    subject = fields.String(
-        required=True,
-        validate=[
-            validate.Length(max=320),
-            Pattern(r"^(visitor|user|email):.+$", re.S, error="use visitor:, user: or email:"),
-        ],
-    )
+    subject = fields.String(required=True, validate=SUBJECT.validators)
     action = fields.String(load_default="save", validate=validate.OneOf(sorted(SERVER_ACTIONS)))
     source = fields.String(load_default="api", validate=validate.OneOf(sorted(SERVER_SOURCES)))
     decisions = decisions_field(load_default=dict)
-    notice_version = fields.Integer(load_default=None, strict=True, validate=validate.Range(min=1))
+    notice_version = notice_version_field(load_default=None)
     locale = locale_field(load_default=None)
     page_url = page_url_field(load_default=None)
     gpc = StrictBoolean(load_default=False)

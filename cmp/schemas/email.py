@@ -2,7 +2,7 @@
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from cmp.schemas.fields import Pattern, StrictBoolean, locale_field, page_url_field
+from cmp.schemas.fields import Pattern, StrictBoolean, locale_field, notice_version_field, page_url_field
 from cmp.schemas.lookup import SITE
 from cmp.services.identifiers import InvalidIdentifier, parse_identifier
 
@@ -26,7 +26,7 @@ class SubscriptionSchema(Schema):
     email = EMAIL
     # The person's language: the confirmation and unsubscribe pages use it.
     locale = locale_field(load_default=None)
-    notice_version = fields.Integer(load_default=None, strict=True, validate=validate.Range(min=1))
+    notice_version = notice_version_field(load_default=None)
     page_url = page_url_field(load_default=None)
     gpc = StrictBoolean(load_default=False)
     # The person's own connection as the sign-up form saw it; truncated and coarsened before storage.

@@ -1,19 +1,22 @@
 """Consent lookups and identifier links."""
 
-import re
 from collections.abc import Sequence
 from json.encoder import encode_basestring_ascii
 
 from marshmallow import Schema, fields, validate
 
 from cmp.schemas.fields import Pattern
+from cmp.services.identifiers import CONTROL_CHARACTERS
 from cmp.services.lookup import MAX_SUBJECTS, SerialisedAnswers
 from cmp.services.sites import PURPOSE_KEY, SITE_KEY
 
 SUBJECT = fields.String(
     validate=[
         validate.Length(min=3, max=320),
-        Pattern(r"^(visitor|user|email):.+$", re.S, error="use visitor:, user: or email:"),
+        Pattern(
+            rf"^(visitor|user|email):[^{CONTROL_CHARACTERS}]+$",
+            error="use visitor:, user: or email:, then the identifier, with no control characters",
+        ),
     ]
 )
 PURPOSE = fields.String(validate=Pattern(PURPOSE_KEY, error="not a purpose key"))

@@ -1,4 +1,4 @@
-"""The consent receipt: Kantara Consent Receipt v1.1 field names, then ISO/IEC TS 27560 where Kantara has none."""
+"""The consent receipt: Kantara Consent Receipt v1.1 field names, then the log's own where Kantara has none."""
 
 from marshmallow import Schema, fields, validate
 
@@ -7,20 +7,36 @@ class ReceiptQuerySchema(Schema):
     token = fields.String(required=True, validate=validate.Length(min=1, max=200))
 
 
+class ReceiptAddressSchema(Schema):
+    """A schema.org PostalAddress; empty until the operator sets the controller's address."""
+
+    streetAddress = fields.String()
+    addressCountry = fields.String(metadata={"description": "ISO 3166-1 alpha-2"})
+
+
 class ReceiptControllerSchema(Schema):
-    piiController = fields.String()
-    piiControllerUrl = fields.String(allow_none=True)
+    piiController = fields.String(metadata={"description": "the controller's name, or the site's until it is set"})
+    contact = fields.String(metadata={"description": "the data protection officer, else the controller"})
+    address = fields.Nested(ReceiptAddressSchema)
+    email = fields.String(metadata={"description": "'not provided' until the operator sets it"})
+    phone = fields.String(metadata={"description": "'not provided' until the operator sets it"})
+    piiControllerUrl = fields.String(metadata={"description": "the privacy policy; absent when the site has none"})
 
 
 class ReceiptPurposeSchema(Schema):
     purpose = fields.String(metadata={"description": "the purpose's name as the person was shown it"})
     purposeCategory = fields.List(fields.String(), metadata={"description": "the purpose key"})
     consentType = fields.String(metadata={"description": "EXPLICIT for the person's own act, IMPLIED for a default"})
+    piiCategory = fields.List(fields.String(), metadata={"description": "the kinds of personal data it processes"})
     decision = fields.String(metadata={"description": "granted or denied"})
     primaryPurpose = fields.Boolean(metadata={"description": "strictly necessary: cannot be refused"})
-    termination = fields.String(allow_none=True, metadata={"description": "when a grant ends unless renewed"})
-    thirdPartyDisclosure = fields.Boolean()
-    thirdPartyName = fields.String(allow_none=True, metadata={"description": "from the cookie inventory shown"})
+    termination = fields.String(
+        metadata={"description": "when a grant ends unless renewed; N/A for a refusal"}
+    )
+    thirdPartyDisclosure = fields.Boolean(metadata={"description": "shared beyond the controller, or sold"})
+    thirdPartyName = fields.String(
+        allow_none=True, metadata={"description": "the cookie providers and recipients shown; null without any"}
+    )
 
 
 class ReceiptServiceSchema(Schema):
@@ -38,25 +54,29 @@ class ReceiptSchema(Schema):
     """One consent event as its receipt."""
 
     version = fields.String()
-    jurisdiction = fields.String(allow_none=True, metadata={"description": "the person's country, when known"})
+    jurisdiction = fields.String(
+        metadata={"description": "the person's country when known, else the controller's, else 'unknown'"}
+    )
     consentTimestamp = fields.Integer(metadata={"description": "seconds since the epoch"})
     collectionMethod = fields.String()
     consentReceiptID = fields.String(metadata={"description": "the event id"})
     language = fields.String()
     piiPrincipalId = fields.String(metadata={"description": "the pseudonymous subject id"})
     piiControllers = fields.List(fields.Nested(ReceiptControllerSchema))
-    policyUrl = fields.String(allow_none=True)
+    policyUrl = fields.String(metadata={"description": "'not provided' when the site has no privacy policy URL"})
     services = fields.List(fields.Nested(ReceiptServiceSchema))
     sensitive = fields.Boolean()
     spiCat = fields.List(fields.String())
-    eventTime = fields.String()
-    eventType = fields.String(metadata={"description": "the action: accept_all, save, withdraw, ..."})
-    eventBy = fields.String(metadata={"description": "subject, or guardian (policy section 6)"})
+    receivedAt = fields.String(metadata={"description": "when the log received the decision, as in the export"})
+    action = fields.String(metadata={"description": "the action: accept_all, save, withdraw, ..."})
+    givenBy = fields.String(
+        allow_none=True, metadata={"description": "guardian (policy section 6); null: the person themself"}
+    )
     noticeVersion = fields.Integer(allow_none=True)
     noticeHash = fields.String(allow_none=True)
     mode = fields.String()
     gpc = fields.Boolean()
-    validUntil = fields.String(allow_none=True)
+    expiresAt = fields.String(allow_none=True)
     withdrawalMethod = fields.String()
     storageLocation = fields.String(allow_none=True, metadata={"description": "where the record is kept (§8)"})
     evidence = fields.Nested(ReceiptEvidenceSchema, allow_none=True, metadata={"description": "null once erased"})

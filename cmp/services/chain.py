@@ -93,6 +93,15 @@ def next_link(site: Site) -> tuple[int, str]:
     return seq, prev_hash
 
 
+def lock(site: Site) -> None:
+    """Queue on the site's chain head as `next_link` does, without taking a place in the chain.
+
+    For writes that append no event but change which subject an identifier names (links): they then never
+    interleave with a consent write or an erasure deciding the same.
+    """
+    db.session.execute(update(ChainHead).where(ChainHead.site_id == site.id).values(seq=ChainHead.seq))
+
+
 def seal(event: ConsentEvent, site: Site, seq: int, prev_hash: str) -> None:
     """Link `event` at `seq` after `prev_hash`, hash it, and move the head to it."""
     event.site_id = site.id

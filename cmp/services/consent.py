@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -59,9 +59,10 @@ class ConsentRequest:
     new_subject: bool = False
     # The subject itself, known from a signed link that carries no identifier (no plaintext email in tokens).
     subject_id: str | None = None
-    # (purpose, event id): record only if that purpose's current state is still this event. Checked under the
-    # chain lock, so of two requests acting on the same state (two clicks on one link) only the first records.
-    expected_state: tuple[str, str] | None = None
+    # (purpose, event id or None for no state yet): record only if that purpose's current state is still this.
+    # Checked under the chain lock, so of two requests acting on the same state (two clicks on one link) only
+    # the first records; the others raise `StateChanged`.
+    expected_state: tuple[str, str | None] | None = None
     # Who decided when it was not the subject: a parent or guardian (policy section 6). Covered by the hash.
     given_by: GivenBy | None = None
 
@@ -78,11 +79,7 @@ def record_consent(request: ConsentRequest, *, hmac_key: str, lifetimes: Lifetim
     notice = _resolve_notice(site, request.notice_version)
     mode = mode_for(request.evidence.country, site.jurisdiction_overrides)
     decisions, by_gpc = resolve_decisions(request, notice.content, mode)
-    digest = None
-    if request.identifier is not None:
-        digest = request.identifier.digest(hmac_key, site_key)
-    elif db.session.scalar(select(Subject.site_id).where(Subject.id == request.subject_id)) != site.id:
-        raise NotFound("unknown_subject", f"site {site_key!r} has no such subject")
+    digest = request.identifier.digest(hmac_key, site_key) if request.identifier is not None else None
 
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
@@ -110,15 +107,11 @@ def is_transient(exc: Exception) -> bool:
 
 
 def _write(request, site, notice, mode, decisions, by_gpc, digest, lifetimes) -> ConsentEvent:
-    subject_id = request.subject_id or _subject_for(
-        site.id, request.identifier.kind, digest, known_new=request.new_subject
-    )
     grants = any(value == Decision.GRANTED and _refusable(notice.content, key) for key, value in decisions.items())
     lifetime = lifetimes.consent if grants else lifetimes.refusal
     evidence = request.evidence
     event = ConsentEvent(
         id=new_event_id(),
-        subject_id=subject_id,
         action=request.action.value,
         source=request.source.value,
         decisions=decisions,
@@ -137,6 +130,9 @@ def _write(request, site, notice, mode, decisions, by_gpc, digest, lifetimes) ->
     )
     # Everything above runs before the chain is locked; only what needs the lock runs after it.
     seq, prev_hash = chain.next_link(site)
+    # Which subject the event belongs to depends on other writers (an erasure, a link), so it is decided here:
+    # every statement from now on sees what committed before the lock was granted.
+    event.subject_id = subject_id = _subject(request, site, digest)
     if request.expected_state is not None:
         _require_state(site.id, subject_id, *request.expected_state)
     # Time is read once the chain is locked, so receive times rise with the sequence.
@@ -148,14 +144,63 @@ def _write(request, site, notice, mode, decisions, by_gpc, digest, lifetimes) ->
     return event
 
 
-def _require_state(site_id: int, subject_id: str, purpose: str, event_id: str) -> None:
+class StateChanged(Conflict):
+    """The state a request's `expected_state` names is no longer the current one; nothing was recorded."""
+
+    def __init__(self, purpose: str):
+        super().__init__("state_changed", f"the {purpose} decision changed meanwhile; nothing was recorded")
+
+
+def _require_state(site_id: int, subject_id: str, purpose: str, event_id: str | None) -> None:
     current = db.session.scalar(
         select(ConsentState.event_id).where(
             ConsentState.site_id == site_id, ConsentState.subject_id == subject_id, ConsentState.purpose == purpose
         )
     )
     if current != event_id:
-        raise Conflict("state_changed", f"the {purpose} decision changed meanwhile; nothing was recorded")
+        raise StateChanged(purpose)
+
+
+def is_live(site_id: int, subject_id: str) -> bool:
+    """Whether the subject belongs to the site and was not erased.
+
+    Erasure deletes every identifier link of its subject and nothing else leaves a subject with a record but no
+    link (retention drops links only with the subject), so a subject no identifier names is an erased one.
+    """
+    linked = select(SubjectIdentifier.id).where(
+        SubjectIdentifier.site_id == site_id, SubjectIdentifier.subject_id == subject_id
+    )
+    return db.session.scalar(select(linked.exists()))
+
+
+def hold_subject(site_id: int, subject_id: str, *, for_erasure: bool = False) -> bool:
+    """Lock the subject's row and answer whether it is live; for what is written outside the chain lock.
+
+    Email opens and clicks and unsubscribe links are written without the site's chain lock, so that lock does
+    not order them against an erasure; the subject's row does. Such a write holds the row shared until it
+    commits, an erasure holds it exclusively: either the erasure waits and then deletes what the write stored,
+    or the write waits and then finds the subject erased. SQLite has one writer at a time: the write takes that
+    lock now (an erasure holds it already), since a read alone would not keep an erasure out until commit.
+    """
+    if db.session.get_bind().dialect.name == "sqlite":
+        if not for_erasure:
+            db.session.execute(update(Subject).where(Subject.id == subject_id).values(site_id=Subject.site_id))
+    else:
+        db.session.execute(select(Subject.id).where(Subject.id == subject_id).with_for_update(read=not for_erasure))
+    return is_live(site_id, subject_id)
+
+
+def _subject(request: ConsentRequest, site: Site, digest: str | None) -> str:
+    """The subject a request writes to; called under the chain lock.
+
+    By identifier: the subject it names now, or a new one where it names none (it never did, or it was erased).
+    By subject id: that subject, unless it was erased: then `NotFound`, as for a subject that never was.
+    """
+    if request.subject_id is None:
+        return _subject_for(site.id, request.identifier.kind, digest, known_new=request.new_subject)
+    if not is_live(site.id, request.subject_id):
+        raise NotFound("unknown_subject", f"site {site.key!r} has no such subject")
+    return request.subject_id
 
 
 def _subject_for(site_id: int, kind: str, digest: str, *, known_new: bool = False) -> str:

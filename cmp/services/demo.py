@@ -45,6 +45,8 @@ def seed_demo(base_url: str = "http://127.0.0.1:5000", extra_origins: list[str] 
         default_opt_out="granted",
         gpc=True,
         consent_mode=["ad_storage", "ad_user_data", "ad_personalization"],
+        pii_categories=["Contact details", "Account and support requests"],
+        recipients=["Authorised service partners (privacy policy section 3.3)"],
     )
     # §8 international transfer: PIPL asks for a separate consent.
     sites.add_purpose(
@@ -63,6 +65,8 @@ def seed_demo(base_url: str = "http://127.0.0.1:5000", extra_origins: list[str] 
             },
         },
         default_notice_only="denied",
+        pii_categories=["Contact details", "Account and support requests"],
+        recipients=["Recipients in China (privacy policy section 8)"],
     )
     host = urlsplit(base_url).hostname
     day = 86400

@@ -4,10 +4,17 @@ Links carry tokens signed with itsdangerous, never an email address: the site ke
 the purpose, and the subscription's event id or a nonce. Each kind of link has its own salt, so a token of one
 kind is worthless as another. Confirmation tokens expire; unsubscribe and tracking tokens live as long as the
 emails that carry them, bound to their subject and site.
+
+Unsubscribe links are the exception: a List-Unsubscribe header has to fit one line, so its token is 20 characters
+that name a stored row (see `unsubscribe_token`). Signed unsubscribe tokens mailed before still work.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,12 +24,21 @@ from urllib.parse import unquote_plus, urlsplit
 
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from cmp.errors import BadRequest, Conflict, Invalid, NotFound
 from cmp.extensions import db
-from cmp.models import ConsentEvent, ConsentState, EmailActivity, Site, Subject, SubjectIdentifier
+from cmp.models import ConsentEvent, ConsentState, EmailActivity, Site, SubjectIdentifier, UnsubscribeLink
 from cmp.models.types import utcnow
-from cmp.services.consent import ConsentRequest, Lifetimes, record_consent
+from cmp.services.consent import (
+    MAX_ATTEMPTS,
+    ConsentRequest,
+    Lifetimes,
+    StateChanged,
+    hold_subject,
+    is_live,
+    record_consent,
+)
 from cmp.services.evidence import Evidence
 from cmp.services.identifiers import Identifier, InvalidIdentifier, new_event_id, parse_identifier
 from cmp.services.lookup import Answer, answer
@@ -34,6 +50,17 @@ TRACKING = "email_tracking"
 
 # RFC 8058 section 3.1: the one value of List-Unsubscribe-Post, and the body a mail client POSTs.
 ONE_CLICK = "List-Unsubscribe=One-Click"
+
+# RFC 5322 section 2.1.1: a line SHOULD be at most 78 characters. Python's email package (policy.SMTP, what
+# smtplib.send_message uses) folds a header without encoding it only while its value fits; a longer URI becomes
+# RFC 2047 encoded words, which are no longer a List-Unsubscribe list. The whole header line must fit:
+# `List-Unsubscribe: <` + public URL + UNSUBSCRIBE_PATH + token + `>`.
+MAX_HEADER_LINE = 78
+UNSUBSCRIBE_PATH = "/u/"
+UNSUBSCRIBE_TOKEN_BYTES = 15  # 120 bits, unguessable; a multiple of 3, so base64url needs no padding
+UNSUBSCRIBE_TOKEN_LENGTH = UNSUBSCRIBE_TOKEN_BYTES * 4 // 3
+UNSUBSCRIBE_TOKEN = re.compile(rf"^[A-Za-z0-9_-]{{{UNSUBSCRIBE_TOKEN_LENGTH}}}$")
+MAX_PUBLIC_URL_LENGTH = MAX_HEADER_LINE - len("List-Unsubscribe: <" + UNSUBSCRIBE_PATH + ">") - UNSUBSCRIBE_TOKEN_LENGTH
 
 
 class LinkKind(StrEnum):
@@ -172,18 +199,14 @@ def current_answer(site: Site, subject_id: str, purpose: str, now: datetime | No
     return answer(_state(site, subject_id, purpose), now or utcnow(), last_material_version(site))
 
 
-def _require_subject(site: Site, subject_id: str) -> None:
+def _require_subject(site: Site, subject_id: str, *, hold: bool = False) -> None:
     """The link's subject exists on this site and was not erased (erasure removes every identifier link).
 
-    An old link of an erased person must not record anything about them again, evidence included.
+    An old link of an erased person must not record anything about them again, evidence included. With `hold`,
+    for writes outside the chain lock, the subject's row stays locked against an erasure until commit.
     """
-    linked = db.session.scalar(
-        select(SubjectIdentifier.id)
-        .join(Subject, Subject.id == SubjectIdentifier.subject_id)
-        .where(Subject.id == subject_id, Subject.site_id == site.id)
-        .limit(1)
-    )
-    if linked is None:
+    live = hold_subject(site.id, subject_id) if hold else is_live(site.id, subject_id)
+    if not live:
         raise NotFound("unknown_subject", f"site {site.key!r} has no such subject")
 
 
@@ -292,9 +315,16 @@ def list_unsubscribe_headers(url: str) -> dict[str, str]:
     return {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": ONE_CLICK}
 
 
-def unsubscribe_token(site: Site, address: str, *, locale: str | None, tokens: EmailTokens, hmac_key: str) -> str:
-    """A token that unsubscribes this recipient from marketing email, in the locale they subscribed in."""
+def unsubscribe_token(site: Site, address: str, *, locale: str | None, hmac_key: str) -> str:
+    """A short token that unsubscribes this recipient from marketing email, in the locale they subscribed in.
+
+    The token is keyed with the HMAC key (which never changes: identifiers depend on it) over site, subject and
+    locale, so every message to them carries the same one and one row stands for it; the row keeps only its
+    SHA-256 digest, so the table alone unsubscribes no one. Erasing the subject deletes the row.
+    """
     _, subject_id = _recipient(site, address, hmac_key)
+    if not hold_subject(site.id, subject_id):
+        raise NotFound("unknown_recipient", f"site {site.key!r} holds no consent record for this address")
     if locale is None:
         locale = db.session.scalar(
             select(ConsentEvent.locale)
@@ -305,7 +335,38 @@ def unsubscribe_token(site: Site, address: str, *, locale: str | None, tokens: E
                 ConsentState.purpose == MARKETING,
             )
         )
-    return tokens.sign(Link(LinkKind.UNSUBSCRIBE, site.key, subject_id, locale=locale or site.default_locale))
+    locale = locale or site.default_locale
+    message = f"cmp.unsubscribe\x00{site.key}\x00{subject_id}\x00{locale}".encode()
+    key = hmac.new(hmac_key.encode(), message, hashlib.sha256).digest()[:UNSUBSCRIBE_TOKEN_BYTES]
+    token = base64.urlsafe_b64encode(key).decode()
+    row = {"digest": _token_digest(token), "site_id": site.id, "subject_id": subject_id, "locale": locale}
+    # Two senders asking at once for the same recipient store one row.
+    dialect = db.session.get_bind().dialect.name
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(UnsubscribeLink)
+    db.session.execute(insert.values(created_at=utcnow(), **row).on_conflict_do_nothing())
+    db.session.commit()
+    return token
+
+
+def _token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def unsubscribe_link(token: str, *, tokens: EmailTokens) -> Link:
+    """What an unsubscribe token stands for: a short token's stored row, or a signed token mailed before them.
+
+    A short token that names no row (never made, or its subject erased) is `NotFound`.
+    """
+    if not UNSUBSCRIBE_TOKEN.fullmatch(token):
+        return tokens.read(LinkKind.UNSUBSCRIBE, token)
+    row = db.session.execute(
+        select(Site.key, UnsubscribeLink.subject_id, UnsubscribeLink.locale)
+        .join(Site, Site.id == UnsubscribeLink.site_id)
+        .where(UnsubscribeLink.digest == _token_digest(token))
+    ).first()
+    if row is None:
+        raise NotFound("unknown_subject", "this unsubscribe link names no one this service knows")
+    return Link(LinkKind.UNSUBSCRIBE, row.key, row.subject_id, locale=row.locale)
 
 
 def is_unsubscribed(site: Site, link: Link) -> bool:
@@ -319,27 +380,36 @@ def unsubscribe(
     """Record `unsubscribe` (a denial); the next lookup answers not allowed, reason withdrawn.
 
     Honoured whatever the state: it also cancels a pending subscription, so its confirmation link stops working.
-    Repeated requests (mail clients retry) record nothing more.
+    Repeated requests (mail clients retry) record nothing more, even when they arrive together.
     """
     _require_subject(site, link.subject_id)
-    current = current_answer(site, link.subject_id, link.purpose)
-    if current.reason == "withdrawn":
-        return Outcome("already_unsubscribed", current.event_id)
-    event = record_consent(
-        ConsentRequest(
-            site=site,
-            identifier=None,
-            subject_id=link.subject_id,
-            action=Action.UNSUBSCRIBE,
-            source=source,
-            decisions={link.purpose: Decision.DENIED.value},
-            locale=link.locale,
-            evidence=evidence,
-        ),
-        hmac_key=hmac_key,
-        lifetimes=lifetimes,
-    )
-    return Outcome("unsubscribed", event.id)
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        current = current_answer(site, link.subject_id, link.purpose)
+        if current.reason == "withdrawn":
+            return Outcome("already_unsubscribed", current.event_id)
+        try:
+            event = record_consent(
+                ConsentRequest(
+                    site=site,
+                    identifier=None,
+                    subject_id=link.subject_id,
+                    action=Action.UNSUBSCRIBE,
+                    source=source,
+                    decisions={link.purpose: Decision.DENIED.value},
+                    locale=link.locale,
+                    evidence=evidence,
+                    # Read again under the chain lock: of two requests that both saw no unsubscribe, one records.
+                    expected_state=(link.purpose, current.event_id),
+                ),
+                hmac_key=hmac_key,
+                lifetimes=lifetimes,
+            )
+            return Outcome("unsubscribed", event.id)
+        except StateChanged:
+            # Another decision landed first: a repeat of this one is answered from it, any other is overruled.
+            if attempt == MAX_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
 
 
 # --- opens and clicks -------------------------------------------------------------------------------------------
@@ -399,7 +469,7 @@ def record_activity(site: Site, link: Link, *, now: datetime | None = None) -> b
 
     Opens and clicks are not consent events: they go to their own table, never to the consent log.
     """
-    _require_subject(site, link.subject_id)
+    _require_subject(site, link.subject_id, hold=True)
     now = now or utcnow()
     if not current_answer(site, link.subject_id, TRACKING, now).allowed:
         return False

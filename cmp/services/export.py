@@ -37,7 +37,8 @@ from cmp.services.export_fields import (
 from cmp.services.identifiers import InvalidIdentifier, VisitorIds
 
 FORMAT = "cmp.consent-log"
-FORMAT_VERSION = 1
+# 2: fields under the hash payload's own names; CSV cells quoted, and guarded against formulas.
+FORMAT_VERSION = 2
 FORMATS = ("jsonl", "csv")
 MEDIA_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
 # Framing columns of a CSV export: what each row is, and the export or end entry's content as JSON.
@@ -255,9 +256,10 @@ def notice_entries(sites: Sequence[Site]) -> Iterator[dict]:
 
 def jsonl(entries: Iterable[dict], chunk: int = BATCH) -> Iterator[str]:
     lines = []
-    for entry in entries:
+    for number, entry in enumerate(entries, 1):
         lines.append(json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n")
-        if len(lines) >= chunk:
+        # The export entry leaves on its own, before the first event is read: the download starts at once.
+        if number == 1 or len(lines) >= chunk:
             yield "".join(lines)
             lines = []
     if lines:
@@ -282,11 +284,13 @@ def _event_row(entry: dict) -> list[str]:
 
 def _csv(header: Sequence[str], rows: Iterable[list[str]], chunk: int) -> Iterator[str]:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    # Every field quoted, as OWASP's advice on CSV injection has it (the cells themselves: export_fields.to_cell).
+    writer = csv.writer(buffer, quoting=csv.QUOTE_ALL)
     writer.writerow(header)
     for number, row in enumerate(rows, 1):
         writer.writerow(row)
-        if number % chunk == 0:
+        # The header and the first row leave at once, as in JSON lines.
+        if number == 1 or number % chunk == 0:
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()

@@ -1,8 +1,10 @@
-"""The one mapping between a consent event's fields and the names an export gives them.
+"""The fields of an exported event and notice, their kinds, and how each is written as a CSV cell and read back.
 
-Export names follow ISO/IEC TS 27560:2023 (consent record information structure) and its predecessor,
-the Kantara Consent Receipt v1.1, where either has an element for the field; fields neither standard
-knows (the chain, the evidence digest) keep their own names. README.md ("Audit") shows this table.
+An event entry carries its fields under the names the chain's hash payload gives them (chain.event_payload),
+plus the evidence and chain fields: what an auditor reads is what the hash covers. The export claims no
+consent-record standard's element names: ISO/IEC TS 27560 records a consent's type, state and parties where
+this log records what happened, and the visitor's consent receipt is the document in standard form.
+README.md ("Audit") shows this table.
 
 Every value maps back exactly: offline verification rebuilds each event from its record and recomputes
 its hash, so a record must carry what the hash covers in a form that reads back to the same value.
@@ -34,55 +36,66 @@ class Kind(StrEnum):
 
 @dataclass(frozen=True)
 class ExportField:
-    ours: str
     name: str
     kind: Kind
-    # The standard and element the export name comes from; empty where neither has one.
-    standard: str = ""
 
-
-KANTARA = "Kantara CR v1.1"
-ISO = "ISO/IEC TS 27560"
 
 # In record order. `v` is the hash version the chain payload carries; `site` is the site key.
 FIELDS: tuple[ExportField, ...] = (
-    ExportField("id", "recordId", Kind.TEXT, f"{ISO} 6.3.3 record identifier; {KANTARA} consentReceiptID"),
-    ExportField("site", "piiController", Kind.TEXT, f"{ISO} 6.3.6 PII controller; {KANTARA} piiControllers"),
-    ExportField("seq", "seq", Kind.INTEGER),
-    ExportField("subject_id", "piiPrincipalId", Kind.TEXT, f"{ISO} 6.3.3 PII principal id; {KANTARA} piiPrincipalId"),
-    ExportField("action", "eventType", Kind.TEXT, f"{ISO} 6.3.7 event type"),
-    ExportField("given_by", "eventBy", Kind.TEXT, f"{ISO} 6.3.7 event by (empty: the PII principal)"),
-    ExportField("source", "collectionMethod", Kind.TEXT, f"{KANTARA} collectionMethod"),
-    ExportField("decisions", "purposes", Kind.JSON, f"{ISO} 6.3.4 purposes; {KANTARA} services[].purposes[]"),
-    ExportField("notice_version", "notice", Kind.INTEGER, f"{ISO} 6.3.4 notice (the version shown)"),
-    ExportField("notice_hash", "noticeHash", Kind.TEXT),
-    ExportField("locale", "language", Kind.TEXT, f"{ISO} 6.3.4 language; {KANTARA} language"),
-    ExportField("mode", "mode", Kind.TEXT),
-    ExportField("country", "jurisdiction", Kind.TEXT, f"{ISO} 6.3.4 jurisdiction; {KANTARA} jurisdiction"),
-    ExportField("gpc", "gpc", Kind.BOOLEAN),
-    ExportField("received_at", "consentTimestamp", Kind.TIME, f"{ISO} 6.3.7 event time; {KANTARA} consentTimestamp"),
-    ExportField("expires_at", "termination", Kind.TIME, f"{ISO} 6.3.7 validity; {KANTARA} purposes[].termination"),
-    ExportField("ip_prefix", "ip_prefix", Kind.TEXT),
-    ExportField("user_agent", "user_agent", Kind.JSON),
-    ExportField("page_url", "page_url", Kind.TEXT),
-    ExportField("evidence_salt", "evidence_salt", Kind.TEXT),
-    ExportField("evidence_digest", "evidence_digest", Kind.TEXT),
-    ExportField("v", "hashVersion", Kind.INTEGER),
-    ExportField("prev_hash", "prev_hash", Kind.TEXT),
-    ExportField("hash", "hash", Kind.TEXT),
+    ExportField("id", Kind.TEXT),
+    ExportField("site", Kind.TEXT),
+    ExportField("seq", Kind.INTEGER),
+    ExportField("subject_id", Kind.TEXT),
+    ExportField("action", Kind.TEXT),
+    ExportField("given_by", Kind.TEXT),
+    ExportField("source", Kind.TEXT),
+    ExportField("decisions", Kind.JSON),
+    ExportField("notice_version", Kind.INTEGER),
+    ExportField("notice_hash", Kind.TEXT),
+    ExportField("locale", Kind.TEXT),
+    ExportField("mode", Kind.TEXT),
+    ExportField("country", Kind.TEXT),
+    ExportField("gpc", Kind.BOOLEAN),
+    ExportField("received_at", Kind.TIME),
+    ExportField("expires_at", Kind.TIME),
+    ExportField("ip_prefix", Kind.TEXT),
+    ExportField("user_agent", Kind.JSON),
+    ExportField("page_url", Kind.TEXT),
+    ExportField("evidence_salt", Kind.TEXT),
+    ExportField("evidence_digest", Kind.TEXT),
+    ExportField("v", Kind.INTEGER),
+    ExportField("prev_hash", Kind.TEXT),
+    ExportField("hash", Kind.TEXT),
 )
 NAMES = tuple(field.name for field in FIELDS)
-BY_NAME = {field.name: field for field in FIELDS}
 
-# Notice versions keep their own names: neither standard describes a notice's content.
+# Format 1 named some fields after consent-record standards, in the same order; files written then still verify.
+FORMAT_1_NAMES = {
+    "recordId": "id",
+    "piiController": "site",
+    "piiPrincipalId": "subject_id",
+    "eventType": "action",
+    "eventBy": "given_by",
+    "collectionMethod": "source",
+    "purposes": "decisions",
+    "notice": "notice_version",
+    "noticeHash": "notice_hash",
+    "language": "locale",
+    "jurisdiction": "country",
+    "consentTimestamp": "received_at",
+    "termination": "expires_at",
+    "hashVersion": "v",
+}
+FORMAT_1_FIELD_NAMES = tuple({ours: theirs for theirs, ours in FORMAT_1_NAMES.items()}.get(n, n) for n in NAMES)
+
 NOTICE_FIELDS: tuple[ExportField, ...] = (
-    ExportField("site", "site", Kind.TEXT),
-    ExportField("version", "version", Kind.INTEGER),
-    ExportField("published_at", "published_at", Kind.TIME),
-    ExportField("material", "material", Kind.BOOLEAN),
-    ExportField("note", "note", Kind.TEXT),
-    ExportField("content", "content", Kind.JSON),
-    ExportField("content_hash", "content_hash", Kind.TEXT),
+    ExportField("site", Kind.TEXT),
+    ExportField("version", Kind.INTEGER),
+    ExportField("published_at", Kind.TIME),
+    ExportField("material", Kind.BOOLEAN),
+    ExportField("note", Kind.TEXT),
+    ExportField("content", Kind.JSON),
+    ExportField("content_hash", Kind.TEXT),
 )
 NOTICE_NAMES = tuple(field.name for field in NOTICE_FIELDS)
 
@@ -93,7 +106,7 @@ class RecordError(ValueError):
 
 def event_record(row, site_key: str) -> dict:
     """An event (object or row) as a record: what its hash covers, its evidence and chain fields, by export name."""
-    ours = {
+    values = {
         **chain.event_payload(row, site_key),
         "given_by": row.given_by,
         "ip_prefix": row.ip_prefix,
@@ -102,7 +115,7 @@ def event_record(row, site_key: str) -> dict:
         "evidence_salt": row.evidence_salt,
         "hash": row.hash,
     }
-    return {field.name: ours[field.ours] for field in FIELDS}
+    return {field.name: values[field.name] for field in FIELDS}
 
 
 def notice_record(notice, site_key: str) -> dict:
@@ -127,7 +140,7 @@ def read_event(record: Mapping) -> SimpleNamespace:
     for field in FIELDS:
         if field.name not in record:
             raise RecordError(f"field {field.name!r} is missing")
-        values[field.ours] = _typed(field, record[field.name])
+        values[field.name] = _typed(field, record[field.name])
     return SimpleNamespace(**values)
 
 
@@ -136,7 +149,7 @@ def read_notice(record: Mapping) -> SimpleNamespace:
     for field in NOTICE_FIELDS:
         if field.name not in record:
             raise RecordError(f"field {field.name!r} is missing")
-        values[field.ours] = _typed(field, record[field.name])
+        values[field.name] = _typed(field, record[field.name])
     return SimpleNamespace(**values)
 
 
@@ -163,6 +176,12 @@ def _typed(field: ExportField, value):
 
 # CSV: every cell is text. An empty cell is null (the log never stores an empty text); integers in
 # decimal; booleans `true` or `false`; times as in JSON; nested values as RFC 8785 canonical JSON.
+#
+# A spreadsheet runs a cell that begins with = + - @, a tab or a carriage return as a formula (OWASP, "CSV
+# Injection"): such a cell gets a single quote in front, which spreadsheets show as text. A value that itself
+# begins with a quote gets one too, so reading strips exactly one quote from any cell that begins with one.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+ESCAPE = "'"
 
 
 def to_cell(field: ExportField, value) -> str:
@@ -171,14 +190,23 @@ def to_cell(field: ExportField, value) -> str:
     if field.kind is Kind.BOOLEAN:
         return "true" if value else "false"
     if field.kind is Kind.JSON:
-        return chain.canonical_json(value).decode()
-    return str(value)
+        return neutralise(chain.canonical_json(value).decode())
+    return neutralise(str(value))
 
 
-def from_cell(field: ExportField, text: str):
-    """A CSV cell as the JSON value it was written from (then read like a JSON lines value)."""
+def neutralise(text: str) -> str:
+    return ESCAPE + text if text.startswith((*FORMULA_STARTS, ESCAPE)) else text
+
+
+def from_cell(field: ExportField, text: str, *, escaped: bool = True):
+    """A CSV cell as the JSON value it was written from (then read like a JSON lines value).
+
+    `escaped` is false for format 1, written before cells were neutralised.
+    """
     if text == "":
         return None
+    if escaped:
+        text = text.removeprefix(ESCAPE)
     try:
         if field.kind is Kind.INTEGER:
             return int(text)

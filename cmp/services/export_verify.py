@@ -20,6 +20,8 @@ from cmp.services import chain
 from cmp.services.export import CSV_COLUMNS, FORMAT, FORMAT_VERSION
 from cmp.services.export_fields import (
     FIELDS,
+    FORMAT_1_FIELD_NAMES,
+    FORMAT_1_NAMES,
     NOTICE_FIELDS,
     RecordError,
     from_cell,
@@ -31,6 +33,9 @@ from cmp.services.export_fields import (
 # the chain, so id order (the file's) and seq order differ by a few places under concurrency. Past this
 # many, the lowest is released: a gap that large is a fault check_events then names.
 REORDER_WINDOW = 10_000
+# Versions of the format this release verifies: 1 differs from 2 only in field names and unescaped CSV cells.
+READABLE_VERSIONS = (1, FORMAT_VERSION)
+FORMAT_1_CSV_COLUMNS = ("entry", *FORMAT_1_FIELD_NAMES, "meta")
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ def _entries(path: Path) -> Iterator[tuple[int, dict]]:
         first = stream.read(1)
         stream.seek(0)
         if first == "{":
+            format_1 = None
             for number, line in enumerate(stream, 1):
                 if not line.strip():
                     continue
@@ -71,18 +77,24 @@ def _entries(path: Path) -> Iterator[tuple[int, dict]]:
                     raise _Fault(f"line {number} is not JSON") from None
                 if not isinstance(entry, dict):
                     raise _Fault(f"line {number} is not a JSON object")
+                if format_1 is None:
+                    format_1 = isinstance(entry.get("meta"), dict) and entry["meta"].get("version") == 1
+                elif format_1 and entry.get("entry") == "event":
+                    entry = {FORMAT_1_NAMES.get(name, name): value for name, value in entry.items()}
                 yield number, entry
             return
         reader = csv.reader(stream)
-        if next(reader, None) != list(CSV_COLUMNS):
+        header = next(reader, None)
+        if header not in (list(CSV_COLUMNS), list(FORMAT_1_CSV_COLUMNS)):
             raise _Fault("the file is neither JSON lines nor a CSV export with this version's columns")
+        escaped = header == list(CSV_COLUMNS)
         for number, row in enumerate(reader, 2):
             if len(row) != len(CSV_COLUMNS):
                 raise _Fault(f"row {number} has {len(row)} cells, not {len(CSV_COLUMNS)}")
             entry = {"entry": row[0]}
             if row[0] == "event":
                 for spec, cell in zip(FIELDS, row[1:-1], strict=True):
-                    entry[spec.name] = from_cell(spec, cell)
+                    entry[spec.name] = from_cell(spec, cell, escaped=escaped)
             else:
                 try:
                     entry["meta"] = json.loads(row[-1])
@@ -97,7 +109,7 @@ def _events(path: Path) -> Iterator[tuple[int, object]]:
             try:
                 yield number, read_event(entry)
             except RecordError as exc:
-                raise _Fault(f"entry {number}: {exc}", entry.get("recordId")) from None
+                raise _Fault(f"entry {number}: {exc}", entry.get("id")) from None
 
 
 @dataclass
@@ -117,8 +129,12 @@ def _outline(path: Path) -> _Outline:
             if kind != "export" or not isinstance(entry.get("meta"), dict):
                 raise _Fault("the file does not start with an export entry (not an export, or its start was cut)")
             manifest = entry["meta"]
-            if manifest.get("format") != FORMAT or manifest.get("version") != FORMAT_VERSION:
-                raise _Fault(f"unsupported export format {manifest.get('format')!r} {manifest.get('version')!r}")
+            if manifest.get("format") != FORMAT or manifest.get("version") not in READABLE_VERSIONS:
+                raise _Fault(
+                    f"unsupported export format {manifest.get('format')!r} {manifest.get('version')!r} (this "
+                    f"release reads {FORMAT!r} {' and '.join(map(str, READABLE_VERSIONS))}; check the file with "
+                    "the release that wrote it)"
+                )
             if not isinstance(manifest.get("checkpoints"), dict):
                 raise _Fault("the export entry does not say where each site's chain starts")
             continue
@@ -132,7 +148,7 @@ def _outline(path: Path) -> _Outline:
         try:
             event = read_event(entry)
         except RecordError as exc:
-            raise _Fault(f"entry {number}: {exc}", entry.get("recordId")) from None
+            raise _Fault(f"entry {number}: {exc}", entry.get("id")) from None
         if event.site not in manifest["checkpoints"]:
             raise _Fault(f"event of site {event.site!r}, which the export does not cover", event.id, event.seq)
         if event.v != chain.HASH_VERSION:

@@ -17,6 +17,10 @@ from cmp.vocabulary import IdentifierKind
 _ULIDS = ULIDGenerator(policy=PureRandomPolicy())
 
 _VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{22}$")
+# C0 and C1 control characters (NUL, ESC, NEL, ...): never part of an account id or an address, and PostgreSQL
+# refuses NUL in text. A character class body, so schemas can put the same rule in their patterns.
+CONTROL_CHARACTERS = r"\x00-\x1f\x7f-\x9f"
+_CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 # A dictionary rather than IdentifierKind(kind): a bulk lookup parses 10,000 subjects per call.
 _KINDS = {kind.value: kind for kind in IdentifierKind}
@@ -81,13 +85,18 @@ _OUTER_PAD = bytes(byte ^ 0x5C for byte in range(256))
 
 
 def parse_identifier(text: str) -> Identifier:
-    """Parse ``visitor:<id>``, ``user:<account id>`` or ``email:<address>``; normalise emails."""
+    """Parse ``visitor:<id>``, ``user:<account id>`` or ``email:<address>``; normalise emails.
+
+    Messages never quote the text: it may be an email address.
+    """
     kind, sep, value = text.partition(":")
     if not sep or not value:
         raise InvalidIdentifier("expected kind:value, where kind is visitor, user or email")
     known = _KINDS.get(kind)
     if known is None:
-        raise InvalidIdentifier(f"unknown identifier kind {kind!r}; use visitor, user or email")
+        raise InvalidIdentifier("unknown identifier kind; use visitor, user or email")
+    if _CONTROL.search(value):
+        raise InvalidIdentifier("identifiers hold no control characters")
     kind = known
     value = value.strip()
     if kind is IdentifierKind.EMAIL:

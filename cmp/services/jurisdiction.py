@@ -142,6 +142,7 @@ def normalise_country(value: str | None) -> str | None:
     if not value:
         return None
     value = value.strip().upper()
-    if len(value) != 2 or not value.isalpha() or value in {"XX", "T1", "ZZ", "A1", "A2", "O1"}:
+    # ISO 3166-1 alpha-2 is two ASCII letters; str.isalpha alone would let "ÄÖ" through.
+    if len(value) != 2 or not (value.isascii() and value.isalpha()) or value in {"XX", "T1", "ZZ", "A1", "A2", "O1"}:
         return None
     return value

@@ -22,6 +22,7 @@ from cmp.errors import Conflict, Invalid
 from cmp.extensions import db
 from cmp.models import ConsentState, NoticeVersion, Site, Subject, SubjectIdentifier
 from cmp.models.types import utcnow
+from cmp.services import chain
 from cmp.services.identifiers import Digester, Identifier, InvalidIdentifier, VisitorIds, new_subject_id
 from cmp.vocabulary import Action, Decision
 
@@ -516,6 +517,9 @@ def link(site: Site, subjects: Sequence[str], *, hmac_key: str, visitor_ids: Vis
     """
     identifiers = _identifiers(site.key, subjects, visitor_ids)
     digests = {identifier.digest(hmac_key, site.key): identifier for identifier in identifiers}
+    # Decided on the site's chain lock, as consent writes and erasures decide it: parallel links of the same new
+    # identifiers then agree on one subject, and none links to a subject erased meanwhile.
+    chain.lock(site)
     known = dict(
         db.session.execute(
             select(SubjectIdentifier.digest, SubjectIdentifier.subject_id).where(

@@ -43,6 +43,8 @@ def notice_content(site: Site) -> dict:
                 "gpc": p.gpc,
                 "double_opt_in": p.double_opt_in,
                 "consent_mode": list(p.consent_mode),
+                "pii_categories": list(p.pii_categories),
+                "recipients": list(p.recipients),
                 "texts": {locale: _pick(p.texts, locale, site.default_locale) for locale in site.locales},
             }
             for p in site.purposes

@@ -1,8 +1,10 @@
 """Consent receipts: a visitor's own record of one decision, in Kantara Consent Receipt v1.1 field names.
 
-Where Kantara has no field, the ISO/IEC TS 27560:2023 consent record names it (notice version and hash, event
-type, who gave it, storage location). A receipt is reached by event id plus a token signed for that site and
-event, so no one can walk the log by guessing ids; the token never expires, as a paper receipt does not.
+Every receipt validates against Kantara's own JSON schema (v1.1.0 draft 6), where every field it requires is a
+string: what is not known or does not apply is said in words, never null. What Kantara has no field for
+follows under the log's own names, with the same values and types as the audit export (`action`, `givenBy`,
+`receivedAt`, `expiresAt`, the notice version and hash, the storage location); no other standard is claimed. A receipt is reached by event id plus a token signed for that site and event, so no one can walk the
+log by guessing ids; the token never expires, as a paper receipt does not.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from dataclasses import dataclass
 from itsdangerous import BadSignature, Signer
 from sqlalchemy import select
 
+from cmp.catalog import DEFAULT_PURPOSES
 from cmp.errors import Forbidden, NotFound
 from cmp.extensions import db
 from cmp.models import ConsentEvent, NoticeVersion, Site
+from cmp.services import chain
 from cmp.vocabulary import Action, Decision, Source
 
 KANTARA_VERSION = "KI-CR-v1.1.0"
@@ -32,6 +36,17 @@ COLLECTION_METHODS = {
 
 # Decisions the person took themself: an affirmative act (GDPR Art. 4(11)). A mode's default is not one.
 IMPLIED_ACTIONS = frozenset({Action.DEFAULT.value, Action.EXPIRE.value})
+
+# What a receipt says where Kantara requires a string and there is nothing to say.
+NOT_APPLICABLE = "N/A"  # as Kantara's own example says it: the termination of a consent that was refused
+NOT_PROVIDED = "not provided"  # the controller has not set this part of its identity
+UNKNOWN_JURISDICTION = "unknown"
+UNTIL_WITHDRAWN = "until withdrawn"
+# A purpose marked as sale or sharing (`gpc`) discloses to third parties even when the notice names none.
+UNNAMED_THIRD_PARTIES = "third parties not named in the notice (sale or sharing)"
+
+# Notices published before purposes carried their data categories: the seeded purposes' own, by key.
+SEEDED_PII_CATEGORIES = {purpose["key"]: purpose["pii_categories"] for purpose in DEFAULT_PURPOSES}
 
 WITHDRAWAL_METHOD = (
     "Cookie settings on the website (withdrawing takes no more clicks than consenting), or a request to the "
@@ -95,7 +110,7 @@ def find_receipt(site: Site, event_id: str, token: str, *, tokens: ReceiptTokens
 
 
 def receipt_document(receipt: Receipt, *, storage_location: str | None) -> dict:
-    """The receipt as JSON-ready fields (Kantara CR v1.1, then ISO/IEC TS 27560)."""
+    """The receipt as JSON-ready fields: Kantara CR v1.1, then the log's own fields."""
     event, site = receipt.event, receipt.site
     notice = receipt.notice or {}
     name = notice.get("name", site.name)
@@ -105,28 +120,33 @@ def receipt_document(receipt: Receipt, *, storage_location: str | None) -> dict:
     if event.evidence_salt is not None:
         # Erasure empties these columns: an erased subject's receipt shows no evidence.
         evidence = {"ipPrefix": event.ip_prefix, "userAgent": event.user_agent, "pageUrl": event.page_url}
+    controller = site.controller or {}
     return {
         "version": KANTARA_VERSION,
-        "jurisdiction": event.country,
+        # Where the person was (the rule applied there), else the controller's own country: the law of its
+        # establishment applies wherever the person is (GDPR Art. 3(1)).
+        "jurisdiction": event.country or controller.get("country") or UNKNOWN_JURISDICTION,
         "consentTimestamp": int(event.received_at.timestamp()),
         "collectionMethod": COLLECTION_METHODS.get(event.source, event.source),
         "consentReceiptID": event.id,
         "language": language,
         "piiPrincipalId": event.subject_id,
-        "piiControllers": [{"piiController": name, "piiControllerUrl": policy_url}],
-        "policyUrl": policy_url,
-        "services": [{"service": name, "purposes": _purposes(event, notice, language, name)}],
+        "piiControllers": [_controller(controller, name, policy_url)],
+        "policyUrl": policy_url or NOT_PROVIDED,
+        "services": [
+            {"service": name, "purposes": _purposes(event, notice, language, {name, controller.get("name")})}
+        ],
         "sensitive": False,
         "spiCat": [],
-        # ISO/IEC TS 27560 where Kantara has no field.
-        "eventTime": event.received_at.isoformat(),
-        "eventType": event.action,
-        "eventBy": event.given_by or "subject",
+        # Where Kantara has no field: the log's own, as the audit export and the event's hash carry them.
+        "receivedAt": chain.format_time(event.received_at),
+        "action": event.action,
+        "givenBy": event.given_by,
         "noticeVersion": event.notice_version,
         "noticeHash": event.notice_hash,
         "mode": event.mode,
         "gpc": bool(event.gpc),
-        "validUntil": event.expires_at.isoformat() if event.expires_at else None,
+        "expiresAt": chain.format_time(event.expires_at),
         "withdrawalMethod": WITHDRAWAL_METHOD,
         # Policy section 8: where the record is kept, as the operator declares it.
         "storageLocation": storage_location,
@@ -135,10 +155,27 @@ def receipt_document(receipt: Receipt, *, storage_location: str | None) -> dict:
     }
 
 
-def _purposes(event: ConsentEvent, notice: dict, language: str, controller: str) -> list[dict]:
+def _controller(controller: dict, name: str, policy_url: str | None) -> dict:
+    """Kantara's `piiControllers` entry: the identity the operator set, or the site's name alone until then."""
+    address = {"streetAddress": controller.get("address"), "addressCountry": controller.get("country")}
+    entry = {
+        "piiController": controller.get("name", name),
+        # Whom to contact about one's data: the data protection officer where there is one (GDPR Art. 38(4)).
+        "contact": controller.get("dpo") or controller.get("name") or NOT_PROVIDED,
+        # A schema.org PostalAddress, as Kantara's example gives it.
+        "address": {field: value for field, value in address.items() if value},
+        "email": controller.get("email", NOT_PROVIDED),
+        "phone": controller.get("phone", NOT_PROVIDED),
+    }
+    if policy_url:
+        entry["piiControllerUrl"] = policy_url
+    return entry
+
+
+def _purposes(event: ConsentEvent, notice: dict, language: str, first_parties: set[str | None]) -> list[dict]:
     shown = {p["key"]: p for p in notice.get("purposes", [])}
     consent_type = "IMPLIED" if event.action in IMPLIED_ACTIONS else "EXPLICIT"
-    termination = event.expires_at.isoformat() if event.expires_at else None
+    termination = event.expires_at.isoformat() if event.expires_at else UNTIL_WITHDRAWN
     out = []
     for key, decision in event.decisions.items():
         purpose = shown.get(key, {})
@@ -146,20 +183,25 @@ def _purposes(event: ConsentEvent, notice: dict, language: str, controller: str)
         # A server may record any language tag; the names come from the closest locale the notice has.
         candidates = (language, language.split("-")[0], notice.get("default_locale"))
         texts = next((by_locale[c] for c in candidates if c in by_locale), {})
-        # Third parties are known from the cookie inventory the person was shown: its providers other than the site.
+        # Third parties are known from the notice the person was shown: the cookie inventory's providers other
+        # than the site or its controller, and the recipients the purpose names.
         providers = sorted(
-            {c["provider"] for c in notice.get("cookies", []) if c["purpose"] == key and c["provider"] != controller}
+            {c["provider"] for c in notice.get("cookies", []) if c["purpose"] == key} - first_parties
         )
+        third_parties = ", ".join(dict.fromkeys([*providers, *purpose.get("recipients", [])]))
+        if not third_parties and purpose.get("gpc"):
+            third_parties = UNNAMED_THIRD_PARTIES
         out.append(
             {
                 "purpose": texts.get("name", key),
                 "purposeCategory": [key],
                 "consentType": consent_type,
+                "piiCategory": purpose.get("pii_categories") or SEEDED_PII_CATEGORIES.get(key) or [NOT_PROVIDED],
                 "decision": decision,
                 "primaryPurpose": purpose.get("refusable") is False,
-                "termination": termination if decision == Decision.GRANTED else None,
-                "thirdPartyDisclosure": bool(providers),
-                "thirdPartyName": ", ".join(providers) or None,
+                "termination": termination if decision == Decision.GRANTED else NOT_APPLICABLE,
+                "thirdPartyDisclosure": bool(third_parties),
+                "thirdPartyName": third_parties or None,
             }
         )
     return out

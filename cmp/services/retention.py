@@ -215,7 +215,7 @@ def _remove_events(site: Site, cutoff: datetime, report: PurgeReport, *, dry_run
     # A current decision older than its proof period answers `no_record` from now on: not allowed, as before.
     report.state_rows_removed = db.session.execute(
         delete(ConsentState).where(ConsentState.event_id.in_(doomed)).execution_options(synchronize_session=False)
-    )
+    ).rowcount
     db.session.execute(delete(events).where(in_range))
     db.session.add(
         ChainCheckpoint(site_id=site.id, seq=end, hash=last_hash, removed=report.events_removed, created_at=now)

@@ -17,11 +17,11 @@ from sqlalchemy.exc import OperationalError
 
 from cmp.errors import Invalid, NotFound
 from cmp.extensions import db
-from cmp.models import ConsentEvent, ConsentState, EmailActivity, Site, SubjectIdentifier
+from cmp.models import ConsentEvent, ConsentState, EmailActivity, Site, SubjectIdentifier, UnsubscribeLink
 from cmp.models.consent import EVIDENCE_COLUMNS
 from cmp.models.types import utcnow
 from cmp.services import chain
-from cmp.services.consent import MAX_ATTEMPTS, ConsentRequest, Lifetimes, is_transient, record_consent
+from cmp.services.consent import MAX_ATTEMPTS, ConsentRequest, Lifetimes, hold_subject, is_transient, record_consent
 from cmp.services.evidence import Evidence
 from cmp.services.identifiers import InvalidIdentifier, VisitorIds, new_event_id
 from cmp.services.jurisdiction import mode_for
@@ -160,6 +160,10 @@ def erase(site: Site, subject_id: str) -> Erasure:
     Appends an `erase` event (no evidence of its own), deletes the identifier links, the current state and the
     email activity, and empties the evidence columns of all the subject's events. The events stay: their hashes
     cover a salted digest of the evidence, not the evidence, so the chain still verifies.
+
+    Writers decide their subject under the same lock, so once this commits nothing more is recorded under the
+    subject id: a write by subject id is refused as for an unknown subject, and a write by one of its former
+    identifiers starts a new subject.
     """
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
@@ -196,6 +200,8 @@ def _erase(site: Site, subject_id: str) -> Erasure:
         evidence_digest=chain.evidence_digest(None, None, None, None),
     )
     seq, prev_hash = chain.next_link(site)
+    # Waits for opens, clicks and unsubscribe links being stored for the subject, and stops new ones.
+    hold_subject(site.id, subject_id, for_erasure=True)
     # Checked again under the lock: of two concurrent erasures, the second finds nothing left and records nothing.
     links = delete(SubjectIdentifier).where(
         SubjectIdentifier.site_id == site.id, SubjectIdentifier.subject_id == subject_id
@@ -212,6 +218,10 @@ def _erase(site: Site, subject_id: str) -> Erasure:
     activity = db.session.execute(
         delete(EmailActivity).where(EmailActivity.site_id == site.id, EmailActivity.subject_id == subject_id)
     ).rowcount
+    # Their short unsubscribe links stop naming them.
+    db.session.execute(
+        delete(UnsubscribeLink).where(UnsubscribeLink.site_id == site.id, UnsubscribeLink.subject_id == subject_id)
+    )
     # On the table, not the mapped class: the ORM refuses bulk changes to the log, and only these columns
     # (which the hash does not cover) may be emptied.
     events = db.session.execute(

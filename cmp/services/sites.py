@@ -17,6 +17,7 @@ from cmp.errors import NotFound
 from cmp.extensions import db
 from cmp.models import Cookie, Purpose, Site
 from cmp.services import chain
+from cmp.services.identifiers import InvalidIdentifier, parse_identifier
 from cmp.vocabulary import CONSENT_MODE_TYPES, Channel, Decision, Mode, Storage, TrackerKind
 
 # Always used with fullmatch (a bare match() lets "$" pass a trailing newline); anchored so the
@@ -26,6 +27,11 @@ PURPOSE_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 COUNTRY = re.compile(r"^([A-Z]{2}|\*)$")
 MAX_LIFETIME_SECONDS = 2**31 - 1  # about 68 years
+# ITU-T E.123 notation: an optional +, digits, spaces and the usual separators.
+PHONE = re.compile(r"^\+?[0-9][0-9 ()./-]{3,31}$")
+# The controller's identity, field -> longest value; name and email are always required.
+CONTROLLER_FIELDS = {"name": 200, "email": 254, "address": 500, "country": 2, "phone": 32, "dpo": 500}
+MAX_LABEL = 200  # a purpose's data category or recipient, in words
 
 
 class SiteError(ValueError):
@@ -33,6 +39,9 @@ class SiteError(ValueError):
 
 
 def get_site(key: str) -> Site | None:
+    # No site has a key outside the pattern; asking would only reach the database (PostgreSQL refuses NUL bytes).
+    if not SITE_KEY.fullmatch(key):
+        return None
     return db.session.scalars(select(Site).where(Site.key == key)).first()
 
 
@@ -142,6 +151,7 @@ def update_site(
     default_locale: str | None = None,
     policy_url: str | None = None,
     jurisdiction: dict[str, str] | None = None,
+    controller: dict[str, str | None] | None = None,
 ) -> Site:
     """Change a site's settings; what the banner shows changes with the next published notice."""
     if name:
@@ -158,8 +168,43 @@ def update_site(
         site.policy_url = _url(policy_url)
     if jurisdiction is not None:
         site.jurisdiction_overrides = {**site.jurisdiction_overrides, **_jurisdiction(jurisdiction)}
+    if controller:
+        set_controller(site, controller)
     db.session.flush()
     return site
+
+
+def set_controller(site: Site, changes: dict[str, str | None]) -> dict[str, str]:
+    """Change the controller's identity that receipts name: given fields replace, empty ones are removed.
+
+    GDPR Art. 13(1)(a): the controller's identity and contact details, so a name and an email are required;
+    address, country (ISO 3166-1 alpha-2), phone and the data protection officer's contact (Art. 13(1)(b)) are not.
+    """
+    unknown = set(changes) - set(CONTROLLER_FIELDS)
+    if unknown:
+        raise SiteError(f"unknown controller fields: {', '.join(sorted(unknown))}")
+    controller = {**(site.controller or {}), **changes}
+    controller = {field: value.strip() for field, value in controller.items() if value and value.strip()}
+    for field in ("name", "email"):
+        if field not in controller:
+            raise SiteError(f"the controller needs a {field}")
+    try:
+        parse_identifier(f"email:{controller['email']}")
+    except InvalidIdentifier:
+        raise SiteError(f"{controller['email']!r} is not an email address") from None
+    if "country" in controller:
+        controller["country"] = controller["country"].upper()
+        if not COUNTRY.fullmatch(controller["country"]) or controller["country"] == "*":
+            raise SiteError(f"{controller['country']!r} is not an ISO 3166 country code such as DE or CN")
+    if "phone" in controller and not PHONE.fullmatch(controller["phone"]):
+        raise SiteError(f"{controller['phone']!r} is not a phone number such as +49 30 1234567")
+    for field, value in controller.items():
+        if len(value) > CONTROLLER_FIELDS[field]:
+            raise SiteError(f"the controller's {field} is longer than {CONTROLLER_FIELDS[field]} characters")
+        if not value.isprintable():
+            raise SiteError(f"the controller's {field} holds line breaks or control characters")
+    site.controller = controller
+    return controller
 
 
 def _url(value: str | None) -> str | None:
@@ -184,6 +229,8 @@ def add_purpose(
     gpc: bool = False,
     double_opt_in: bool = False,
     consent_mode: list[str] = (),
+    pii_categories: list[str] = (),
+    recipients: list[str] = (),
 ) -> Purpose:
     """Add a site-defined purpose (for example `partner_sharing` or `cross_border_transfer`)."""
     if not PURPOSE_KEY.fullmatch(key):
@@ -203,6 +250,7 @@ def add_purpose(
     unknown = set(consent_mode) - set(CONSENT_MODE_TYPES)
     if unknown:
         raise SiteError(f"unknown Consent Mode types: {', '.join(sorted(unknown))}")
+    pii_categories, recipients = _labels(pii_categories, "data category"), _labels(recipients, "recipient")
     purpose = Purpose(
         key=key,
         position=max((p.position for p in site.purposes), default=-1) + 1,
@@ -215,10 +263,20 @@ def add_purpose(
         double_opt_in=double_opt_in,
         consent_mode=list(consent_mode),
         texts=texts,
+        pii_categories=pii_categories,
+        recipients=recipients,
     )
     site.purposes.append(purpose)
     db.session.flush()
     return purpose
+
+
+def _labels(values, what: str) -> list[str]:
+    labels = list(dict.fromkeys(value.strip() for value in values))
+    for label in labels:
+        if not label or len(label) > MAX_LABEL or not label.isprintable():
+            raise SiteError(f"a {what} is 1 to {MAX_LABEL} printable characters, got {label!r}")
+    return labels
 
 
 def add_cookie(

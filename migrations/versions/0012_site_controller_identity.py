@@ -1,11 +1,13 @@
-"""The controller's identity on each site, for consent receipts (Kantara Consent Receipt v1.1).
+"""The controller's identity on each site, and each purpose's data categories and recipients, for consent receipts.
 
 Revision ID: 0012
 Revises: 0011
 Create Date: 2026-12-06
 
-One JSON object per site: name, address, email, phone, and the data protection officer's contact. Nullable:
-existing sites have none until the operator sets it, and receipts then name the site alone.
+Kantara Consent Receipt v1.1 names the controller (name, address, email, phone, contact) and, per purpose, the
+kinds of personal data (`piiCategory`) and any third party the data is disclosed to. Sites get one nullable JSON
+object for the controller (existing sites have none until the operator sets it); purposes get two JSON lists,
+empty for existing rows, which notices publish from their next version on.
 """
 
 import sqlalchemy as sa
@@ -17,14 +19,20 @@ down_revision = "0011"
 branch_labels = None
 depends_on = None
 
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
 
 def upgrade():
     with op.batch_alter_table("sites") as batch:
-        batch.add_column(
-            sa.Column("controller", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=True)
-        )
+        batch.add_column(sa.Column("controller", JSON, nullable=True))
+    with op.batch_alter_table("purposes") as batch:
+        batch.add_column(sa.Column("pii_categories", JSON, nullable=False, server_default=sa.text("'[]'")))
+        batch.add_column(sa.Column("recipients", JSON, nullable=False, server_default=sa.text("'[]'")))
 
 
 def downgrade():
+    with op.batch_alter_table("purposes") as batch:
+        batch.drop_column("recipients")
+        batch.drop_column("pii_categories")
     with op.batch_alter_table("sites") as batch:
         batch.drop_column("controller")

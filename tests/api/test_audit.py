@@ -49,7 +49,7 @@ def test_export_streams_json_lines_with_download_headers(client, site, logged, a
     assert disposition.startswith('attachment; filename="cmp-events-shop-') and disposition.endswith('.jsonl"')
     entries = lines(response)
     assert [e["entry"] for e in entries] == ["export", "event", "event", "event", "event", "end"]
-    assert [e["recordId"] for e in entries[1:-1]] == sorted(e.id for e in logged)
+    assert [e["id"] for e in entries[1:-1]] == sorted(e.id for e in logged)
     assert [e["hash"] for e in sorted(entries[1:-1], key=lambda e: e["seq"])] == [e.hash for e in logged]
 
 
@@ -82,7 +82,7 @@ def test_export_filters(client, site, logged, auditor, query, expected):
     assert response.status_code == 200
     entries = lines(response)
     by_id = sorted(logged, key=lambda e: e.id)
-    assert [e["recordId"] for e in entries[1:-1]] == [by_id[i].id for i in expected]
+    assert [e["id"] for e in entries[1:-1]] == [by_id[i].id for i in expected]
     assert entries[0]["meta"]["complete"] is False
 
 
@@ -132,12 +132,12 @@ def test_a_bound_key_sees_only_its_sites(client, site, logged):
     assert post_consent(client, "blog", action="accept_all").status_code == 201
     bound = bearer("audit:read", bound_to=["blog"])
     everything = lines(client.get(EVENTS_URL, headers=bound))
-    assert {e["piiController"] for e in everything[1:-1]} == {"blog"}
+    assert {e["site"] for e in everything[1:-1]} == {"blog"}
     assert everything[0]["meta"]["filters"]["sites"] == ["blog"]
     refused = client.get(EVENTS_URL, query_string={"site": ["blog", "shop"]}, headers=bound)
     assert refused.status_code == 403 and refused.json["error"]["code"] == "site_not_allowed"
     unbound = lines(client.get(EVENTS_URL, query_string={"site": ["shop", "blog"]}, headers=bearer("audit:read")))
-    assert {e["piiController"] for e in unbound[1:-1]} == {"shop", "blog"}
+    assert {e["site"] for e in unbound[1:-1]} == {"shop", "blog"}
 
 
 def test_notices_export(tmp_path, client, site, logged, auditor):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -51,9 +52,11 @@ def test_a_banner_decision_answers_with_its_receipt(client, site):
     assert receipt["consentTimestamp"] == int(event.received_at.timestamp())
     assert receipt["collectionMethod"] == "cookie banner on the website"
     assert receipt["language"] == "de"
-    assert receipt["piiControllers"] == [{"piiController": "Shop", "piiControllerUrl": "https://shop.example/privacy"}]
+    [controller] = receipt["piiControllers"]
+    assert controller["piiController"] == "Shop" and controller["piiControllerUrl"] == "https://shop.example/privacy"
+    assert controller["email"] == "not provided"  # until the operator sets the controller's identity
     assert receipt["policyUrl"] == "https://shop.example/privacy"
-    assert receipt["eventType"] == "accept_all" and receipt["eventBy"] == "subject"
+    assert receipt["action"] == "accept_all" and receipt["givenBy"] is None
     assert receipt["noticeVersion"] == 1 and receipt["noticeHash"] == event.notice_hash
     assert receipt["eventHash"] == event.hash
     assert receipt["evidence"]["pageUrl"] == "https://shop.example/help"
@@ -75,7 +78,10 @@ def test_a_default_decision_is_implied_and_a_refusal_has_no_termination(client, 
     receipt = client.get(recorded.json["receipt_url"]).json
     analytics = next(p for p in receipt["services"][0]["purposes"] if p["purposeCategory"] == ["analytics"])
     assert analytics["consentType"] == "IMPLIED"
-    assert analytics["decision"] == "denied" and analytics["termination"] is None
+    # Kantara requires a string: a refusal's termination does not apply.
+    assert analytics["decision"] == "denied" and analytics["termination"] == "N/A"
+    # Country unknown and no controller's country to fall back on.
+    assert receipt["jurisdiction"] == "unknown"
 
 
 @pytest.fixture
@@ -178,7 +184,7 @@ def test_withdrawal_answers_with_a_receipt_too(client, site):
         f"/api/v1/subjects/visitor:{recorded['visitor_id']}/withdraw", json={"site": "shop"}, headers=bearer("dsr")
     ).json
     receipt = client.get(withdrawn["receipt_url"]).json
-    assert receipt["eventType"] == "withdraw" and receipt["consentReceiptID"] == withdrawn["event_id"]
+    assert receipt["action"] == "withdraw" and receipt["consentReceiptID"] == withdrawn["event_id"]
 
 
 @pytest.mark.parametrize(("locale", "name"), [("de-AT", "Statistik"), ("ja", "Analytics")])
@@ -191,3 +197,21 @@ def test_purpose_names_come_from_the_closest_locale_the_notice_has(client, site,
     receipt = client.get(recorded.json["receipt_url"]).json
     assert receipt["language"] == locale
     assert [p["purpose"] for p in receipt["services"][0]["purposes"]] == [name]
+
+
+@pytest.mark.parametrize("given_by", [None, "guardian"])
+def test_a_receipt_says_what_the_audit_export_says_of_the_same_event(client, site, given_by):
+    """The receipt's own fields carry the export's values, in the export's types: one fact, one form."""
+    body = {"subject": "user:42", "action": "accept_all", **({"given_by": given_by} if given_by else {})}
+    recorded = client.post("/api/v1/sites/shop/consents", json=body, headers=bearer("consent:write"))
+    assert recorded.status_code == 201, recorded.json
+    receipt = client.get(local(recorded.json["receipt_url"])).json
+
+    export = client.get("/api/v1/audit/events", query_string={"site": "shop"}, headers=bearer("audit:read"))
+    [entry] = [e for e in map(json.loads, export.get_data(as_text=True).splitlines()) if e["entry"] == "event"]
+
+    assert entry["id"] == receipt["consentReceiptID"]
+    assert (receipt["receivedAt"], receipt["expiresAt"]) == (entry["received_at"], entry["expires_at"])
+    assert (receipt["action"], receipt["givenBy"]) == (entry["action"], entry["given_by"]) == ("accept_all", given_by)
+    assert (receipt["noticeVersion"], receipt["noticeHash"]) == (entry["notice_version"], entry["notice_hash"])
+    assert receipt["eventHash"] == entry["hash"]

@@ -22,7 +22,7 @@ def test_after_accepting_the_settings_link_to_the_receipt_of_that_decision(page,
     receipt = page.evaluate("url => fetch(url, {mode: 'cors', credentials: 'omit'}).then(r => r.json())", url)
     assert receipt["consentReceiptID"] == event["id"]
     assert receipt["piiPrincipalId"] == event["subject_id"]
-    assert receipt["eventType"] == "accept_all" and receipt["eventBy"] == "subject"
+    assert receipt["action"] == "accept_all" and receipt["givenBy"] is None
     assert receipt["evidence"]["pageUrl"] == event["page_url"]
 
 

@@ -67,7 +67,7 @@ def test_verify_file_exits_1_naming_the_first_bad_event(tmp_path, runner, site, 
     assert run(runner, f"export -o {path}").exit_code == 0
     text = path.read_text().splitlines()
     entry = json.loads(text[2])
-    entry["purposes"]["analytics"] = "granted"
+    entry["decisions"]["analytics"] = "granted"
     text[2] = json.dumps(entry)
     path.write_text("\n".join(text) + "\n")
     result = run(runner, f"verify --file {path}")

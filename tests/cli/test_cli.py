@@ -220,6 +220,89 @@ def test_site_update_refused_changes_nothing(runner, command, message):
     assert site.jurisdiction_overrides == {"US": "opt_in"}
 
 
+CONTROLLER = (
+    "--controller-name 'Shop GmbH' --controller-email privacy@shop.example --controller-country de "
+    "--controller-address 'Gleimstraße 1, 10437 Berlin' --controller-phone '+49 30 1234567' "
+    "--controller-dpo 'Dr. Ada Weber, dpo@shop.example'"
+)
+
+
+def test_site_update_sets_the_controller_that_site_show_prints(runner):
+    create_shop(runner)
+
+    result = cmp(runner, f"site update shop {CONTROLLER}")
+
+    assert result.exit_code == 0, result.output
+    assert get_site("shop").controller == {
+        "name": "Shop GmbH",
+        "email": "privacy@shop.example",
+        "country": "DE",
+        "address": "Gleimstraße 1, 10437 Berlin",
+        "phone": "+49 30 1234567",
+        "dpo": "Dr. Ada Weber, dpo@shop.example",
+    }
+    shown = cmp(runner, "site show shop")
+    assert "controller: Shop GmbH" in shown.output and "privacy@shop.example" in shown.output
+    assert json.loads(cmp(runner, "site show shop --json").output)["controller"]["country"] == "DE"
+
+    # One field changed, one removed (given empty); the others stay.
+    result = cmp(runner, "site update shop --controller-phone '' --controller-email dpo@shop.example")
+    assert result.exit_code == 0, result.output
+    controller = get_site("shop").controller
+    assert "phone" not in controller and controller["email"] == "dpo@shop.example"
+    assert controller["name"] == "Shop GmbH"
+
+
+def test_site_show_says_when_no_controller_is_set(runner):
+    create_shop(runner)
+    assert "controller: (not set" in cmp(runner, "site show shop").output
+    assert json.loads(cmp(runner, "site show shop --json").output)["controller"] is None
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        ("--controller-email privacy@shop.example", "the controller needs a name"),
+        ("--controller-name 'Shop GmbH'", "the controller needs a email"),
+        ("--controller-name 'Shop GmbH' --controller-email not-an-address", "is not an email address"),
+        ("--controller-name Shop --controller-email a@shop.example --controller-country Germany", "ISO 3166"),
+        ("--controller-name Shop --controller-email a@shop.example --controller-phone 'call us'", "phone number"),
+        ("--controller-name Shop --controller-email a@shop.example --controller-phone '*'", "phone number"),
+        ("--controller-name Shop --controller-email a@shop.example --controller-country '*'", "ISO 3166"),
+        ("--name Renamed --controller-name Shop --controller-email a@shop.example --controller-dpo 'A\nB'", "line"),
+    ],
+    ids=["no-name", "no-email", "bad-email", "bad-country", "bad-phone", "star-phone", "star-country", "newline"],
+)
+def test_an_invalid_controller_is_refused_and_changes_nothing(runner, command, message):
+    create_shop(runner)
+
+    result = cmp(runner, f"site update shop {command}")
+
+    assert result.exit_code == 1
+    assert message in result.output
+    site = get_site("shop")
+    assert site.controller is None and site.name == "Shop"
+
+
+def test_purpose_add_records_data_categories_and_recipients_for_the_next_notice(runner):
+    create_shop(runner)
+
+    result = cmp(
+        runner,
+        "purpose add shop partner_sharing --name 'en=Sharing with partners' --gpc "
+        "--pii-category 'Contact details' --pii-category 'Purchase history' --recipient 'Authorised partners'",
+    )
+
+    assert result.exit_code == 0, result.output
+    purpose = get_site("shop").purpose("partner_sharing")
+    assert purpose.pii_categories == ["Contact details", "Purchase history"]
+    assert purpose.recipients == ["Authorised partners"]
+    assert cmp(runner, "notice publish shop").exit_code == 0
+    [published] = [p for p in notice_versions("shop")[-1].content["purposes"] if p["key"] == "partner_sharing"]
+    assert published["pii_categories"] == ["Contact details", "Purchase history"]
+    assert published["recipients"] == ["Authorised partners"]
+
+
 # site list and site show
 
 
@@ -825,6 +908,28 @@ def test_verify_json_reports_ok_checked_first_bad_and_reason(runner, client, sit
     assert (report["site"], report["ok"], report["checked"]) == ("shop", False, 2)
     assert (report["first_bad"], report["first_bad_seq"]) == (altered, 2)
     assert "altered" in report["reason"]
+
+
+def test_verify_fails_on_a_decision_no_identifier_leads_to(runner, client, site):
+    """State rows whose subject lost its identifier links: access and erasure can no longer reach them."""
+    record_consents(client, 2)
+    orphan = events()[0].subject_id
+    db.session.execute(sa.text("DELETE FROM subject_identifiers WHERE subject_id = :s"), {"s": orphan})
+    db.session.commit()
+    rows = db.session.scalar(sa.text("SELECT count(*) FROM consent_state WHERE subject_id = :s"), {"s": orphan})
+
+    text, as_json = cmp(runner, "verify"), cmp(runner, "verify --json")
+
+    assert text.exit_code == 1
+    assert "shop: ok, 2 events checked" in text.output  # the chain itself is intact
+    finding = f"shop: FAILED: {rows} current-state rows of subjects no identifier names (subjects: {orphan})"
+    assert finding in text.output
+    assert as_json.exit_code == 1
+    report = json.loads(as_json.output)
+    assert (report["ok"], report["reason"]) == (False, None)
+    assert [(f["code"], f["count"], f["examples"]) for f in report["integrity"]["findings"]] == [
+        ("state_without_identifier", rows, [orphan])
+    ]
 
 
 # --- input an operator gets wrong -----------------------------------------------------------------------------

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+from datetime import timedelta
+
 import pytest
 import sqlalchemy as sa
 
 from cmp.extensions import db
-from cmp.models import ApiKey
+from cmp.models import ApiKey, DashboardSession
+from cmp.models.types import utcnow
 from cmp.services import keys, sites
 from tests.conftest import make_app
 from tests.dashboard.pages import csrf_token, new_key, session_of, sign_in
@@ -38,7 +42,7 @@ def test_the_session_cookie_is_http_only_strict_and_scoped_to_the_dashboard(clie
 
 
 def test_production_cookie_is_secure(database_url):
-    app = make_app(database_url, CMP_ENV="production")
+    app = make_app(database_url, CMP_ENV="production", CMP_PUBLIC_URL="https://cmp.example")
     assert app.config["SESSION_COOKIE_SECURE"] is True
     assert app.config["SESSION_COOKIE_HTTPONLY"] is True
 
@@ -47,9 +51,13 @@ def test_the_cookie_holds_no_key(client, site):
     token = new_key("audit:read")
     sign_in(client, token)
     cookie = client.get_cookie("cmp_audit", path="/audit")
-    secret = token.rsplit("_", 1)[1]
+    # "cmp_<hex id>_<secret>": the secret is URL-safe base64 and may itself hold "_".
+    _, key_id, secret = token.split("_", 2)
 
     assert secret not in cookie.value
+    assert key_id not in str(session_of(client))
+    # Only a random session id (the server keeps its digest) and the form token, besides Flask's own flag.
+    assert set(session_of(client)) - {"_permanent"} == {"session_id", "csrf"}
 
 
 @pytest.mark.parametrize(
@@ -77,7 +85,8 @@ def test_wrong_keys_all_get_the_same_answer(client, site):
     revoked = new_key("audit:read")
     keys.revoke_key(revoked.split("_")[1])
     db.session.commit()
-    tokens = ["cmp_0123456789abcdef_wrong", revoked, new_key("consent:read")]
+    # Junk too: a NUL byte or a control character never reaches a query (PostgreSQL refuses NUL in text).
+    tokens = ["cmp_0123456789abcdef_wrong", revoked, new_key("consent:read"), "cmp_0123\x00456789_x", "cmp_\x01_\x02"]
 
     pages = {sign_in(client, token).text.replace(csrf_token(client), "") for token in tokens}
 
@@ -95,8 +104,9 @@ def test_revoking_the_key_signs_the_auditor_out(client, site):
     response = client.get("/audit")
     assert response.status_code == 303
     assert response.headers["Location"].startswith("/audit/login")
-    assert "key_id" not in session_of(client)
+    assert "session_id" not in session_of(client)
     assert client.get("/audit/charts/purposes.svg").status_code == 401
+    assert open_sessions() == 0
 
 
 def test_losing_the_scope_signs_the_auditor_out(client, site):
@@ -109,16 +119,72 @@ def test_losing_the_scope_signs_the_auditor_out(client, site):
     assert client.get("/audit").status_code == 303
 
 
+def expire_in(seconds: float) -> None:
+    """Move every open session's end to `seconds` from now, as if signed in that much earlier."""
+    db.session.execute(sa.update(DashboardSession).values(expires_at=utcnow() + timedelta(seconds=seconds)))
+    db.session.commit()
+
+
+def open_sessions() -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(DashboardSession))
+
+
 def test_the_session_ends_after_its_lifetime(app, client, site):
     """However often the auditor clicks, the session lasts its lifetime from sign-in."""
     sign_in(client, new_key("audit:read"))
-    with client.session_transaction("/audit") as session:
-        session["signed_in_at"] -= app.permanent_session_lifetime.total_seconds() - 60
-    assert is_signed_in(client)
+    [opened] = db.session.scalars(sa.select(DashboardSession))
+    assert opened.expires_at - opened.created_at == app.permanent_session_lifetime
 
-    with client.session_transaction("/audit") as session:
-        session["signed_in_at"] -= 120
+    expire_in(60)
+    assert is_signed_in(client)
+    expire_in(-60)
     assert not is_signed_in(client)
+    assert open_sessions() == 0
+
+
+def test_signing_out_ends_every_copy_of_the_session(app, client, site):
+    sign_in(client, new_key("audit:read"))
+    copy = app.test_client()
+    copy.set_cookie("cmp_audit", client.get_cookie("cmp_audit", path="/audit").value, path="/audit")
+    assert is_signed_in(copy)
+
+    response = client.post("/audit/logout", data={"csrf_token": csrf_token(client)})
+
+    assert response.status_code == 303
+    assert not is_signed_in(copy)
+    assert copy.get("/audit/charts/purposes.svg").status_code == 401
+    assert open_sessions() == 0
+
+
+def test_signing_in_clears_out_expired_sessions(app, client, site):
+    token = new_key("audit:read")
+    sign_in(client, token)
+    expire_in(-1)
+
+    sign_in(app.test_client(), token)
+
+    assert open_sessions() == 1
+    assert not is_signed_in(client)
+
+
+def test_signing_in_again_ends_the_previous_session(app, client, site):
+    token = new_key("audit:read")
+    sign_in(client, token)
+    earlier = client.get_cookie("cmp_audit", path="/audit").value
+    sign_in(client, token)
+
+    copy = app.test_client()
+    copy.set_cookie("cmp_audit", earlier, path="/audit")
+    assert is_signed_in(client) and not is_signed_in(copy)
+    assert open_sessions() == 1
+
+
+def test_the_stored_session_is_a_digest_of_the_cookies_id(client, site):
+    sign_in(client, new_key("audit:read"))
+    session_id = session_of(client)["session_id"]
+    [stored] = db.session.scalars(sa.select(DashboardSession))
+
+    assert len(session_id) >= 32 and stored.digest == hashlib.sha256(session_id.encode()).hexdigest()
 
 
 def test_a_key_bound_to_another_site_sees_only_that_site(client, site):

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from datetime import timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -16,6 +17,7 @@ from cmp.extensions import db
 from cmp.models import ChainCheckpoint, ConsentEvent, ConsentState
 from cmp.models.types import utcnow
 from cmp.services import chain, export, notices, sites
+from cmp.services import consent as consent_service
 from cmp.services.export_fields import FIELDS, NAMES, read_event
 from cmp.services.export_verify import verify_file
 from tests.helpers import bearer, events, post_consent
@@ -74,7 +76,7 @@ def test_export_holds_every_field_as_recorded_in_id_order(site, logged):
     found = entries()
     assert found[0]["entry"] == "export" and found[-1]["entry"] == "end"
     exported = event_entries(found)
-    assert [e["recordId"] for e in exported] == sorted(e.id for e in logged)
+    assert [e["id"] for e in exported] == sorted(e.id for e in logged)
     for entry, event in zip(exported, sorted(logged, key=lambda e: e.id), strict=True):
         back = read_event(entry)
         for name in ("id", "seq", "subject_id", "action", "source", "decisions", "notice_version", "notice_hash"):
@@ -90,16 +92,13 @@ def test_export_holds_every_field_as_recorded_in_id_order(site, logged):
     }
 
 
-def test_export_names_come_from_the_consent_record_standards(site, logged):
-    entry = event_entries(entries())[4]
-    assert entry["recordId"] == logged[4].id
-    assert entry["piiPrincipalId"] == logged[4].subject_id
-    assert entry["piiController"] == "shop"
-    assert entry["collectionMethod"] == "api"
-    assert entry["eventType"] == "accept_all"
-    assert entry["jurisdiction"] == "FR"
-    assert entry["consentTimestamp"] == chain.format_time(logged[4].received_at)
-    assert list(entry) == ["entry", *NAMES]
+def test_an_event_entry_carries_what_its_hash_covers_under_the_same_names(site, logged):
+    # An auditor can recompute a hash from a JSON line alone: the payload's fields are the entry's, by name.
+    for entry, event in zip(event_entries(entries()), sorted(logged, key=lambda e: e.id), strict=True):
+        payload = chain.event_payload(event, "shop")
+        assert {name: entry[name] for name in payload} == payload
+        assert chain.sha256_hex(chain.canonical_json(payload)) == entry["hash"] == event.hash
+    assert list(event_entries(entries())[0]) == ["entry", *NAMES]
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
@@ -110,7 +109,7 @@ def test_both_formats_read_back_to_the_same_events(tmp_path, site, logged, fmt):
         rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
         assert [row["entry"] for row in rows] == ["export", *["event"] * 6, "end"]
         # Nested values are canonical JSON in their cell.
-        assert rows[1]["purposes"] == chain.canonical_json(logged[0].decisions).decode()
+        assert rows[1]["decisions"] == chain.canonical_json(logged[0].decisions).decode()
     report = verify_file(path)
     assert report.ok, report
     assert [(s.site, s.result.checked, s.links_checked) for s in report.sites] == [("shop", 6, True)]
@@ -118,16 +117,16 @@ def test_both_formats_read_back_to_the_same_events(tmp_path, site, logged, fmt):
 
 def test_filters_by_time_subject_and_purpose(site, logged):
     ada = {e.id for e in logged if e.source == "api"}
-    assert {e["recordId"] for e in event_entries(entries(subject="user:ada"))} == ada
+    assert {e["id"] for e in event_entries(entries(subject="user:ada"))} == ada
     assert event_entries(entries(subject="user:nobody")) == []
-    assert [e["recordId"] for e in event_entries(entries(purpose="partner_sharing"))] == [logged[-1].id]
+    assert [e["id"] for e in event_entries(entries(purpose="partner_sharing"))] == [logged[-1].id]
     analytics = [e.id for e in sorted(logged, key=lambda e: e.id) if "analytics" in e.decisions]
-    assert len(analytics) == 5 and [e["recordId"] for e in event_entries(entries(purpose="analytics"))] == analytics
+    assert len(analytics) == 5 and [e["id"] for e in event_entries(entries(purpose="analytics"))] == analytics
     middle = logged[2].received_at
     after = event_entries(entries(start=middle))
-    assert {e["recordId"] for e in after} == {e.id for e in logged if e.received_at >= middle}
+    assert {e["id"] for e in after} == {e.id for e in logged if e.received_at >= middle}
     before = event_entries(entries(end=middle))
-    assert {e["recordId"] for e in before} == {e.id for e in logged if e.received_at < middle}
+    assert {e["id"] for e in before} == {e.id for e in logged if e.received_at < middle}
     manifest = entries(subject="user:ada")[0]["meta"]
     assert manifest["complete"] is False
     assert manifest["filters"]["subject"] == "user"  # the kind, never the identifier itself
@@ -148,9 +147,9 @@ def test_sites_are_exported_apart(tmp_path, client, site, logged):
     notices.publish_notice(other)
     db.session.commit()
     post_consent(client, "blog", action="accept_all")
-    assert {e["piiController"] for e in event_entries(entries([other]))} == {"blog"}
+    assert {e["site"] for e in event_entries(entries([other]))} == {"blog"}
     both = entries()
-    assert {e["piiController"] for e in event_entries(both)} == {"shop", "blog"}
+    assert {e["site"] for e in event_entries(both)} == {"shop", "blog"}
     assert verify_file(write(tmp_path, both)).ok
 
 
@@ -165,7 +164,7 @@ def test_filtered_export_is_verified_event_by_event(tmp_path, site, logged):
 
 def test_an_edit_in_a_filtered_export_is_caught_at_that_event(tmp_path, site, logged):
     found = entries(subject="user:ada")
-    event_entries(found)[0]["eventType"] = "reject_all"
+    event_entries(found)[0]["action"] = "reject_all"
     result = verify_file(write(tmp_path, found)).sites[0].result
     assert not result.ok and result.first_bad == logged[4].id and "altered" in result.reason
 
@@ -191,7 +190,7 @@ def edit(line: str, **changes) -> str:
 
 def test_edited_field_is_caught(tmp_path, site, logged):
     path, text = lines(tmp_path)
-    text[3] = edit(text[3], purposes={"analytics": "granted", "necessary": "granted"})
+    text[3] = edit(text[3], decisions={"analytics": "granted", "necessary": "granted"})
     result = verdict(path, text)
     assert result.first_bad == logged[2].id and "altered" in result.reason
 
@@ -206,7 +205,7 @@ def test_edited_evidence_is_caught(tmp_path, site, logged):
 def test_edited_csv_cell_is_caught(tmp_path, site, logged):
     path, text = lines(tmp_path, "csv")
     rows = list(csv.reader(io.StringIO("".join(text))))
-    rows[3][1 + NAMES.index("consentTimestamp")] = chain.format_time(logged[0].received_at)
+    rows[3][1 + NAMES.index("received_at")] = chain.format_time(logged[0].received_at)
     buffer = io.StringIO()
     csv.writer(buffer).writerows(rows)
     result = verdict(path, [buffer.getvalue()])
@@ -235,7 +234,7 @@ def test_a_file_cut_short_is_caught(tmp_path, site, logged):
 
 def test_inserted_line_is_caught(tmp_path, site, logged):
     path, text = lines(tmp_path)
-    forged = edit(text[3], recordId=logged[2].id[:-1] + "Z", seq=4, prev_hash=logged[2].hash)
+    forged = edit(text[3], id=logged[2].id[:-1] + "Z", seq=4, prev_hash=logged[2].hash)
     renumbered = [edit(line, seq=json.loads(line)["seq"] + 1) for line in text[4:-1]]
     end = json.loads(text[-1])
     end["meta"]["sites"]["shop"]["last_seq"] = 7
@@ -262,7 +261,7 @@ def test_two_events_swapped_in_the_chain_are_caught(tmp_path, site, logged):
 def test_a_recomputed_hash_breaks_the_next_link(tmp_path, site, logged):
     path, text = lines(tmp_path)
     entry = json.loads(text[3])
-    entry["eventType"] = "reject_all"
+    entry["action"] = "reject_all"
     event = read_event(entry)
     entry["hash"] = chain.event_hash(event, "shop")
     text[3] = json.dumps(entry) + "\n"
@@ -332,19 +331,19 @@ def test_a_file_in_id_order_unlike_seq_order_still_verifies(tmp_path, site, logg
     # Writers take their id before their place in the chain, so under concurrency seq 4 may hold the lower id.
     found = entries()
     chained = event_entries(found)
-    chained[2]["recordId"], chained[3]["recordId"] = chained[3]["recordId"], chained[2]["recordId"]
+    chained[2]["id"], chained[3]["id"] = chained[3]["id"], chained[2]["id"]
     for previous, entry in zip(chained[1:], chained[2:], strict=False):
         entry["prev_hash"] = previous["hash"]
         entry["hash"] = chain.event_hash(read_event(entry), "shop")
     found[-1]["meta"]["sites"]["shop"]["head_hash"] = chained[-1]["hash"]
-    in_id_order = sorted(chained, key=lambda e: e["recordId"])
+    in_id_order = sorted(chained, key=lambda e: e["id"])
     assert [e["seq"] for e in in_id_order] == [1, 2, 4, 3, 5, 6]
     assert verify_file(write(tmp_path, [found[0], *in_id_order, found[-1]])).ok
 
 
 def test_every_field_in_the_mapping_is_exported_once(site, logged):
     assert len(set(NAMES)) == len(NAMES) == len(FIELDS)
-    assert set(chain.event_payload(logged[0], "shop")) <= {f.ours for f in FIELDS}
+    assert set(chain.event_payload(logged[0], "shop")) <= {f.name for f in FIELDS}
 
 
 def test_verify_from_the_database_catches_a_recomputed_hash_at_the_next_event(site, logged):
@@ -371,3 +370,67 @@ def test_a_malformed_export_fails_as_a_whole(tmp_path, site, logged, change):
     path, text = lines(tmp_path)
     result = verdict(path, change(text))
     assert not result.ok and result.reason
+
+
+# CSV injection (OWASP): a cell a spreadsheet would run as a formula is written as text, and read back exactly.
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+RISKY = ["-tMk9rQ", "=HYPERLINK(\"https://x.example\")", "+1", "@SUM(A1:A2)", "\tx", "\rx", "'quoted", "''", "plain"]
+
+
+def test_csv_cells_never_start_a_formula_and_read_back_exactly(tmp_path, client, site, monkeypatch):
+    # Subject ids are random: some begin with `-`. Here each begins with a character a spreadsheet acts on.
+    made = iter(RISKY)
+    monkeypatch.setattr(consent_service, "new_subject_id", lambda: next(made))
+    for number in range(len(RISKY)):
+        record(client, f"user:{number}")
+    sites.add_purpose(site, "partner_sharing", texts={"en": {"name": "Partners", "description": "Shared"}})
+    notices.publish_notice(site, note="=cmd|' /C calc'!A0")
+    db.session.commit()
+    path = write(tmp_path, entries(), "csv")
+    notices_path = tmp_path / "notices.csv"
+    notices_path.write_text("".join(export.render(export.notice_entries([site]), "csv", notices=True)), newline="")
+
+    def read(written):
+        with open(written, encoding="utf-8", newline="") as stream:
+            return stream.read()
+
+    for written in (path, notices_path):
+        text = read(written)
+        assert text.startswith('"')  # every field quoted
+        cells = [cell for row in csv.reader(io.StringIO(text)) for cell in row]
+        assert not [cell for cell in cells if cell.startswith(FORMULA_STARTS)]
+    rows = list(csv.DictReader(io.StringIO(read(path))))
+    column = [row["subject_id"] for row in rows if row["entry"] == "event"]
+    assert column == [value if value == "plain" else "'" + value for value in RISKY]
+    notes = [row["note"] for row in csv.DictReader(io.StringIO(read(notices_path)))]
+    assert notes == ["", "'=cmd|' /C calc'!A0"]
+
+    # Offline verification strips the one quote it added: every hash still matches what was recorded.
+    report = verify_file(path, notices_path)
+    assert report.ok, report
+    assert [read_event(e).subject_id for e in event_entries(entries())] == RISKY
+
+
+# Written by the release before field names changed (format 1): four events of one site, evidence included.
+FORMAT_1 = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_an_export_in_format_1_still_verifies(fmt):
+    report = verify_file(FORMAT_1 / f"export-format-1.{fmt}")
+    assert report.ok, report
+    [site] = report.sites
+    assert (site.site, site.result.checked, site.links_checked) == ("shop", 4, True)
+
+
+def test_an_edit_in_a_format_1_export_is_caught(tmp_path):
+    lines = (FORMAT_1 / "export-format-1.jsonl").read_text().splitlines()
+    event = json.loads(lines[2])
+    event["eventType"] = "accept_all" if event["eventType"] != "accept_all" else "reject_all"
+    lines[2] = json.dumps(event)
+    edited = tmp_path / "edited.jsonl"
+    edited.write_text("\n".join(lines) + "\n")
+    report = verify_file(edited)
+    assert not report.ok
+    assert "altered" in report.sites[0].result.reason

@@ -216,3 +216,8 @@ def test_maxmind_test_databases(shared_geoip, filename, address, country, mode):
         assert mode_for(locator.country(address)) == mode
     finally:
         locator.close()
+
+
+@pytest.mark.parametrize("value", ["ÄÖ", "ǅX", "XX", "T1", "D", "DEU", "1A"])
+def test_normalise_country_refuses_what_is_not_a_country_code(value):
+    assert normalise_country(value) is None

@@ -189,3 +189,40 @@ def test_purge_command(app, runner, site, history):
     assert "chain resumes after seq 3" in done.output
     verify = runner.invoke(args=["verify", "--site", "shop"])
     assert verify.exit_code == 0 and "ok, 5 events checked" in verify.output
+
+
+def test_purge_of_every_site_reports_counts_in_text_and_json(app, client, runner, site, writer, monkeypatch):
+    """A cron run over several sites where events go: counts per site, and JSON that parses for every site."""
+    from cmp.services import notices, sites
+
+    blog = sites.create_site("blog", "Blog", origins=["https://shop.example"])
+    notices.publish_notice(blog)
+    db.session.commit()
+    for subject, at in (("user:a", OLD), ("user:b", OLD), ("user:c", RECENT)):
+        record(client, writer, monkeypatch, subject, "reject_all", at)
+        monkeypatch.setattr(consent_service, "utcnow", lambda at=at: at)
+        response = client.post(
+            "/api/v1/sites/blog/consents", json={"subject": subject, "action": "reject_all"}, headers=writer
+        )
+        monkeypatch.undo()
+        assert response.status_code == 201, response.json
+
+    text = runner.invoke(args=["purge", "--dry-run"])
+    assert text.exit_code == 0, text.output
+    lines = text.output.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["blog", "shop"]
+    for line in lines:
+        assert "2 event(s), 8 state row(s)" in line and "chain resumes after seq 2" in line
+
+    done = runner.invoke(args=["purge", "--json"])
+    assert done.exit_code == 0, done.output
+    reports = [json.loads(line) for line in done.output.splitlines()]
+    assert [(r["site"], r["events_removed"], r["state_rows_removed"]) for r in reports] == [
+        ("blog", 2, 8),
+        ("shop", 2, 8),
+    ]
+    assert all(r["checkpoint"]["seq"] == 2 and r["dry_run"] is False for r in reports)
+
+    again = runner.invoke(args=["purge"])
+    assert again.exit_code == 0, again.output
+    assert all("0 event(s), 0 state row(s) and 0 subject(s)" in line for line in again.output.splitlines())

@@ -23,6 +23,20 @@ PARAMETER = re.compile(r"<(?:[^<>:]+:)?([^<>]+)>")
 
 log = logging.getLogger("cmp.request")
 
+# The development server's access line: `ADDRESS - - [DATE] "METHOD PATH VERSION" STATUS SIZE` (werkzeug).
+SERVER_ACCESS_LINE = re.compile(r'\S+ - - \[[^\]]*\] "')
+
+
+class DropAccessLines(logging.Filter):
+    """Drop the development server's own access lines: they carry the raw path, subject or token included.
+
+    `cmp run` serves through werkzeug, which logs each request line as received; cmp's request log above says
+    the same without identifiers. Production serves through gunicorn, whose access log is off (deploy/).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and SERVER_ACCESS_LINE.match(record.msg))
+
 
 def configure_logging(app: Flask) -> None:
     root = logging.getLogger("cmp")
@@ -35,6 +49,9 @@ def configure_logging(app: Flask) -> None:
         root.addHandler(handler)
         root.propagate = False
     root.setLevel(app.config["CMP_LOG_LEVEL"])
+    server = logging.getLogger("werkzeug")
+    if not any(isinstance(f, DropAccessLines) for f in server.filters):
+        server.addFilter(DropAccessLines())
 
     @app.before_request
     def start_timer():

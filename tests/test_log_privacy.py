@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import http.client
 import logging
 import re
+import threading
 
 import listunsub
 import pytest
 import sqlalchemy as sa
 from pythonjsonlogger.json import JsonFormatter
 from sqlalchemy.exc import IntegrityError
+from werkzeug.serving import make_server
 
 from cmp.extensions import db
 from cmp.models import Site
@@ -169,3 +172,23 @@ def test_a_database_error_never_carries_the_values_of_its_statement(app):
     db.session.rollback()
     assert "ada@example.org" not in str(caught.value)
     assert "hidden due to hide_parameters" in str(caught.value)
+
+
+def test_the_development_server_logs_no_request_line_of_its_own(app, log_lines):
+    """`cmp run` serves through werkzeug, whose access line would carry the path as sent: an email, here."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=20)
+        connection.request("GET", f"/api/v1/subjects/email:{ADDRESS}/consents?site=shop")
+        response = connection.getresponse()
+        response.read()
+        connection.close()
+    finally:
+        server.shutdown()
+        thread.join()
+    assert response.status == 401
+    logged = "\n".join(log_lines)
+    assert '"request"' in logged  # cmp's own line, with the route only
+    assert ADDRESS.lower() not in logged.lower() and "Lovelace" not in logged

@@ -4,7 +4,7 @@ An event entry carries its fields under the names the chain's hash payload gives
 plus the evidence and chain fields: what an auditor reads is what the hash covers. The export claims no
 consent-record standard's element names: ISO/IEC TS 27560 records a consent's type, state and parties where
 this log records what happened, and the visitor's consent receipt is the document in standard form.
-README.md ("Audit") shows this table.
+docs/audit.md ("Field names") lists these fields.
 
 Every value maps back exactly: offline verification rebuilds each event from its record and recomputes
 its hash, so a record must carry what the hash covers in a form that reads back to the same value.

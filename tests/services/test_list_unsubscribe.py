@@ -23,7 +23,7 @@ from cmp.services.email import MAX_HEADER_LINE, MAX_PUBLIC_URL_LENGTH
 from tests.conftest import running_app
 from tests.helpers import ORIGIN, bearer
 
-# The longest public URL the service accepts (README, CMP_PUBLIC_URL).
+# The longest public URL the service accepts (docs/configuration.md, CMP_PUBLIC_URL).
 PUBLIC = "https://consent.example-company.com"
 ADDRESS = "ada@example.org"
 DKIM = "v=1; a=rsa-sha256; d=shop.example; s=s1; h=from:to:subject:list-unsubscribe:list-unsubscribe-post"

@@ -6,6 +6,8 @@ import sqlite3
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase
@@ -28,6 +30,15 @@ class Base(DeclarativeBase):
 # Objects keep their loaded values after commit: a view can dump what it just wrote without reading it back.
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
+
+
+def insert_or_merge(model, dialect: str | None = None):
+    """An INSERT for `model` that takes ON CONFLICT clauses, in the dialect of `dialect` or of this session's database.
+
+    PostgreSQL and SQLite, the two databases cmp runs on, spell ON CONFLICT alike but SQLAlchemy builds it per dialect.
+    """
+    dialect = dialect or db.session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite_dialect.insert)(model)
 
 
 @event.listens_for(Engine, "connect")

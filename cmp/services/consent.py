@@ -10,11 +10,10 @@ from datetime import timedelta
 from functools import cache
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from cmp.errors import Conflict, DomainError, Invalid, NotFound
-from cmp.extensions import db
+from cmp.extensions import db, insert_or_merge
 from cmp.models import ConsentEvent, ConsentState, NoticeVersion, Site, Subject, SubjectIdentifier
 from cmp.models.types import utcnow
 from cmp.services import chain, notices
@@ -242,8 +241,8 @@ def _write_state(site_id, subject_id, event, decisions, by_gpc, lifetimes, now) 
 
 @cache
 def _upsert_state(dialect: str):
-    """INSERT ... ON CONFLICT DO UPDATE for state rows; built once, so SQLAlchemy compiles it once."""
-    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(ConsentState)
+    """INSERT ... ON CONFLICT DO UPDATE for state rows; built once per dialect, so SQLAlchemy compiles it once."""
+    statement = insert_or_merge(ConsentState, dialect)
     return statement.on_conflict_do_update(
         index_elements=["site_id", "subject_id", "purpose"],
         set_={name: statement.excluded[name] for name in STATE_FIELDS},

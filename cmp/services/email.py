@@ -24,10 +24,9 @@ from urllib.parse import unquote_plus, urlsplit
 
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from cmp.errors import BadRequest, Conflict, Invalid, NotFound
-from cmp.extensions import db
+from cmp.extensions import db, insert_or_merge
 from cmp.models import ConsentEvent, ConsentState, EmailActivity, Site, SubjectIdentifier, UnsubscribeLink
 from cmp.models.types import utcnow
 from cmp.services.consent import (
@@ -341,9 +340,7 @@ def unsubscribe_token(site: Site, address: str, *, locale: str | None, hmac_key:
     token = base64.urlsafe_b64encode(key).decode()
     row = {"digest": _token_digest(token), "site_id": site.id, "subject_id": subject_id, "locale": locale}
     # Two senders asking at once for the same recipient store one row.
-    dialect = db.session.get_bind().dialect.name
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(UnsubscribeLink)
-    db.session.execute(insert.values(created_at=utcnow(), **row).on_conflict_do_nothing())
+    db.session.execute(insert_or_merge(UnsubscribeLink).values(created_at=utcnow(), **row).on_conflict_do_nothing())
     db.session.commit()
     return token
 

@@ -14,6 +14,7 @@ from sqlalchemy import Select, func, select
 
 from cmp.extensions import db
 from cmp.models import ConsentEvent, ConsentState, EmailActivity, Site, SubjectIdentifier, UnsubscribeLink
+from cmp.services.rights import ERASED_WITH_LINKS
 from cmp.vocabulary import Action
 
 # How many ids a finding names: enough to start looking, never a dump of the table.
@@ -50,12 +51,14 @@ class Integrity:
         return {"ok": self.ok, "findings": [finding.as_dict() for finding in self.findings]}
 
 
-# What erasure deletes along with the identifier links: none of it may outlive them.
-UNLINKED = (
-    (ConsentState, "state_without_identifier", "current-state rows of subjects no identifier names"),
-    (EmailActivity, "email_activity_without_identifier", "email opens or clicks of subjects no identifier names"),
-    (UnsubscribeLink, "unsubscribe_link_without_identifier", "unsubscribe links of subjects no identifier names"),
-)
+# Each kind of record erasure deletes with the identifier links (rights.ERASED_WITH_LINKS), as a finding names it.
+FINDINGS = {
+    ConsentState: ("state_without_identifier", "current-state rows of subjects no identifier names"),
+    EmailActivity: ("email_activity_without_identifier", "email opens or clicks of subjects no identifier names"),
+    UnsubscribeLink: ("unsubscribe_link_without_identifier", "unsubscribe links of subjects no identifier names"),
+}
+# A kind erasure learns to delete without a finding here fails at import, not silently in an audit.
+UNLINKED = tuple((model, *FINDINGS[model]) for model in ERASED_WITH_LINKS)
 
 
 def check_site(site: Site) -> Integrity:

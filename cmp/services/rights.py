@@ -154,6 +154,11 @@ class Erasure:
     evidence_emptied: int  # events whose evidence columns were emptied (the erase event included)
 
 
+# What erasure deletes along with the identifier links: the current state, email opens and clicks, and the short
+# unsubscribe links that would otherwise still name the subject. `cmp verify` checks none of it outlives them.
+ERASED_WITH_LINKS = (ConsentState, EmailActivity, UnsubscribeLink)
+
+
 def erase(site: Site, subject_id: str) -> Erasure:
     """Erase a subject in one transaction under the site's chain lock; `NotFound` if it is already erased.
 
@@ -212,16 +217,12 @@ def _erase(site: Site, subject_id: str) -> Erasure:
     event.received_at = utcnow()
     chain.seal(event, site, seq, prev_hash)
     db.session.flush()
-    states = db.session.execute(
-        delete(ConsentState).where(ConsentState.site_id == site.id, ConsentState.subject_id == subject_id)
-    ).rowcount
-    activity = db.session.execute(
-        delete(EmailActivity).where(EmailActivity.site_id == site.id, EmailActivity.subject_id == subject_id)
-    ).rowcount
-    # Their short unsubscribe links stop naming them.
-    db.session.execute(
-        delete(UnsubscribeLink).where(UnsubscribeLink.site_id == site.id, UnsubscribeLink.subject_id == subject_id)
-    )
+    removed = {
+        model: db.session.execute(
+            delete(model).where(model.site_id == site.id, model.subject_id == subject_id)
+        ).rowcount
+        for model in ERASED_WITH_LINKS
+    }
     # On the table, not the mapped class: the ORM refuses bulk changes to the log, and only these columns
     # (which the hash does not cover) may be emptied.
     events = db.session.execute(
@@ -229,4 +230,4 @@ def _erase(site: Site, subject_id: str) -> Erasure:
         .where(ConsentEvent.__table__.c.site_id == site.id, ConsentEvent.__table__.c.subject_id == subject_id)
         .values({name: None for name in EVIDENCE_COLUMNS})
     ).rowcount
-    return Erasure(subject_id, event, Removed(identifiers, states, activity), events)
+    return Erasure(subject_id, event, Removed(identifiers, removed[ConsentState], removed[EmailActivity]), events)

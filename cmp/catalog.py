@@ -145,6 +145,8 @@ DEFAULT_PURPOSES: list[dict] = [
         "key": "email_tracking",
         "channel": "email",
         "refusable": True,
+        # Separate from marketing email (CNIL recommendation on email pixels, 2026): granted only by its own decision.
+        "separate_consent": True,
         "default_opt_in": "denied",
         "default_opt_out": "denied",
         "default_notice_only": "denied",
@@ -199,6 +201,15 @@ BANNER_TEXTS: dict[str, dict[str, str]] = {
         "placeholder": "This content is blocked until you allow {purpose}.",
         "allow": "Allow {purpose}",
         "receipt": "Your consent receipt",
+        # A separate consent's own dialog (PIPL Art. 23, 39) and its particulars.
+        "separate": "This needs your separate consent: Accept all does not include it. Saying no changes none of "
+        "your other choices.",
+        "agree": "I agree",
+        "decline": "No",
+        "recipients": "Recipient and contact",
+        "means": "How it is processed",
+        "categories": "Personal data concerned",
+        "rights": "How to exercise your rights",
     },
     "zh-CN": {
         "title": "您的隐私选择",
@@ -223,6 +234,13 @@ BANNER_TEXTS: dict[str, dict[str, str]] = {
         "placeholder": "在您允许“{purpose}”之前，此内容已被屏蔽。",
         "allow": "允许“{purpose}”",
         "receipt": "您的同意回执",
+        "separate": "此项需要您单独同意，“全部接受”不包含此项。如您不同意，其他选择不受影响。",
+        "agree": "我同意",
+        "decline": "不同意",
+        "recipients": "接收方名称及联系方式",
+        "means": "处理方式",
+        "categories": "涉及的个人信息种类",
+        "rights": "行使权利的方式",
     },
     "de": {
         "title": "Ihre Datenschutzeinstellungen",
@@ -247,6 +265,14 @@ BANNER_TEXTS: dict[str, dict[str, str]] = {
         "placeholder": "Dieser Inhalt ist blockiert, bis Sie {purpose} erlauben.",
         "allow": "{purpose} erlauben",
         "receipt": "Ihr Einwilligungsbeleg",
+        "separate": "Hierfür brauchen wir Ihre gesonderte Einwilligung: „Alle akzeptieren“ schließt sie nicht ein. "
+        "Wenn Sie ablehnen, ändert sich sonst nichts.",
+        "agree": "Ich stimme zu",
+        "decline": "Nein",
+        "recipients": "Empfänger und Kontakt",
+        "means": "Art der Verarbeitung",
+        "categories": "Betroffene personenbezogene Daten",
+        "rights": "So üben Sie Ihre Rechte aus",
     },
     "fr": {
         "title": "Vos choix de confidentialité",
@@ -272,6 +298,14 @@ BANNER_TEXTS: dict[str, dict[str, str]] = {
         "placeholder": "Ce contenu est bloqué tant que vous n'autorisez pas « {purpose} ».",
         "allow": "Autoriser « {purpose} »",
         "receipt": "Votre reçu de consentement",
+        "separate": "Ceci nécessite votre consentement distinct : « Tout accepter » ne l'inclut pas. "
+        "Si vous refusez, rien d'autre ne change.",
+        "agree": "J'accepte",
+        "decline": "Non",
+        "recipients": "Destinataire et contact",
+        "means": "Mode de traitement",
+        "categories": "Données personnelles concernées",
+        "rights": "Comment exercer vos droits",
     },
 }
 
@@ -284,6 +318,10 @@ EMAIL_TEXTS: dict[str, dict[str, str]] = {
         "You can unsubscribe at any time with the link in every email.",
         "already_confirmed_title": "Already confirmed",
         "already_confirmed_text": "Your subscription to {site} was already confirmed. Nothing has changed.",
+        "confirm_title": "Confirm your subscription",
+        "confirm_text": "Receive emails from {site} about products, promotions and surveys? "
+        "Your subscription starts only once you confirm it.",
+        "confirm_button": "Confirm subscription",
         "unsubscribe_title": "Unsubscribe",
         "unsubscribe_text": "Stop receiving marketing emails from {site}?",
         "unsubscribe_button": "Unsubscribe",
@@ -311,6 +349,9 @@ EMAIL_TEXTS: dict[str, dict[str, str]] = {
         "您可以随时通过每封邮件中的链接退订。",
         "already_confirmed_title": "已确认",
         "already_confirmed_text": "您对 {site} 的订阅此前已确认。未做任何更改。",
+        "confirm_title": "确认订阅",
+        "confirm_text": "接收来自 {site} 的有关产品、促销活动和调研的电子邮件？您确认后订阅才会生效。",
+        "confirm_button": "确认订阅",
         "unsubscribe_title": "退订",
         "unsubscribe_text": "不再接收来自 {site} 的营销邮件？",
         "unsubscribe_button": "退订",
@@ -335,6 +376,10 @@ EMAIL_TEXTS: dict[str, dict[str, str]] = {
         "Sie können sich jederzeit über den Link in jeder E-Mail abmelden.",
         "already_confirmed_title": "Bereits bestätigt",
         "already_confirmed_text": "Ihre Anmeldung bei {site} war bereits bestätigt. Es hat sich nichts geändert.",
+        "confirm_title": "Anmeldung bestätigen",
+        "confirm_text": "E-Mails von {site} zu Produkten, Aktionen und Umfragen erhalten? "
+        "Die Anmeldung gilt erst, wenn Sie sie bestätigen.",
+        "confirm_button": "Anmeldung bestätigen",
         "unsubscribe_title": "Abmelden",
         "unsubscribe_text": "Keine Marketing-E-Mails mehr von {site} erhalten?",
         "unsubscribe_button": "Abmelden",
@@ -362,6 +407,10 @@ EMAIL_TEXTS: dict[str, dict[str, str]] = {
         "Vous pouvez vous désabonner à tout moment grâce au lien présent dans chaque e-mail.",
         "already_confirmed_title": "Inscription déjà confirmée",
         "already_confirmed_text": "Votre inscription auprès de {site} était déjà confirmée. Rien n'a changé.",
+        "confirm_title": "Confirmer votre inscription",
+        "confirm_text": "Recevoir les e-mails de {site} sur ses produits, promotions et enquêtes ? "
+        "Votre inscription ne prend effet qu'une fois confirmée.",
+        "confirm_button": "Confirmer mon inscription",
         "unsubscribe_title": "Se désabonner",
         "unsubscribe_text": "Ne plus recevoir les e-mails marketing de {site} ?",
         "unsubscribe_button": "Se désabonner",

@@ -24,6 +24,12 @@ class Action(StrEnum):
     EXPIRE = "expire"
     ERASE = "erase"
     ADMIN = "admin"
+    # People's rights beyond access, withdrawal and erasure (GDPR Art. 16, 18 and 8); their events decide nothing.
+    RESTRICT = "restrict"
+    UNRESTRICT = "unrestrict"
+    CORRECT = "correct"
+    CHILD = "child"
+    ADULT = "adult"
 
 
 class Source(StrEnum):
@@ -84,8 +90,10 @@ class Scope(StrEnum):
 BANNER_ACTIONS = frozenset(
     {Action.ACCEPT_ALL, Action.REJECT_ALL, Action.SAVE, Action.WITHDRAW, Action.GPC, Action.DEFAULT}
 )
-# Actions a server may record with a `consent:write` key.
-SERVER_ACTIONS = frozenset({Action.ACCEPT_ALL, Action.REJECT_ALL, Action.SAVE, Action.WITHDRAW, Action.ADMIN})
+# Actions a server may record with a `consent:write` key (`gpc`: the person's signal, seen by the site's server).
+SERVER_ACTIONS = frozenset(
+    {Action.ACCEPT_ALL, Action.REJECT_ALL, Action.SAVE, Action.WITHDRAW, Action.ADMIN, Action.GPC}
+)
 SERVER_SOURCES = frozenset({Source.API, Source.IMPORT})
 
 # Google Consent Mode v2 consent types (developers.google.com/tag-platform/security/guides/consent).

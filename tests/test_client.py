@@ -186,13 +186,17 @@ def test_subscribe_then_confirm_makes_an_address_allowed(cmp):
     assert subscription["status"] == "pending"
     assert cmp.allowed_recipients("shop", [address]) == []  # pending is not consent
     with urllib.request.urlopen(subscription["confirmation_url"], timeout=10) as page:
+        assert page.status == 200  # the page with its button: opening it confirms nothing
+    assert cmp.allowed_recipients("shop", [address]) == []
+    with urllib.request.urlopen(subscription["confirmation_url"], data=b"confirm=subscribe", timeout=10) as page:
         assert page.status == 200
     assert cmp.allowed_recipients("shop", [address, "bob@example.org"]) == [address]
 
 
 def test_unsubscribe_headers_are_one_click_and_the_click_withdraws(cmp):
     address = "ada@example.org"
-    with urllib.request.urlopen(cmp.subscribe("shop", address)["confirmation_url"], timeout=10):
+    confirmation = cmp.subscribe("shop", address)["confirmation_url"]
+    with urllib.request.urlopen(confirmation, data=b"confirm=subscribe", timeout=10):
         pass
     headers = cmp.unsubscribe_headers("shop", address)
     assert set(headers) == {"List-Unsubscribe", "List-Unsubscribe-Post"}

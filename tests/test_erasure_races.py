@@ -190,7 +190,7 @@ def _subscribed(client, keys) -> str:
     )
     assert subscribed.status_code == 201, subscribed.json
     confirmation = subscribed.json["confirmation_url"].split("://", 1)[1].split("/", 1)[1]
-    assert client.get(f"/{confirmation}").status_code == 200
+    assert client.post(f"/{confirmation}", data={"confirm": "subscribe"}).status_code == 200
     query = {"site": "shop", "email": ADDRESS}
     headers = client.get("/api/v1/email/headers", query_string=query, headers=keys["sender"])
     assert headers.status_code == 200, headers.json

@@ -84,6 +84,9 @@ def _prepare(client):
     subscribed = client.post("/api/v1/email/subscriptions", json={"site": "shop", "email": ADDRESS}, headers=auth)
     assert subscribed.status_code in (200, 201), subscribed.json
     unsubscribe = client.get("/api/v1/email/headers", query_string={"site": "shop", "email": ADDRESS}, headers=auth)
+    # Tracking links are minted only where email tracking is allowed.
+    tracked = {"subject": f"email:{ADDRESS}", "decisions": {"email_tracking": "granted"}}
+    assert client.post("/api/v1/sites/shop/consents", json=tracked, headers=auth).status_code == 201
     tracking = client.post(
         "/api/v1/email/tracking-links",
         json={"site": "shop", "email": ADDRESS, "message_id": "m-1", "destinations": ["https://shop.example/sale"]},
@@ -152,6 +155,7 @@ def _requests(auth, links):
             {"json": {"site": "shop", "email": ADDRESS, "message_id": "m-2"}, "headers": auth},
         ),
         ("/email/confirm/<token>", "GET", links["confirm"], {}),
+        ("/email/confirm/<token>", "POST", links["confirm"], {"data": {"confirm": "subscribe"}}),
         ("/u/<token>", "GET", links["unsubscribe"], {}),
         ("/u/<token>", "POST", links["unsubscribe"], {"data": {"List-Unsubscribe": "One-Click"}}),
         ("/email/unsubscribe/<token>", "GET", links["old_unsubscribe"], {}),
@@ -176,6 +180,20 @@ def _requests(auth, links):
             "/api/v1/subjects/user:1/erase",
             {"json": {"site": "shop"}, "headers": auth},
         ),
+        *[
+            (
+                f"/api/v1/subjects/<path:subject>/{right}",
+                "POST",
+                f"/api/v1/subjects/user:1/{right}",
+                {"json": body, "headers": auth},
+            )
+            for right, body in (
+                ("restrict", {"site": "shop"}),
+                ("unrestrict", {"site": "shop"}),
+                ("correct", {"site": "shop", "identifier": "user:2"}),
+                ("age", {"site": "shop", "age": 12}),
+            )
+        ],
         ("/api/v1/sites/<site_key>/receipts/<event_id>", "GET", links["receipt"], {}),
         ("/api/v1/audit/events", "GET", "/api/v1/audit/events", {"query_string": {"site": "shop"}, "headers": auth}),
         ("/api/v1/audit/notices", "GET", "/api/v1/audit/notices", {"query_string": {"site": "shop"}, "headers": auth}),

@@ -6,6 +6,7 @@ import http.client
 import logging
 import re
 import threading
+from contextlib import contextmanager
 
 import listunsub
 import pytest
@@ -47,18 +48,27 @@ def app(database_url):
         yield app
 
 
-@pytest.fixture
-def log_lines(app):
+@contextmanager
+def captured_logs():
+    """Every log record written inside, as production writes it, at DEBUG."""
     capture = Capture()
     loggers = [logging.getLogger(name) for name in LOGGERS]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.addHandler(capture)
         logger.setLevel(logging.DEBUG)
-    yield capture.lines
-    for logger, level in zip(loggers, levels):
-        logger.removeHandler(capture)
-        logger.setLevel(level)
+    try:
+        yield capture.lines
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.removeHandler(capture)
+            logger.setLevel(level)
+
+
+@pytest.fixture
+def log_lines(app):
+    with captured_logs() as lines:
+        yield lines
 
 
 def new_key(*scopes: str) -> tuple[str, dict[str, str]]:
@@ -87,8 +97,9 @@ def run_every_flow(client) -> list[str]:
     assert client.get(banner.json["receipt_url"], headers={"Origin": ORIGIN}).status_code == 200
 
     for subject in (f"email:{ADDRESS}", f"user:{USER_ID}"):
-        body = {"subject": subject, "decisions": {"analytics": "granted", "email_tracking": "granted"}}
-        assert client.post("/api/v1/sites/shop/consents", json=body, headers=writer).status_code == 201
+        for purpose in ("analytics", "email_tracking"):  # email tracking is granted by a decision of its own
+            body = {"subject": subject, "decisions": {purpose: "granted"}}
+            assert client.post("/api/v1/sites/shop/consents", json=body, headers=writer).status_code == 201
         query = {"site": "shop", "subject": subject, "purpose": "analytics"}
         assert client.get("/api/v1/consents/lookup", query_string=query, headers=reader).status_code == 200
     subjects = [f"email:{ADDRESS}", f"user:{USER_ID}", f"visitor:{visitor}"]
@@ -99,6 +110,7 @@ def run_every_flow(client) -> list[str]:
     assert subscribed.status_code == 201
     confirmation = subscribed.json["confirmation_url"]
     assert client.get(confirmation).status_code == 200
+    assert client.post(confirmation, data={"confirm": "subscribe"}).status_code == 200
     headers = client.get("/api/v1/email/headers", query_string={"site": "shop", "email": ADDRESS}, headers=sender)
     unsubscribe = headers.json["unsubscribe_url"]
     links = client.post(
@@ -124,6 +136,9 @@ def run_every_flow(client) -> list[str]:
         path = f"/api/v1/subjects/{subject}"
         assert client.get(f"{path}/consents", query_string={"site": "shop"}, headers=dsr).status_code == 200
         assert client.post(f"{path}/withdraw", json={"site": "shop"}, headers=dsr).status_code == 200
+        for right, extra in (("restrict", {}), ("unrestrict", {}), ("age", {"age": 12, "country": "DE"})):
+            body = {"site": "shop", **extra}
+            assert client.post(f"{path}/{right}", json=body, headers=dsr).status_code == 200
         assert client.post(f"{path}/erase", json={"site": "shop"}, headers=dsr).status_code == 200
         # Refusals name the subject in the path as well.
         assert client.post(f"{path}/erase", json={"site": "shop"}, headers=dsr).status_code == 404

@@ -30,6 +30,7 @@ TABLES = {
     "chain_checkpoints",
     "dashboard_sessions",
     "unsubscribe_links",
+    "jurisdiction_acknowledgements",
 }
 
 
@@ -91,10 +92,13 @@ def _state_key(app) -> str:
 
 @pytest.mark.postgres
 def test_the_state_key_carries_the_answer_on_postgresql(postgres_databases):
-    """Revision 0009: lookups read their answer from the key (index-only); stepping down restores the plain key."""
+    """Revisions 0009 and 0014: lookups read their answer, who gave it included, from the key (index-only);
+    stepping down restores each earlier key."""
     with migrations_app(postgres_databases.create()) as app:
         upgrade()
         answer = "decision, action, event_id, notice_version, decided_at, expires_at"
+        assert _state_key(app) == f"PRIMARY KEY (site_id, subject_id, purpose) INCLUDE ({answer}, given_by)"
+        downgrade(revision="0013")
         assert _state_key(app) == f"PRIMARY KEY (site_id, subject_id, purpose) INCLUDE ({answer})"
         downgrade(revision="0008")
         assert _state_key(app) == "PRIMARY KEY (site_id, subject_id, purpose)"
@@ -142,3 +146,36 @@ def test_subject_keys_compare_bytes_on_postgresql(postgres_databases):
         assert "uq_subject_identifiers_site_id_digest" in plan and "pk_consent_state" in plan
         downgrade(revision="0009")
         assert _collations(app, keys) == dict.fromkeys(keys, None)
+
+
+def test_existing_state_learns_who_gave_it_from_the_log(empty_database):
+    """Revision 0014: a state row whose event a guardian gave says so after the upgrade; the others say nobody."""
+    with migrations_app(empty_database):
+        upgrade(revision="0013")
+        now = "2026-01-01 00:00:00+00:00"
+        statements = [
+            "INSERT INTO sites (id, key, name, allowed_origins, locales, default_locale, jurisdiction_overrides,"
+            " texts, created_at) VALUES (1, 'shop', 'Shop', '[]', '[\"en\"]', 'en', '{}', '{}', :now)",
+            "INSERT INTO subjects (id, site_id, created_at) VALUES ('s1', 1, :now), ('s2', 1, :now)",
+        ]
+        for number, given_by in ((1, "guardian"), (2, None)):
+            statements += [
+                "INSERT INTO consent_events (id, site_id, seq, subject_id, action, source, decisions, mode, gpc,"
+                " received_at, evidence_digest, prev_hash, hash, given_by) VALUES"
+                f" ('e{number}', 1, {number}, 's{number}', 'accept_all', 'api', '{{}}', 'opt_in', false, :now,"
+                f" 'd', 'p', 'h{number}', {repr(given_by) if given_by else 'NULL'})",
+                "INSERT INTO consent_state (site_id, subject_id, purpose, decision, action, source, event_id,"
+                f" decided_at) VALUES (1, 's{number}', 'analytics', 'granted', 'accept_all', 'api', 'e{number}', :now)",
+            ]
+        with db.engine.begin() as connection:
+            for statement in statements:
+                connection.execute(sa.text(statement), {"now": now})
+        upgrade()
+        with db.engine.connect() as connection:
+            given = connection.execute(sa.text("SELECT subject_id, given_by FROM consent_state ORDER BY subject_id"))
+            assert given.all() == [("s1", "guardian"), ("s2", None)]
+            flags = connection.execute(sa.text("SELECT restricted, child FROM subjects")).all()
+            assert flags == [(False, False), (False, False)]
+        downgrade(revision="0013")  # with rows in every table it touches
+        with db.engine.connect() as connection:
+            assert connection.execute(sa.text("SELECT count(*) FROM consent_state")).scalar_one() == 2

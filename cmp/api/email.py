@@ -115,7 +115,11 @@ def headers():
 
 @bp.post("/tracking-links")
 def tracking_links():
-    """The open pixel and tracked links for one recipient of one message, signed here so senders never make tokens."""
+    """The open pixel and tracked links for one recipient of one message, signed here so senders never make tokens.
+
+    Where email tracking is not allowed for the recipient now there is no pixel (null) and each link is its plain
+    destination.
+    """
     payload = json_body()
     key = require_key(Scope.EMAIL_WRITE)
     data = tracking_links_schema.load(payload)
@@ -132,9 +136,9 @@ def tracking_links():
         "site": site.key,
         "message_id": data["message_id"],
         "tracking": links.tracking,
-        "open_pixel_url": public_url("email_links.open_pixel", token=links.open_token),
+        "open_pixel_url": links.open_token and public_url("email_links.open_pixel", token=links.open_token),
         "links": [
-            {"destination": destination, "url": public_url("email_links.click", token=token)}
+            {"destination": destination, "url": public_url("email_links.click", token=token) if token else destination}
             for destination, token in links.click_tokens
         ],
     }

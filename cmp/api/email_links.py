@@ -1,6 +1,7 @@
 """Links people follow from an email: confirm, unsubscribe (RFC 8058 one-click), the open pixel, tracked clicks.
 
-No cookies and no login: the token in the URL is all these routes go by.
+No cookies and no login: the token in the URL is all these routes go by. Following a link to a page changes
+nothing (mail scanners fetch every link of a message); only the page's button, a POST, confirms or unsubscribes.
 """
 
 from __future__ import annotations
@@ -47,9 +48,24 @@ def _hmac_key() -> str:
 
 
 @bp.get("/email/confirm/<token>")
+def confirm_page(token: str):
+    """A page with one button while the subscription is pending; opening it (as link scanners do) changes nothing."""
+    link = _link(LinkKind.CONFIRM, token)
+    site = require_site(link.site)
+    outcome = email.confirmation(site, link)
+    return render_page("email_confirm.html", g.page_locale, message=outcome.status, site=site.name)
+
+
+# No CSRF token, and no Origin check: the token in the URL is the only credential (no cookie, no session rides
+# along), so a forged cross-site POST needs the secret token, and whoever holds it could as well POST it from
+# anywhere. The page's own form sends `Origin: null` anyway, its Referrer-Policy being no-referrer (Fetch
+# standard, "append a request Origin header"). What the POST adds is intent: a person pressing the button.
+@bp.post("/email/confirm/<token>")
 def confirm(token: str):
     link = _link(LinkKind.CONFIRM, token)
     site = require_site(link.site)
+    if request.form.get("confirm") != "subscribe":
+        raise BadRequest("button_not_pressed", "to confirm, POST the page's form (confirm=subscribe)")
     outcome = email.confirm(site, link, evidence=request_evidence(), hmac_key=_hmac_key(), lifetimes=lifetimes())
     return render_page("email_confirm.html", g.page_locale, message=outcome.status, site=site.name)
 

@@ -151,7 +151,8 @@ def lookup_one():
     query = _lookup_query(request.args.to_dict())
     site, subject, purpose = query["site"], query["subject"], query["purpose"]
     keys.authorise(reader, Scope.CONSENT_READ, site)
-    answer = lookup.lookup_one_serialised(_site(site, [purpose]), subject, purpose, **_subject_keys())
+    [answers] = lookup.lookup(_site(site, [purpose]), [subject], [purpose], **_subject_keys())
+    answer = answers[purpose]
     return _private(
         current_app.response_class(dump_lookup_result(site, subject, purpose, answer), mimetype="application/json")
     )
@@ -199,6 +200,6 @@ def lookup_many():
     data = _bulk_request(payload)
     purposes = list(dict.fromkeys(data["purposes"]))
     keys.authorise(reader, Scope.CONSENT_READ, data["site"])
-    answers = lookup.lookup_serialised(_site(data["site"], purposes), data["subjects"], purposes, **_subject_keys())
+    answers = lookup.lookup(_site(data["site"], purposes), data["subjects"], purposes, **_subject_keys())
     body = dump_bulk_result(data["site"], purposes, data["subjects"], answers)
     return _private(current_app.response_class(body, mimetype="application/json"))

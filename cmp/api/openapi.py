@@ -35,7 +35,17 @@ from cmp.schemas.lookup import (
     LookupResultSchema,
 )
 from cmp.schemas.receipt import ReceiptQuerySchema, ReceiptSchema
-from cmp.schemas.rights import ErasureResultSchema, SiteBodySchema, SiteQuerySchema, SubjectConsentsSchema
+from cmp.schemas.rights import (
+    AgeResultSchema,
+    AgeSchema,
+    CorrectionResultSchema,
+    CorrectionSchema,
+    ErasureResultSchema,
+    RestrictionResultSchema,
+    SiteBodySchema,
+    SiteQuerySchema,
+    SubjectConsentsSchema,
+)
 
 bp = Blueprint("openapi", __name__)
 
@@ -202,6 +212,11 @@ UNSUBSCRIBE_FORM = {
         "confirm": {"type": "string", "enum": ["unsubscribe"]},
     },
 }
+CONFIRM_FORM = {
+    "type": "object",
+    "properties": {"confirm": {"type": "string", "enum": ["subscribe"]}},
+    "required": ["confirm"],
+}
 OPERATIONS += (
     Operation(
         "email.subscribe",
@@ -234,13 +249,31 @@ OPERATIONS += (
         body=TrackingLinksSchema,
         scope="email:write",
         errors=(400, 401, 403, 404, 413, 415, 422, 503),
+        description="Where email_tracking is not allowed for the recipient now, open_pixel_url is null (mail no "
+        "pixel) and each link's url is its destination itself.",
+    ),
+    Operation(
+        "email_links.confirm_page",
+        "get",
+        "The confirmation page: one button while the subscription is pending; opening it changes nothing",
+        "email links",
+        {200: PAGE, 400: PAGE, 404: PAGE, 409: PAGE},
     ),
     Operation(
         "email_links.confirm",
-        "get",
-        "Confirm a subscription (double opt-in) and record confirm",
+        "post",
+        "Confirm a subscription (double opt-in): the page's button, with the token alone; records confirm once",
         "email links",
-        {200: PAGE, 400: PAGE, 404: PAGE, 409: PAGE},
+        {200: PAGE, 400: PAGE, 404: PAGE, 409: PAGE, 413: PAGE},
+        extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/x-www-form-urlencoded": {"schema": CONFIRM_FORM},
+                    "multipart/form-data": {"schema": CONFIRM_FORM},
+                },
+            }
+        },
     ),
     Operation(
         "email_links.unsubscribe_page",
@@ -424,6 +457,54 @@ OPERATIONS += (
         scope="dsr",
         errors=(400, 401, 403, 404, 413, 415, 422, 503),
         description=SUBJECT_PATH + " The chain still verifies afterwards; a second erasure is a 404.",
+    ),
+    Operation(
+        "rights.restrict",
+        "post",
+        "Restrict processing: every lookup for the subject answers not allowed, reason restricted",
+        "people's rights",
+        {200: RestrictionResultSchema},
+        body=SiteBodySchema,
+        scope="dsr",
+        errors=(400, 401, 403, 404, 413, 415, 422, 503),
+        description=SUBJECT_PATH + " Records restrict; when the subject is restricted already, nothing is recorded "
+        "and event_id is null.",
+    ),
+    Operation(
+        "rights.unrestrict",
+        "post",
+        "Lift a restriction: lookups answer from the subject's decisions again",
+        "people's rights",
+        {200: RestrictionResultSchema},
+        body=SiteBodySchema,
+        scope="dsr",
+        errors=(400, 401, 403, 404, 413, 415, 422, 503),
+        description=SUBJECT_PATH + " Records unrestrict; when the subject is not restricted, nothing is recorded "
+        "and event_id is null.",
+    ),
+    Operation(
+        "rights.correct",
+        "post",
+        "Correct: the identifier in the path is replaced by another on the same subject, history and state kept",
+        "people's rights",
+        {200: CorrectionResultSchema},
+        body=CorrectionSchema,
+        scope="dsr",
+        errors=(400, 401, 403, 404, 409, 413, 415, 422, 503),
+        description=SUBJECT_PATH + " Records correct (no identifier in it). The old identifier then names no one; "
+        "409 identifiers_conflict when the new one belongs to another subject (histories are never merged).",
+    ),
+    Operation(
+        "rights.age",
+        "post",
+        "Age of digital consent: mark the subject a child or an adult; for a child only a guardian's grant counts",
+        "people's rights",
+        {200: AgeResultSchema},
+        body=AgeSchema,
+        scope="dsr",
+        errors=(400, 401, 403, 404, 413, 415, 422, 503),
+        description=SUBJECT_PATH + " A child is younger than the site's age of digital consent for the country. "
+        "Only the outcome is kept, never the age; child or adult is recorded when it changes (else event_id is null).",
     ),
     Operation(
         "receipts.receipt",

@@ -133,12 +133,15 @@ def request_evidence(*, gpc: bool = False, page_url: str | None = None) -> Evide
 
 
 def server_evidence(data: dict) -> Evidence:
-    """Evidence a server passes about the person; the calling server's own address says nothing of them."""
+    """Evidence a server passes about the person; the calling server's own address says nothing of them.
+
+    Global Privacy Control counts whether the server says the person sent it or passes their `Sec-GPC` on.
+    """
     address = str(data["ip"]) if data["ip"] else None
     return Evidence(
         ip_prefix=truncate_ip(address),
         user_agent=coarse_user_agent(data["user_agent"]),
         page_url=strip_query(data["page_url"]),
         country=data["country"] or current_app.extensions["cmp.locator"].country(address),
-        gpc=data["gpc"],
+        gpc=data["gpc"] or gpc_header(),
     )

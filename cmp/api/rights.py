@@ -1,4 +1,5 @@
-"""People's rights (scope `dsr`): access to, withdrawal of and erasure of one subject's consent records."""
+"""People's rights (scope `dsr`) over one subject's consent records: access, withdrawal, erasure, restriction,
+correction of an identifier, and the age of digital consent."""
 
 from __future__ import annotations
 
@@ -8,7 +9,17 @@ from cmp.api.receipts import receipt_url
 from cmp.api.requests import json_body, require_key
 from cmp.models import ApiKey, Site
 from cmp.schemas.consent import consent_result_schema
-from cmp.schemas.rights import erasure_result_schema, site_body_schema, site_query_schema, subject_consents_schema
+from cmp.schemas.rights import (
+    age_result_schema,
+    age_schema,
+    correction_result_schema,
+    correction_schema,
+    erasure_result_schema,
+    restriction_result_schema,
+    site_body_schema,
+    site_query_schema,
+    subject_consents_schema,
+)
 from cmp.services import keys, rights
 from cmp.services.consent import Lifetimes
 from cmp.services.sites import require_site
@@ -36,6 +47,16 @@ def _private(response):
     return response
 
 
+def _posted(schema, subject: str) -> tuple[dict, Site, str]:
+    """A rights request's body, the site and the subject id, checked in the API's order: the body is JSON, then
+    the key holds `dsr`, then the body's fields, then the key reaches the site and the subject exists there."""
+    payload = json_body()
+    key = require_key(Scope.DSR)
+    data = schema.load(payload)
+    site, subject_id = _subject(key, data["site"], subject)
+    return data, site, subject_id
+
+
 @bp.get("/<path:subject>/consents")
 def access(subject: str):
     key = require_key(Scope.DSR)
@@ -46,10 +67,7 @@ def access(subject: str):
 
 @bp.post("/<path:subject>/withdraw")
 def withdraw(subject: str):
-    payload = json_body()
-    key = require_key(Scope.DSR)
-    data = site_body_schema.load(payload)
-    site, subject_id = _subject(key, data["site"], subject)
+    _, site, subject_id = _posted(site_body_schema, subject)
     event = rights.withdraw(
         site,
         subject_id,
@@ -61,8 +79,37 @@ def withdraw(subject: str):
 
 @bp.post("/<path:subject>/erase")
 def erase(subject: str):
-    payload = json_body()
-    key = require_key(Scope.DSR)
-    data = site_body_schema.load(payload)
-    site, subject_id = _subject(key, data["site"], subject)
+    _, site, subject_id = _posted(site_body_schema, subject)
     return _private(jsonify(erasure_result_schema.dump(rights.erase(site, subject_id))))
+
+
+@bp.post("/<path:subject>/restrict")
+def restrict(subject: str):
+    _, site, subject_id = _posted(site_body_schema, subject)
+    return _private(jsonify(restriction_result_schema.dump(rights.restrict(site, subject_id, True))))
+
+
+@bp.post("/<path:subject>/unrestrict")
+def unrestrict(subject: str):
+    _, site, subject_id = _posted(site_body_schema, subject)
+    return _private(jsonify(restriction_result_schema.dump(rights.restrict(site, subject_id, False))))
+
+
+@bp.post("/<path:subject>/correct")
+def correct(subject: str):
+    data, site, subject_id = _posted(correction_schema, subject)
+    correction = rights.correct(
+        site,
+        subject_id,
+        subject,
+        data["identifier"],
+        hmac_key=current_app.config["CMP_HMAC_KEY"],
+        visitor_ids=current_app.extensions["cmp.visitor_ids"],
+    )
+    return _private(jsonify(correction_result_schema.dump(correction)))
+
+
+@bp.post("/<path:subject>/age")
+def age(subject: str):
+    data, site, subject_id = _posted(age_schema, subject)
+    return _private(jsonify(age_result_schema.dump(rights.record_age(site, subject_id, data["age"], data["country"]))))

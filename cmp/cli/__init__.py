@@ -30,5 +30,15 @@ def _offline_commands() -> None:
 _offline_commands()
 
 
+def _serving_commands() -> None:
+    """`cmp run` replaces Flask's own, so the development server starts as wsgi.py does."""
+    from cmp.cli.run import run
+
+    cli.add_command(run)
+
+
+_serving_commands()
+
+
 def main() -> None:
     cli()

@@ -13,9 +13,36 @@ from cmp.extensions import db
 from cmp.models import ConsentEvent, NoticeVersion
 from cmp.services import notices, sites
 from cmp.services.demo import seed_demo
+from cmp.services.jurisdiction import child_age
 from cmp.vocabulary import CONSENT_MODE_TYPES, Channel, Decision, Storage, TrackerKind
 
 DECISIONS = click.Choice([d.value for d in Decision])
+# The command line has no signed-in user: acknowledgements record the channel they came through.
+RECORDED_BY = "cli"
+
+
+def acknowledge_weaker_option(command):
+    return click.option(
+        "--acknowledge-weaker",
+        metavar="REASON",
+        help="Allow --jurisdiction to put countries whose law requires prior consent (EU/EEA, GB, CH, BR, KR, CN) on"
+        " opt_out or notice_only; REASON (what you rely on, e.g. a legal opinion) is recorded for auditors.",
+    )(command)
+
+
+def child_age_option(command):
+    return click.option(
+        "--child-age",
+        "child_ages",
+        multiple=True,
+        type=Pair(),
+        help="COUNTRY=AGE: the age of digital consent there, 13 to 16 (GDPR Art. 8); * for all others; repeat."
+        " Default: 16.",
+    )(command)
+
+
+def _acknowledgement(reason: str | None) -> sites.Acknowledgement | None:
+    return None if reason is None else sites.Acknowledgement(reason, RECORDED_BY)
 
 
 @click.group("site", cls=DatabaseGroup)
@@ -35,8 +62,12 @@ def site_group():
 @click.option(
     "--jurisdiction", "jurisdiction", multiple=True, type=Pair(), help="COUNTRY=MODE override, * for all others."
 )
+@acknowledge_weaker_option
+@child_age_option
 @click.option("--bare", is_flag=True, help="Do not seed the standard purposes.")
-def site_create(key, name, origins, locales, default_locale, policy_url, jurisdiction, bare):
+def site_create(
+    key, name, origins, locales, default_locale, policy_url, jurisdiction, acknowledge_weaker, child_ages, bare
+):
     """Create site KEY with the purposes seeded from the policy."""
     kwargs = {"locales": list(locales)} if locales else {}
     with unit_of_work():
@@ -47,6 +78,8 @@ def site_create(key, name, origins, locales, default_locale, policy_url, jurisdi
             default_locale=default_locale,
             policy_url=policy_url,
             jurisdiction=dict(jurisdiction),
+            acknowledge_weaker=_acknowledgement(acknowledge_weaker),
+            child_ages=dict(child_ages),
             seed_purposes=not bare,
             **kwargs,
         )
@@ -64,13 +97,17 @@ def site_create(key, name, origins, locales, default_locale, policy_url, jurisdi
 @click.option(
     "--jurisdiction", "jurisdiction", multiple=True, type=Pair(), help="COUNTRY=MODE override to add or change."
 )
+@acknowledge_weaker_option
+@child_age_option
 @click.option("--controller-name", help="The controller receipts name (required with the first controller field).")
 @click.option("--controller-email", help="The controller's contact email (required with the first controller field).")
 @click.option("--controller-address", help="The controller's postal address.")
 @click.option("--controller-country", help="The controller's country, ISO 3166 (DE, CN, ...).")
 @click.option("--controller-phone", help="The controller's phone number.")
 @click.option("--controller-dpo", help="How to reach the data protection officer.")
-def site_update(key, name, origins, locales, default_locale, policy_url, jurisdiction, **controller):
+def site_update(
+    key, name, origins, locales, default_locale, policy_url, jurisdiction, acknowledge_weaker, child_ages, **controller
+):
     """Change site KEY; banner texts change with the next published notice.
 
     A controller field given empty removes it; consent receipts name the controller from the next request on.
@@ -85,7 +122,9 @@ def site_update(key, name, origins, locales, default_locale, policy_url, jurisdi
             locales=list(locales) if locales else None,
             default_locale=default_locale,
             policy_url=policy_url,
-            jurisdiction=dict(jurisdiction) if jurisdiction else None,
+            jurisdiction=dict(jurisdiction),
+            acknowledge_weaker=_acknowledgement(acknowledge_weaker),
+            child_ages=dict(child_ages),
             controller=changes,
         )
     click.echo(f"updated site {site.key}")
@@ -121,6 +160,13 @@ def site_show(key, as_json):
         "default_locale": site.default_locale,
         "policy_url": site.policy_url,
         "jurisdiction_overrides": site.jurisdiction_overrides,
+        # Prior-consent countries the overrides weaken, with the acknowledgement behind each (None: set before
+        # acknowledgements were recorded).
+        "weakened_countries": [
+            {"country": weakened.country, "mode": weakened.mode.value, "acknowledgement": _acknowledged(weakened)}
+            for weakened in sites.weakened_countries(site)
+        ],
+        "child_ages": site.child_ages,
         "controller": site.controller,
         # As the next published notice would show them, without the texts.
         "purposes": [{k: v for k, v in p.items() if k != "texts"} for p in draft["purposes"]],
@@ -146,6 +192,17 @@ def site_show(key, as_json):
     click.echo(
         f"  modes:    {json.dumps(site.jurisdiction_overrides) if site.jurisdiction_overrides else 'default map'}"
     )
+    for weakened in info["weakened_countries"]:
+        acknowledgement = weakened["acknowledgement"]
+        if acknowledgement is None:
+            said = "NOT ACKNOWLEDGED: set it again with --acknowledge-weaker REASON"
+        else:
+            said = f"acknowledged {acknowledgement['created_at']} ({acknowledgement['recorded_by']}): "
+            said += acknowledgement["reason"]
+        click.echo(f"    {weakened['country']} {weakened['mode']} weakens prior consent; {said}")
+    ages = [f"{country}={age}" for country, age in sorted(site.child_ages.items()) if country != "*"]
+    elsewhere = child_age(None, site.child_ages)
+    click.echo(f"  child ages: {', '.join(ages + [f'{elsewhere} elsewhere']) if ages else f'{elsewhere} everywhere'}")
     controller = site.controller or {}
     unset = "(not set: receipts name the site, without contact details)"
     click.echo(f"  controller: {controller.get('name', unset)}")
@@ -157,6 +214,7 @@ def site_show(key, as_json):
         flags = [p["channel"], "refusable" if p["refusable"] else "always on"]
         flags += ["gpc"] if p["gpc"] else []
         flags += ["double opt-in"] if p["double_opt_in"] else []
+        flags += ["separate consent"] if p["separate_consent"] else []
         defaults = f"opt_in={p['defaults']['opt_in']} opt_out={p['defaults']['opt_out']}"
         click.echo(f"    {p['key']:<24} {', '.join(flags)}; {defaults}")
     click.echo("  cookies:")
@@ -167,6 +225,17 @@ def site_show(key, as_json):
     for n in info["notices"] or [{"version": "-", "hash": "(none published)", "material": False, "published_at": ""}]:
         click.echo(f"    v{n['version']} {n['hash']}{' material' if n['material'] else ''} {n['published_at']}")
     click.echo(f"  events:   {events}")
+
+
+def _acknowledged(weakened: sites.WeakenedCountry) -> dict | None:
+    acknowledgement = weakened.acknowledgement
+    if acknowledgement is None:
+        return None
+    return {
+        "reason": acknowledgement.reason,
+        "recorded_by": acknowledgement.recorded_by,
+        "created_at": acknowledgement.created_at.isoformat(),
+    }
 
 
 @click.group("purpose", cls=DatabaseGroup)
@@ -191,7 +260,23 @@ def purpose_group():
 )
 @click.option("--pii-category", "pii_categories", multiple=True, help="Kind of personal data it processes; repeat.")
 @click.option(
-    "--recipient", "recipients", multiple=True, help="Who else receives the data (partner, overseas recipient); repeat."
+    "--recipient",
+    "recipients",
+    multiple=True,
+    help="Who else receives the data (partner, overseas recipient): 'NAME' or 'NAME <CONTACT>'; repeat.",
+)
+@click.option(
+    "--separate-consent",
+    is_flag=True,
+    help="Asked for on its own, never by Accept all (PIPL Art. 23, 39): needs a recipient with a contact, "
+    "--pii-category, and --means and --rights in the default locale.",
+)
+@click.option("--means", multiple=True, type=Pair(), help="LOCALE=TEXT: the means of processing; repeat per locale.")
+@click.option(
+    "--rights", multiple=True, type=Pair(), help="LOCALE=TEXT: how to exercise one's rights with the recipients."
+)
+@click.option(
+    "--categories", multiple=True, type=Pair(), help="LOCALE=TEXT: the data categories in that language (optional)."
 )
 def purpose_add(
     site_key,
@@ -208,20 +293,24 @@ def purpose_add(
     consent_mode,
     pii_categories,
     recipients,
+    separate_consent,
+    means,
+    rights,
+    categories,
 ):
     """Add purpose KEY to site SITE_KEY (shown after the next `cmp notice publish`)."""
     site = load_site(site_key)
-    # What cannot be refused is granted everywhere; what needs double opt-in is denied everywhere.
+    # What cannot be refused is granted everywhere; what needs double opt-in or its own consent is denied everywhere.
     fallback = {"opt_in": "denied", "opt_out": "denied", "notice_only": "granted"}
     if not refusable:
         fallback = dict.fromkeys(fallback, "granted")
-    elif double_opt_in:
+    elif double_opt_in or separate_consent:
         fallback = dict.fromkeys(fallback, "denied")
     texts: dict[str, dict[str, str]] = {}
-    for locale, name in names:
-        texts.setdefault(locale, {})["name"] = name
-    for locale, text in descriptions:
-        texts.setdefault(locale, {})["description"] = text
+    fields = {"name": names, "description": descriptions, "means": means, "rights": rights, "categories": categories}
+    for field, pairs in fields.items():
+        for locale, text in pairs:
+            texts.setdefault(locale, {})[field] = text
     with unit_of_work():
         purpose = sites.add_purpose(
             site,
@@ -237,6 +326,7 @@ def purpose_add(
             consent_mode=list(consent_mode),
             pii_categories=list(pii_categories),
             recipients=list(recipients),
+            separate_consent=separate_consent,
         )
     click.echo(f"added purpose {purpose.key} to {site.key}")
 

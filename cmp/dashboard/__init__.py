@@ -21,7 +21,7 @@ from cmp.dashboard.charts import ACTION_LABELS, CHARTS, HEIGHT, MAX_COUNTRIES, W
 from cmp.errors import DomainError, Invalid, NotFound, Unauthorized
 from cmp.models.types import utcnow
 from cmp.schemas.dashboard import dashboard_query_schema
-from cmp.services import chain, export, stats
+from cmp.services import chain, export, sites, stats
 
 bp = Blueprint("audit_dashboard", __name__)
 
@@ -176,6 +176,7 @@ def dashboard(auditor: auth.Auditor):
         context |= {
             "summary": stats.summarise(site, period),
             "notices": stats.notice_history(site),
+            "overrides": sites.weakened_countries(site),
             "charts": {name: url_for(".chart", name=name, **query) for name in CHARTS},
             "verify_url": url_for(".verify", site=site.key),
             "exports": {fmt: url_for(".export_events", site=site.key, format=fmt) for fmt in EXPORT_FORMATS},

@@ -4,7 +4,7 @@ from cmp.models.consent import ChainCheckpoint, ChainHead, ConsentEvent, Consent
 from cmp.models.email import EmailActivity, UnsubscribeLink
 from cmp.models.key import ApiKey, DashboardSession
 from cmp.models.notice import ImmutableRecordError, NoticeVersion
-from cmp.models.site import Cookie, Purpose, Site
+from cmp.models.site import Cookie, JurisdictionAcknowledgement, Purpose, Site
 from cmp.models.subject import Subject, SubjectIdentifier
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "DashboardSession",
     "EmailActivity",
     "ImmutableRecordError",
+    "JurisdictionAcknowledgement",
     "NoticeVersion",
     "Purpose",
     "Site",

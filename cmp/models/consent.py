@@ -107,7 +107,15 @@ class ConsentState(db.Model):
             "site_id",
             "subject_id",
             "purpose",
-            postgresql_include=["decision", "action", "event_id", "notice_version", "decided_at", "expires_at"],
+            postgresql_include=[
+                "decision",
+                "action",
+                "event_id",
+                "notice_version",
+                "decided_at",
+                "expires_at",
+                "given_by",
+            ],
         ),
     )
 
@@ -122,6 +130,8 @@ class ConsentState(db.Model):
     notice_version: Mapped[int | None] = mapped_column(Integer)
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Who gave the decision when it was not the subject ("guardian"), as its event says.
+    given_by: Mapped[str | None] = mapped_column(String(16))
 
 
 class ChainHead(db.Model):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, event
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from cmp.extensions import db
+from cmp.models.notice import ImmutableRecordError
 from cmp.models.types import JSONType, UTCDateTime, utcnow
 
 
@@ -29,6 +30,9 @@ class Site(db.Model):
     # CR v1.1 `piiControllers`): {"name", "email", "address", "country", "phone", "dpo"}, name and email always
     # present; None until the operator sets it (services.sites.set_controller).
     controller: Mapped[dict[str, str] | None] = mapped_column(JSONType)
+    # Country code (or "*" for every other) -> the age of digital consent there, 13 to 16 (GDPR Art. 8(1));
+    # 16 where it names none. See services.jurisdiction.child_age.
+    child_ages: Mapped[dict[str, int]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     purposes: Mapped[list[Purpose]] = relationship(
@@ -64,14 +68,18 @@ class Purpose(db.Model):
     gpc: Mapped[bool] = mapped_column(Boolean, default=False)
     # A grant counts only after a confirmed double opt-in.
     double_opt_in: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Needs its own affirmative act (PIPL Art. 23, 38, 39: sharing with another handler, transfer abroad; email
+    # tracking): accept_all never grants it, and a grant of it decides nothing else.
+    separate_consent: Mapped[bool] = mapped_column(Boolean, default=False)
     consent_mode: Mapped[list[str]] = mapped_column(JSONType, default=list)
-    # Locale -> {"name": ..., "description": ...}
+    # Locale -> {"name", "description"}; a separate consent adds "means", "rights" and optionally "categories".
     texts: Mapped[dict[str, dict[str, str]]] = mapped_column(JSONType, default=dict)
     # The kinds of personal data processed, in words a person reads (Kantara CR v1.1 `piiCategory`).
     pii_categories: Mapped[list[str]] = mapped_column(JSONType, default=list)
     # Who receives the data besides the controller and the cookie inventory's providers (GDPR Art. 13(1)(e)
-    # recipients; PIPL Art. 39 overseas recipients): receipts name them as third parties.
-    recipients: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # recipients; PIPL Art. 39 overseas recipients): receipts name them as third parties. Each is
+    # {"name", "contact"}; the contact may be null, but a separate consent needs one (PIPL Art. 39).
+    recipients: Mapped[list[dict[str, str | None]]] = mapped_column(JSONType, default=list)
 
     site: Mapped[Site] = relationship(back_populates="purposes")
 
@@ -103,3 +111,45 @@ class Cookie(db.Model):
 
     def __repr__(self) -> str:
         return f"<Cookie {self.name}>"
+
+
+class JurisdictionAcknowledgement(db.Model):
+    """An operator's acknowledgement that a site puts prior-consent countries on a weaker mode, and why.
+
+    Append-only: the record an auditor reads of who relied on what when the default was weakened
+    (services.sites.update_site; services.jurisdiction.PRIOR_CONSENT).
+    """
+
+    __tablename__ = "jurisdiction_acknowledgements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    # The prior-consent country codes the override weakens, sorted; and the mode it puts them on.
+    countries: Mapped[list[str]] = mapped_column(JSONType)
+    mode: Mapped[str] = mapped_column(String(16))
+    # What the operator relies on (a legal opinion, a local exemption), in their words.
+    reason: Mapped[str] = mapped_column(Text)
+    # How it was given ("cli"); the command line has no signed-in user to name.
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<JurisdictionAcknowledgement {self.id} {self.mode} {' '.join(self.countries)}>"
+
+
+@event.listens_for(JurisdictionAcknowledgement, "before_update")
+def _refuse_update(mapper, connection, target):
+    raise ImmutableRecordError(f"jurisdiction acknowledgement {target.id} is append-only")
+
+
+@event.listens_for(JurisdictionAcknowledgement, "before_delete")
+def _refuse_delete(mapper, connection, target):
+    raise ImmutableRecordError(f"jurisdiction acknowledgement {target.id} is append-only and cannot be deleted")
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_bulk_changes(state):
+    """Bulk UPDATE or DELETE through the ORM skips the per-object guards above."""
+    if (state.is_update or state.is_delete) and state.bind_mapper is not None:
+        if state.bind_mapper.class_ is JurisdictionAcknowledgement:
+            raise ImmutableRecordError("JurisdictionAcknowledgement rows are append-only")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import Boolean, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cmp.extensions import db
@@ -19,6 +19,10 @@ class Subject(db.Model):
     id: Mapped[str] = mapped_column(key_string(32), primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Processing restricted (GDPR Art. 18): every lookup answers not allowed, reason "restricted".
+    restricted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Below the site's age of digital consent (GDPR Art. 8): only a guardian's grant allows anything.
+    child: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class SubjectIdentifier(db.Model):

@@ -9,6 +9,11 @@ class DefaultsSchema(Schema):
     notice_only = fields.String()
 
 
+class RecipientSchema(Schema):
+    name = fields.String()
+    contact = fields.String(allow_none=True, metadata={"description": "an address, phone number or URL"})
+
+
 class BannerPurposeSchema(Schema):
     key = fields.String()
     name = fields.String()
@@ -17,6 +22,16 @@ class BannerPurposeSchema(Schema):
     gpc = fields.Boolean(metadata={"description": "sale or sharing: Global Privacy Control refuses it in opt_out"})
     consent_mode = fields.List(fields.String())
     defaults = fields.Nested(DefaultsSchema)
+    separate_consent = fields.Boolean(
+        metadata={"description": "asked for on its own (PIPL Art. 23, 39): Accept all never grants it"}
+    )
+    # Only for a separate consent: what PIPL Art. 23 and 39 require the person be told.
+    recipients = fields.List(fields.Nested(RecipientSchema), metadata={"description": "separate consent only"})
+    categories = fields.String(metadata={"description": "the categories of personal data; separate consent only"})
+    means = fields.String(metadata={"description": "the means of processing; separate consent only"})
+    rights = fields.String(
+        metadata={"description": "how to exercise one's rights with the recipients; separate consent only"}
+    )
 
 
 class BannerCookieSchema(Schema):

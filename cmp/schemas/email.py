@@ -70,7 +70,9 @@ class TrackingLinksSchema(Schema):
 
 class TrackedLinkSchema(Schema):
     destination = fields.String()
-    url = fields.String()
+    url = fields.String(
+        metadata={"description": "the tracked link to mail; the destination itself where email_tracking is not allowed"}
+    )
 
 
 class TrackingSchema(Schema):
@@ -84,7 +86,10 @@ class TrackingLinksResultSchema(Schema):
     tracking = fields.Nested(
         TrackingSchema, metadata={"description": "whether opens and clicks are recorded now (email_tracking)"}
     )
-    open_pixel_url = fields.String()
+    open_pixel_url = fields.String(
+        allow_none=True,
+        metadata={"description": "the open pixel to mail; null where email_tracking is not allowed: mail none"},
+    )
     links = fields.List(fields.Nested(TrackedLinkSchema))
 
 

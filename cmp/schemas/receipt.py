@@ -30,12 +30,14 @@ class ReceiptPurposeSchema(Schema):
     piiCategory = fields.List(fields.String(), metadata={"description": "the kinds of personal data it processes"})
     decision = fields.String(metadata={"description": "granted or denied"})
     primaryPurpose = fields.Boolean(metadata={"description": "strictly necessary: cannot be refused"})
-    termination = fields.String(
-        metadata={"description": "when a grant ends unless renewed; N/A for a refusal"}
-    )
+    termination = fields.String(metadata={"description": "when a grant ends unless renewed; N/A for a refusal"})
     thirdPartyDisclosure = fields.Boolean(metadata={"description": "shared beyond the controller, or sold"})
     thirdPartyName = fields.String(
-        allow_none=True, metadata={"description": "the cookie providers and recipients shown; null without any"}
+        allow_none=True,
+        metadata={"description": "the cookie providers and recipients shown, `Name (contact)`; null without any"},
+    )
+    separateConsent = fields.Boolean(
+        metadata={"description": "a separate consent (PIPL Art. 23, 39): given by its own act, never by Accept all"}
     )
 
 

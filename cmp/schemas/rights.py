@@ -1,8 +1,9 @@
-"""People's rights: what a subject access answers, and the results of withdrawal and erasure."""
+"""People's rights: what a subject access answers, what the other rights take, and their results."""
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
-from cmp.schemas.lookup import SITE, AnswerSchema
+from cmp.schemas.fields import Pattern
+from cmp.schemas.lookup import SITE, SUBJECT, AnswerSchema
 
 
 class SiteQuerySchema(Schema):
@@ -11,6 +12,28 @@ class SiteQuerySchema(Schema):
 
 class SiteBodySchema(Schema):
     site = SITE
+
+
+class CorrectionSchema(Schema):
+    site = SITE
+    identifier = fields.String(
+        required=True,
+        validate=SUBJECT.validators,
+        metadata={"description": "the identifier that replaces the one in the path: email:, user: or visitor:"},
+    )
+
+
+class AgeSchema(Schema):
+    site = SITE
+    # GDPR Art. 8(1): only whether the person is below the age of digital consent is kept, never the age.
+    age = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=0, max=130), metadata={"description": "in years"}
+    )
+    country = fields.String(
+        load_default=None,
+        validate=Pattern(r"^[A-Z]{2}$"),
+        metadata={"description": "ISO 3166-1 alpha-2: whose age of digital consent applies; none: the site's *"},
+    )
 
 
 class LinkedIdentifierSchema(Schema):
@@ -68,6 +91,8 @@ class SubjectEventSchema(Schema):
 class SubjectConsentsSchema(Schema):
     site = fields.String()
     subject_id = fields.String()
+    restricted = fields.Boolean(metadata={"description": "processing restricted: every lookup answers restricted"})
+    child = fields.Boolean(metadata={"description": "below the age of digital consent: only a guardian's grant counts"})
     identifiers = fields.List(fields.Nested(LinkedIdentifierSchema))
     state = fields.Dict(
         keys=fields.String(),
@@ -93,7 +118,53 @@ class ErasureResultSchema(Schema):
     evidence_emptied = fields.Integer(metadata={"description": "events whose evidence is gone"})
 
 
+class RecordedSchema(Schema):
+    """The result of a request that records an event only when it changes something."""
+
+    event_id = fields.Method(
+        "_event_id",
+        metadata={"type": "string", "nullable": True, "description": "the event appended; null: nothing changed"},
+    )
+    received_at = fields.Method("_received_at", metadata={"type": "string", "format": "date-time", "nullable": True})
+
+    def _event(self, result):
+        return result.event
+
+    def _event_id(self, result) -> str | None:
+        event = self._event(result)
+        return event.id if event else None
+
+    def _received_at(self, result) -> str | None:
+        event = self._event(result)
+        return event.received_at.isoformat() if event else None
+
+
+class RestrictionResultSchema(RecordedSchema):
+    subject_id = fields.String()
+    restricted = fields.Boolean(attribute="value")
+
+
+class AgeResultSchema(RecordedSchema):
+    subject_id = fields.String(attribute="marked.subject_id")
+    child = fields.Boolean(attribute="marked.value")
+    age_of_consent = fields.Integer(metadata={"description": "the age of digital consent applied"})
+
+    def _event(self, result):
+        return result.marked.event
+
+
+class CorrectionResultSchema(Schema):
+    subject_id = fields.String()
+    event_id = fields.String(attribute="event.id", metadata={"description": "the correct event appended to the log"})
+    received_at = fields.DateTime(format="iso", attribute="event.received_at")
+
+
 site_query_schema = SiteQuerySchema()
 site_body_schema = SiteBodySchema()
 subject_consents_schema = SubjectConsentsSchema()
 erasure_result_schema = ErasureResultSchema()
+correction_schema = CorrectionSchema()
+age_schema = AgeSchema()
+restriction_result_schema = RestrictionResultSchema()
+age_result_schema = AgeResultSchema()
+correction_result_schema = CorrectionResultSchema()

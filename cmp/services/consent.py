@@ -233,6 +233,7 @@ def _write_state(site_id, subject_id, event, decisions, by_gpc, lifetimes, now) 
             "notice_version": event.notice_version,
             "decided_at": now,
             "expires_at": now + (lifetimes.consent if decision == Decision.GRANTED else lifetimes.refusal),
+            "given_by": event.given_by,
         }
         for purpose, decision in decisions.items()
     ]
@@ -249,7 +250,7 @@ def _upsert_state(dialect: str):
     )
 
 
-STATE_FIELDS = ("decision", "action", "source", "event_id", "notice_version", "decided_at", "expires_at")
+STATE_FIELDS = ("decision", "action", "source", "event_id", "notice_version", "decided_at", "expires_at", "given_by")
 
 
 def _resolve_notice(site: Site, version: int | None) -> NoticeVersion:
@@ -303,6 +304,8 @@ def resolve_decisions(request: ConsentRequest, content: dict, mode: Mode) -> tup
 
     action = request.action
     gpc_purposes = {k for k, p in in_scope.items() if p["gpc"]}
+    # Purposes that need their own affirmative act (PIPL Art. 23, 38, 39; email tracking): nothing else grants them.
+    separate = {k for k, p in in_scope.items() if p.get("separate_consent", False)}
     if action in (Action.ACCEPT_ALL, Action.REJECT_ALL, Action.WITHDRAW):
         wanted = Decision.GRANTED if action == Action.ACCEPT_ALL else Decision.DENIED
         mismatched = sorted(k for k, v in given.items() if v != wanted and purposes[k]["refusable"])
@@ -312,7 +315,11 @@ def resolve_decisions(request: ConsentRequest, content: dict, mode: Mode) -> tup
                 f"{action.value} cannot carry these decisions: {', '.join(mismatched)}",
                 {"purposes": mismatched},
             )
-        candidates = [k for k in refusable if not (wanted == Decision.GRANTED and purposes[k]["double_opt_in"])]
+        if wanted == Decision.GRANTED:
+            # A grant in one click covers neither what needs a confirmed double opt-in nor what needs its own act.
+            candidates = [k for k in refusable if not purposes[k]["double_opt_in"] and k not in separate]
+        else:
+            candidates = refusable
         decisions = {k: wanted.value for k in candidates}
     elif action == Action.GPC:
         if not request.evidence.gpc:
@@ -330,21 +337,36 @@ def resolve_decisions(request: ConsentRequest, content: dict, mode: Mode) -> tup
     else:
         decisions = {k: Decision(v).value for k, v in given.items()}
 
-    needs_opt_in = sorted(k for k, v in decisions.items() if v == Decision.GRANTED and purposes[k]["double_opt_in"])
+    granted = {k for k, v in decisions.items() if v == Decision.GRANTED and purposes[k]["refusable"]}
+    needs_opt_in = sorted(k for k in granted if purposes[k]["double_opt_in"])
     if needs_opt_in and action != Action.CONFIRM:
         raise Invalid(
             "double_opt_in_required",
             f"a grant of {', '.join(needs_opt_in)} counts only after a confirmed double opt-in",
             {"purposes": needs_opt_in},
         )
+    bundled = sorted(k for k in granted & separate if len(granted) > 1 or action == Action.DEFAULT)
+    if bundled:
+        raise Invalid(
+            "separate_consent_required",
+            f"{', '.join(bundled)} can only be granted on its own, by a decision that grants nothing else",
+            {"purposes": bundled},
+        )
 
-    # Sec-GPC in opt-out mode denies every sale/sharing purpose, whatever else was chosen; it never grants.
     by_gpc: set[str] = set()
     if request.evidence.gpc and mode == Mode.OPT_OUT:
-        for key in gpc_purposes & set(decisions):
-            if decisions[key] == Decision.GRANTED:
-                decisions[key] = Decision.DENIED.value
-                by_gpc.add(key)
+        sold = sorted(gpc_purposes & granted)
+        if sold and not from_banner:
+            # CCPA regulations 7025(c)(3): the signal is an opt-out of sale and sharing, whatever else a server says.
+            raise Invalid(
+                "gpc_opt_out",
+                f"Global Privacy Control refuses the sale or sharing of {', '.join(sold)}; nothing was recorded",
+                {"purposes": sold},
+            )
+        # In the banner the signal denies every sale/sharing purpose, whatever else was chosen; it never grants.
+        for key in sold:
+            decisions[key] = Decision.DENIED.value
+            by_gpc.add(key)
         if action == Action.GPC:
             by_gpc |= set(decisions)
 

@@ -8,6 +8,7 @@ from cmp.models import Site
 from cmp.services import notices, sites
 
 DEMO_SITE = "demo"
+DEMO_CONTACT = "privacy@support.example"
 
 
 def seed_demo(base_url: str = "http://127.0.0.1:5000", extra_origins: list[str] = ()) -> Site | None:
@@ -22,7 +23,9 @@ def seed_demo(base_url: str = "http://127.0.0.1:5000", extra_origins: list[str] 
         origins=origins,
         policy_url=f"{base_url}/demo/privacy",
     )
-    # §3.3 disclosures to authorised partners: sharing, so Global Privacy Control refuses it.
+    # §3.3 disclosures to authorised partners: sharing, so Global Privacy Control refuses it, and providing data to
+    # another handler, so PIPL Art. 23 asks for a separate consent. §8 international transfer: PIPL Art. 38-39 too.
+    # Section 10's contact address is blank in the policy; the demo uses a reserved example domain (RFC 2606).
     sites.add_purpose(
         site,
         "partner_sharing",
@@ -30,43 +33,97 @@ def seed_demo(base_url: str = "http://127.0.0.1:5000", extra_origins: list[str] 
             "en": {
                 "name": "Sharing with partners",
                 "description": "Sharing your data with authorised partners who provide some of our services.",
+                "categories": "Contact details; account and support requests",
+                "means": "Sent to the partner over an encrypted connection; the partner uses it only to provide the "
+                "service it performs for us.",
+                "rights": "Write to the partner's contact above to access, correct, restrict or delete your data. "
+                "Withdraw this consent at any time in Cookie settings.",
             },
-            "zh-CN": {"name": "与合作伙伴共享", "description": "与提供部分服务的授权合作伙伴共享您的数据。"},
+            "zh-CN": {
+                "name": "与合作伙伴共享",
+                "description": "与提供部分服务的授权合作伙伴共享您的数据。",
+                "categories": "联系方式；账户及支持请求",
+                "means": "通过加密连接发送给合作伙伴；合作伙伴仅将其用于为我们提供相应服务。",
+                "rights": "您可以通过上述合作伙伴联系方式，要求查阅、更正、限制处理或删除您的个人信息。"
+                "您可以随时在“Cookie 设置”中撤回本同意。",
+            },
             "de": {
                 "name": "Weitergabe an Partner",
                 "description": "Weitergabe Ihrer Daten an autorisierte Partner, die einige unserer Dienste erbringen.",
+                "categories": "Kontaktdaten; Konto- und Supportanfragen",
+                "means": "Verschlüsselt an den Partner übermittelt; er nutzt die Daten nur für den Dienst, den er "
+                "für uns erbringt.",
+                "rights": "Schreiben Sie an den oben genannten Kontakt des Partners, um Auskunft, Berichtigung, "
+                "Einschränkung oder Löschung zu verlangen. Widerrufen Sie diese Einwilligung jederzeit in den "
+                "Cookie-Einstellungen.",
             },
             "fr": {
                 "name": "Partage avec des partenaires",
                 "description": "Partage de vos données avec des partenaires autorisés qui fournissent certains "
                 "de nos services.",
+                "categories": "Coordonnées ; compte et demandes d'assistance",
+                "means": "Transmises au partenaire par une connexion chiffrée ; il ne les utilise que pour le "
+                "service qu'il fournit pour nous.",
+                "rights": "Écrivez au contact du partenaire ci-dessus pour accéder à vos données, les rectifier, "
+                "en limiter le traitement ou les supprimer. Retirez ce consentement à tout moment dans les "
+                "paramètres des cookies.",
             },
         },
         default_opt_out="granted",
         gpc=True,
+        separate_consent=True,
         consent_mode=["ad_storage", "ad_user_data", "ad_personalization"],
         pii_categories=["Contact details", "Account and support requests"],
-        recipients=["Authorised service partners (privacy policy section 3.3)"],
+        recipients=[{"name": "Authorised service partners (privacy policy section 3.3)", "contact": DEMO_CONTACT}],
     )
-    # §8 international transfer: PIPL asks for a separate consent.
     sites.add_purpose(
         site,
         "cross_border_transfer",
         texts={
-            "en": {"name": "International transfer", "description": "Storing your data on servers in China."},
-            "zh-CN": {"name": "跨境传输", "description": "将您的数据存储在位于中国的服务器上。"},
+            "en": {
+                "name": "International transfer",
+                "description": "Storing your data on servers in China.",
+                "categories": "Contact details; account and support requests",
+                "means": "Transferred over an encrypted connection and stored on servers in China, under the "
+                "European Commission's standard contractual clauses.",
+                "rights": "Write to the contact above to access, correct, restrict or delete your data held in "
+                "China. Withdraw this consent at any time in Cookie settings.",
+            },
+            "zh-CN": {
+                "name": "跨境传输",
+                "description": "将您的数据存储在位于中国的服务器上。",
+                "categories": "联系方式；账户及支持请求",
+                "means": "依据欧盟委员会标准合同条款，通过加密连接传输并存储在位于中国的服务器上。",
+                "rights": "您可以通过上述联系方式，要求查阅、更正、限制处理或删除存储在中国的个人信息。"
+                "您可以随时在“Cookie 设置”中撤回本同意。",
+            },
             "de": {
                 "name": "Internationale Übermittlung",
                 "description": "Speicherung Ihrer Daten auf Servern in China.",
+                "categories": "Kontaktdaten; Konto- und Supportanfragen",
+                "means": "Verschlüsselt übermittelt und auf Servern in China gespeichert, auf Grundlage der "
+                "Standardvertragsklauseln der Europäischen Kommission.",
+                "rights": "Schreiben Sie an den oben genannten Kontakt, um Auskunft, Berichtigung, Einschränkung "
+                "oder Löschung Ihrer in China gespeicherten Daten zu verlangen. Widerrufen Sie diese Einwilligung "
+                "jederzeit in den Cookie-Einstellungen.",
             },
             "fr": {
                 "name": "Transfert international",
                 "description": "Stockage de vos données sur des serveurs en Chine.",
+                "categories": "Coordonnées ; compte et demandes d'assistance",
+                "means": "Transférées par une connexion chiffrée et stockées sur des serveurs en Chine, dans le "
+                "cadre des clauses contractuelles types de la Commission européenne.",
+                "rights": "Écrivez au contact ci-dessus pour accéder à vos données stockées en Chine, les "
+                "rectifier, en limiter le traitement ou les supprimer. Retirez ce consentement à tout moment dans "
+                "les paramètres des cookies.",
             },
         },
         default_notice_only="denied",
+        separate_consent=True,
         pii_categories=["Contact details", "Account and support requests"],
-        recipients=["Recipients in China (privacy policy section 8)"],
+        recipients=[
+            {"name": "Technical Support data centre in China (privacy policy section 8)", "contact": DEMO_CONTACT}
+        ],
     )
     host = urlsplit(base_url).hostname
     day = 86400

@@ -40,7 +40,7 @@ from cmp.services.consent import (
 )
 from cmp.services.evidence import Evidence
 from cmp.services.identifiers import Identifier, InvalidIdentifier, new_event_id, parse_identifier
-from cmp.services.lookup import Answer, answer
+from cmp.services.lookup import Answer, answer, answer_for_subject
 from cmp.services.notices import last_material_version
 from cmp.vocabulary import Action, Decision, Source
 
@@ -189,13 +189,23 @@ def _state(site: Site, subject_id: str, purpose: str):
             ConsentState.notice_version,
             ConsentState.decided_at,
             ConsentState.expires_at,
+            ConsentState.given_by,
         ).where(ConsentState.site_id == site.id, ConsentState.subject_id == subject_id, ConsentState.purpose == purpose)
     ).first()
 
 
 def current_answer(site: Site, subject_id: str, purpose: str, now: datetime | None = None) -> Answer:
-    """What a lookup would answer for this subject and purpose now."""
-    return answer(_state(site, subject_id, purpose), now or utcnow(), last_material_version(site))
+    """May we act for this subject and purpose now: what a lookup answers, restriction and age included."""
+    return answer_for_subject(site, subject_id, purpose, now)
+
+
+def _recorded_answer(site: Site, subject_id: str, purpose: str) -> Answer:
+    """What the recorded decision says now, before a restriction or the subject's age is weighed.
+
+    Whether a subscription is already confirmed or already withdrawn is a fact about the record: a restricted
+    subject's unsubscribe is still an unsubscribe, and is not recorded twice.
+    """
+    return answer(_state(site, subject_id, purpose), utcnow(), last_material_version(site))
 
 
 def _require_subject(site: Site, subject_id: str, *, hold: bool = False) -> None:
@@ -239,7 +249,7 @@ def subscribe(
     identifier = email_identifier(address)
     subject_id = _subject_id(site, identifier, hmac_key)
     if subject_id is not None:
-        current = current_answer(site, subject_id, MARKETING)
+        current = _recorded_answer(site, subject_id, MARKETING)
         if current.allowed:
             return Subscription("confirmed", subject_id, current.event_id)
     locale = locale or site.default_locale
@@ -266,8 +276,21 @@ def subscribe(
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # confirmed already_confirmed unsubscribed already_unsubscribed
+    status: str  # confirm confirmed already_confirmed unsubscribed already_unsubscribed
     event_id: str | None
+
+
+def confirmation(site: Site, link: Link) -> Outcome:
+    """What the confirmation page offers, recording nothing: `confirm` (its button) while the link's subscription
+    is pending, `already_confirmed` once it is confirmed.
+
+    Opening the link must not confirm: mail scanners fetch every link of a message, and a confirmation nobody
+    asked for is no consent (REQUIREMENTS 21). Refused as `confirm` refuses.
+    """
+    row = _confirmable_state(site, link)
+    if _pending(row, link):
+        return Outcome("confirm", link.event_id)
+    return _already_confirmed(site, link, row)
 
 
 def confirm(site: Site, link: Link, *, evidence: Evidence, hmac_key: str, lifetimes: Lifetimes) -> Outcome:
@@ -275,10 +298,8 @@ def confirm(site: Site, link: Link, *, evidence: Evidence, hmac_key: str, lifeti
 
     An expired link, or one whose subscription was superseded (a newer link, an unsubscribe), changes nothing.
     """
-    if link.expired:
-        raise BadRequest("link_expired", "this confirmation link has expired; nothing was changed")
-    row = _state(site, link.subject_id, MARKETING)
-    if row is not None and row.event_id == link.event_id and row.action == Action.SUBSCRIBE:
+    row = _confirmable_state(site, link)
+    if _pending(row, link):
         try:
             event = record_consent(
                 ConsentRequest(
@@ -301,7 +322,22 @@ def confirm(site: Site, link: Link, *, evidence: Evidence, hmac_key: str, lifeti
         except Conflict:
             # Another click on this link (or an unsubscribe) got there first: answer from what it recorded.
             row = _state(site, link.subject_id, MARKETING)
-    if row is not None and row.action == Action.CONFIRM and current_answer(site, link.subject_id, MARKETING).allowed:
+    return _already_confirmed(site, link, row)
+
+
+def _confirmable_state(site: Site, link: Link):
+    if link.expired:
+        raise BadRequest("link_expired", "this confirmation link has expired; nothing was changed")
+    return _state(site, link.subject_id, MARKETING)
+
+
+def _pending(row, link: Link) -> bool:
+    """The subscription this link was made for is the one waiting for confirmation."""
+    return row is not None and row.event_id == link.event_id and row.action == Action.SUBSCRIBE
+
+
+def _already_confirmed(site: Site, link: Link, row) -> Outcome:
+    if row is not None and row.action == Action.CONFIRM and _recorded_answer(site, link.subject_id, MARKETING).allowed:
         return Outcome("already_confirmed", row.event_id)
     raise Conflict("link_superseded", "this confirmation link is no longer the one pending; nothing was changed")
 
@@ -368,7 +404,7 @@ def unsubscribe_link(token: str, *, tokens: EmailTokens) -> Link:
 
 def is_unsubscribed(site: Site, link: Link) -> bool:
     _require_subject(site, link.subject_id)
-    return current_answer(site, link.subject_id, link.purpose).reason == "withdrawn"
+    return _recorded_answer(site, link.subject_id, link.purpose).reason == "withdrawn"
 
 
 def unsubscribe(
@@ -381,7 +417,7 @@ def unsubscribe(
     """
     _require_subject(site, link.subject_id)
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        current = current_answer(site, link.subject_id, link.purpose)
+        current = _recorded_answer(site, link.subject_id, link.purpose)
         if current.reason == "withdrawn":
             return Outcome("already_unsubscribed", current.event_id)
         try:
@@ -414,9 +450,11 @@ def unsubscribe(
 
 @dataclass(frozen=True)
 class TrackingLinks:
-    open_token: str
-    click_tokens: list[tuple[str, str]]  # (destination, token)
-    tracking: Answer  # whether opens and clicks would be recorded now
+    """What a sender may put in one message: signed tokens only where email tracking is allowed for its recipient."""
+
+    open_token: str | None  # None: no pixel to mail
+    click_tokens: list[tuple[str, str | None]]  # (destination, token); None: link straight to the destination
+    tracking: Answer  # whether opens and clicks are recorded now
 
 
 def _mentions(text: str, address: str) -> bool:
@@ -434,6 +472,11 @@ def tracking_links(
 ) -> TrackingLinks:
     """Sign the open pixel and one tracked link per destination for one recipient of one message.
 
+    Only while `email_tracking` is allowed for the recipient now: otherwise there is no pixel to mail and each link
+    goes straight to its destination, so a message sent without consent carries nothing that tracks (a pixel that
+    records nothing is still a request the reader's mail client makes unasked). A grant given later does not reach
+    messages already sent; a refusal given later is honoured by `record_activity`, which asks at every open and click.
+
     Tokens are readable (signed, not encrypted), so neither the message id nor a destination may hold the address.
     """
     identifier, subject_id = _recipient(site, address, hmac_key)
@@ -442,6 +485,9 @@ def tracking_links(
     holding = [index for index, url in enumerate(destinations) if _mentions(url, identifier.value)]
     if holding:
         raise Invalid("address_in_link", "a destination holds the recipient's address", {"destinations": holding})
+    tracking = current_answer(site, subject_id, TRACKING)
+    if not tracking.allowed:
+        return TrackingLinks(None, [(url, None) for url in destinations], tracking)
     sign = tokens.sign
     return TrackingLinks(
         open_token=sign(Link(LinkKind.OPEN, site.key, subject_id, message_id=message_id)),
@@ -449,7 +495,7 @@ def tracking_links(
             (url, sign(Link(LinkKind.CLICK, site.key, subject_id, message_id=message_id, destination=url)))
             for url in destinations
         ],
-        tracking=current_answer(site, subject_id, TRACKING),
+        tracking=tracking,
     )
 
 

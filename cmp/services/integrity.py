@@ -10,11 +10,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select
 
 from cmp.extensions import db
-from cmp.models import ConsentEvent, ConsentState, EmailActivity, Site, SubjectIdentifier, UnsubscribeLink
-from cmp.services.rights import ERASED_WITH_LINKS
+from cmp.models import (
+    ConsentEvent,
+    ConsentState,
+    EmailActivity,
+    Site,
+    Subject,
+    SubjectIdentifier,
+    UnsubscribeLink,
+)
+from cmp.services.rights import ERASED_WITH_LINKS, FLAGS
 from cmp.vocabulary import Action
 
 # How many ids a finding names: enough to start looking, never a dump of the table.
@@ -65,6 +73,14 @@ def check_site(site: Site) -> Integrity:
     """Every finding for one site; none when erasure kept its promises."""
     checks = [(code, description, "subjects", _unlinked(model, site.id)) for model, code, description in UNLINKED]
     checks.append(
+        (
+            "marks_without_identifier",
+            "subjects no identifier names still marked restricted or a child",
+            "subjects",
+            _marked_unlinked(site.id),
+        )
+    )
+    checks.append(
         ("event_after_erasure", "events recorded after their subject's erasure", "events", _after_erasure(site.id))
     )
     findings = [_finding(*check) for check in checks]
@@ -77,6 +93,15 @@ def _unlinked(model, site_id: int) -> Select:
         SubjectIdentifier.site_id == model.site_id, SubjectIdentifier.subject_id == model.subject_id
     )
     return select(model.subject_id.label("id")).where(model.site_id == site_id, ~linked.exists())
+
+
+def _marked_unlinked(site_id: int) -> Select:
+    """The id of each subject still marked (rights.FLAGS: restricted, a child) while no identifier names it."""
+    linked = select(SubjectIdentifier.id).where(
+        SubjectIdentifier.site_id == Subject.site_id, SubjectIdentifier.subject_id == Subject.id
+    )
+    marked = or_(*(getattr(Subject, flag).is_(True) for flag in FLAGS))
+    return select(Subject.id.label("id")).where(Subject.site_id == site_id, marked, ~linked.exists())
 
 
 def _after_erasure(site_id: int) -> Select:

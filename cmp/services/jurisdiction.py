@@ -17,13 +17,20 @@ log = logging.getLogger(__name__)
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 EEA = frozenset("AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE IS LI NO".split())
-# SPEC "Modes": opt-in for the EU/EEA, UK, CH, BR, KR, CN (and unknown); opt-out for the US.
+# Countries whose law requires consent before non-essential processing or storage (the EU/EEA under the ePrivacy
+# Directive Art. 5(3), the UK under PECR reg. 6, and CH, BR, KR, CN): a site may put them on a weaker mode only
+# with a recorded acknowledgement (services.sites).
+PRIOR_CONSENT = EEA | {"GB", "CH", "BR", "KR", "CN"}
+# SPEC "Modes": opt-in where the law requires prior consent (and for unknown countries); opt-out for the US.
 DEFAULT_MODES: dict[str, Mode] = {
-    **{country: Mode.OPT_IN for country in EEA | {"GB", "CH", "BR", "KR", "CN"}},
+    **dict.fromkeys(PRIOR_CONSENT, Mode.OPT_IN),
     "US": Mode.OPT_OUT,
 }
 # Countries the map does not name get the strictest rule unless a site says otherwise ("*").
 FALLBACK_MODE = Mode.OPT_IN
+# GDPR Art. 8(1): the age of digital consent is 16 unless a member state sets a lower one, not below 13.
+CHILD_AGE_DEFAULT = 16
+CHILD_AGES = range(13, 17)
 
 
 def mode_for(country: str | None, overrides: Mapping[str, str] | None = None) -> Mode:
@@ -36,6 +43,31 @@ def mode_for(country: str | None, overrides: Mapping[str, str] | None = None) ->
     if country in DEFAULT_MODES:
         return DEFAULT_MODES[country]
     return Mode(overrides.get("*", FALLBACK_MODE))
+
+
+# From the most protective mode to the least: what runs before a visitor chooses grows down the list.
+STRICTNESS = (Mode.OPT_IN, Mode.OPT_OUT, Mode.NOTICE_ONLY)
+
+
+def weakened(overrides: Mapping[str, str]) -> dict[Mode, list[str]]:
+    """The prior-consent countries that `overrides` put on a weaker mode than the default map, by that mode.
+
+    "*" is left out: it applies only to countries the default map does not name (see `mode_for`), and the map
+    names every prior-consent country, so no wildcard can reach one.
+    """
+    result: dict[Mode, list[str]] = {}
+    for country, mode in sorted(overrides.items()):
+        mode = Mode(mode)
+        if country in PRIOR_CONSENT and STRICTNESS.index(mode) > STRICTNESS.index(DEFAULT_MODES[country]):
+            result.setdefault(mode, []).append(country)
+    return result
+
+
+def child_age(country: str | None, child_ages: Mapping[str, int]) -> int:
+    """The age of digital consent for a country under a site's setting: its own, else the site's "*", else 16."""
+    if country is not None and country in child_ages:
+        return child_ages[country]
+    return child_ages.get("*", CHILD_AGE_DEFAULT)
 
 
 def client_ip(remote_addr: str | None, forwarded_for: str | None, trusted: Sequence[Network]) -> str | None:

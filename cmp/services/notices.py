@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from cmp.banner import bundle
 from cmp.catalog import BANNER_TEXTS
@@ -42,9 +43,10 @@ def notice_content(site: Site) -> dict:
                 },
                 "gpc": p.gpc,
                 "double_opt_in": p.double_opt_in,
+                "separate_consent": p.separate_consent,
                 "consent_mode": list(p.consent_mode),
                 "pii_categories": list(p.pii_categories),
-                "recipients": list(p.recipients),
+                "recipients": [dict(r) for r in p.recipients],
                 "texts": {locale: _pick(p.texts, locale, site.default_locale) for locale in site.locales},
             }
             for p in site.purposes
@@ -157,6 +159,9 @@ def localise(content: dict, locale: str) -> dict:
                 "gpc": p["gpc"],
                 "consent_mode": p["consent_mode"],
                 "defaults": p["defaults"],
+                # Notices published before separate consent existed carry no such key.
+                "separate_consent": p.get("separate_consent", False),
+                **(_separate_consent_notice(p, locale, content["default_locale"]) if p.get("separate_consent") else {}),
             }
             for p in content["purposes"]
             if p["channel"] == "web"
@@ -174,6 +179,19 @@ def localise(content: dict, locale: str) -> dict:
             }
             for c in content["cookies"]
         ],
+    }
+
+
+def _separate_consent_notice(purpose: dict, locale: str, default_locale: str) -> dict:
+    """What a separate consent shows besides the purpose (PIPL Art. 23 and 39): the recipients and their contact,
+    the means of processing, the categories of data and how to exercise one's rights with the recipients. A text
+    missing in this locale is shown in the default one: the law asks that it be shown, not that it be translated."""
+    texts = {**purpose["texts"].get(default_locale, {}), **purpose["texts"].get(locale, {})}
+    return {
+        "recipients": purpose["recipients"],
+        "categories": texts.get("categories") or ", ".join(purpose["pii_categories"]),
+        "means": texts.get("means", ""),
+        "rights": texts.get("rights", ""),
     }
 
 
@@ -214,3 +232,82 @@ def banner_configuration(
         "lifetimes": {"consent_days": lifetimes.consent.days, "refusal_days": lifetimes.refusal.days},
         "consent_mode": {p["key"]: p["consent_mode"] for p in localised["purposes"] if p["consent_mode"]},
     }
+
+
+# --- The banner code a notice names -----------------------------------------------------------------------------
+
+# Rounds of the race below a site can lose before giving up: each loss means another process just published a version.
+BANNER_CODE_ATTEMPTS = 3
+
+
+def record_banner_code(digest: str) -> list[NoticeVersion]:
+    """Make every site's current notice name the banner code `digest`; return the versions this call published.
+
+    A notice proves what a visitor was shown by the hash of the banner code as well as of its texts (CNIL 2020-092
+    §48), so after an upgrade each site whose current notice names other code gets a new version naming this code.
+    Its content is the current notice's with only `banner.bundle` replaced, never the site's live configuration:
+    edits not yet published are the operator's to publish, maybe as material. Nor is the new version material: the
+    texts and purposes visitors decided on are unchanged, so nobody is asked again.
+
+    Each site commits on its own. Processes starting together race for the same next version number: the unique
+    (site_id, version) constraint lets one of them store it, and the others, reading again, find the code recorded.
+    """
+    published = []
+    for notice in _current_notices():
+        if _bundle_of(notice) == digest:
+            continue
+        for attempt in range(1, BANNER_CODE_ATTEMPTS + 1):
+            try:
+                recorded = _record_banner_code(notice.site_id, digest)
+                db.session.commit()
+                break
+            except IntegrityError:
+                db.session.rollback()
+                if attempt == BANNER_CODE_ATTEMPTS:
+                    raise
+        if recorded is not None:
+            published.append(recorded)
+    return published
+
+
+def _current_notices() -> list[NoticeVersion]:
+    """Every site's latest notice version, in one query."""
+    latest = (
+        select(NoticeVersion.site_id, func.max(NoticeVersion.version).label("version"))
+        .group_by(NoticeVersion.site_id)
+        .subquery()
+    )
+    return list(
+        db.session.scalars(
+            select(NoticeVersion)
+            .join(latest, (NoticeVersion.site_id == latest.c.site_id) & (NoticeVersion.version == latest.c.version))
+            .order_by(NoticeVersion.site_id)
+        )
+    )
+
+
+def _record_banner_code(site_id: int, digest: str) -> NoticeVersion | None:
+    """Publish the site's current notice again naming `digest`, unless it already does (another process won)."""
+    current = db.session.scalars(
+        select(NoticeVersion).where(NoticeVersion.site_id == site_id).order_by(NoticeVersion.version.desc()).limit(1)
+    ).one()
+    recorded = _bundle_of(current)
+    if recorded == digest:
+        return None
+    content = {**current.content, "banner": {**current.content.get("banner", {}), "bundle": digest}}
+    notice = NoticeVersion(
+        site_id=site_id,
+        version=current.version + 1,
+        content=content,
+        content_hash=content_hash(content),
+        material=False,
+        note=f"banner code changed: {(recorded or 'unrecorded')[:12]} -> {digest[:12]}",
+    )
+    db.session.add(notice)
+    db.session.flush()
+    return notice
+
+
+def _bundle_of(notice: NoticeVersion) -> str | None:
+    # Notices published before the banner code was recorded name none.
+    return notice.content.get("banner", {}).get("bundle")

@@ -3,8 +3,9 @@
 Every receipt validates against Kantara's own JSON schema (v1.1.0 draft 6), where every field it requires is a
 string: what is not known or does not apply is said in words, never null. What Kantara has no field for
 follows under the log's own names, with the same values and types as the audit export (`action`, `givenBy`,
-`receivedAt`, `expiresAt`, the notice version and hash, the storage location); no other standard is claimed. A receipt is reached by event id plus a token signed for that site and event, so no one can walk the
-log by guessing ids; the token never expires, as a paper receipt does not.
+`receivedAt`, `expiresAt`, the notice version and hash, the storage location); no other standard is claimed. A
+receipt is reached by event id plus a token signed for that site and event, so no one can walk the log by
+guessing ids; the token never expires, as a paper receipt does not.
 """
 
 from __future__ import annotations
@@ -133,9 +134,7 @@ def receipt_document(receipt: Receipt, *, storage_location: str | None) -> dict:
         "piiPrincipalId": event.subject_id,
         "piiControllers": [_controller(controller, name, policy_url)],
         "policyUrl": policy_url or NOT_PROVIDED,
-        "services": [
-            {"service": name, "purposes": _purposes(event, notice, language, {name, controller.get("name")})}
-        ],
+        "services": [{"service": name, "purposes": _purposes(event, notice, language, {name, controller.get("name")})}],
         "sensitive": False,
         "spiCat": [],
         # Where Kantara has no field: the log's own, as the audit export and the event's hash carry them.
@@ -185,10 +184,9 @@ def _purposes(event: ConsentEvent, notice: dict, language: str, first_parties: s
         texts = next((by_locale[c] for c in candidates if c in by_locale), {})
         # Third parties are known from the notice the person was shown: the cookie inventory's providers other
         # than the site or its controller, and the recipients the purpose names.
-        providers = sorted(
-            {c["provider"] for c in notice.get("cookies", []) if c["purpose"] == key} - first_parties
-        )
-        third_parties = ", ".join(dict.fromkeys([*providers, *purpose.get("recipients", [])]))
+        providers = sorted({c["provider"] for c in notice.get("cookies", []) if c["purpose"] == key} - first_parties)
+        recipients = [_recipient(r) for r in purpose.get("recipients", [])]
+        third_parties = ", ".join(dict.fromkeys([*providers, *recipients]))
         if not third_parties and purpose.get("gpc"):
             third_parties = UNNAMED_THIRD_PARTIES
         out.append(
@@ -202,6 +200,16 @@ def _purposes(event: ConsentEvent, notice: dict, language: str, first_parties: s
                 "termination": termination if decision == Decision.GRANTED else NOT_APPLICABLE,
                 "thirdPartyDisclosure": bool(third_parties),
                 "thirdPartyName": third_parties or None,
+                # Kept apart from the others (PIPL Art. 23, 39): given by its own act, never by Accept all.
+                "separateConsent": bool(purpose.get("separate_consent")),
             }
         )
     return out
+
+
+def _recipient(recipient: dict | str) -> str:
+    """A recipient as the receipt names it, `Name (contact)`; notices published before recipients had contacts
+    name them as plain text."""
+    if isinstance(recipient, str):
+        return recipient
+    return f"{recipient['name']} ({recipient['contact']})" if recipient.get("contact") else recipient["name"]

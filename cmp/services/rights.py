@@ -1,33 +1,57 @@
-"""People's rights over their consent records (policy section 4): access, withdrawal, erasure.
+"""People's rights over their consent records (policy sections 4 and 6): access, withdrawal, erasure,
+restriction, correction, and a child's age of digital consent.
 
 A subject is named by any of its identifiers and found through that identifier's keyed digest; nothing here
 ever sees or stores a plaintext email. Withdrawal appends to the log like any decision and never rewrites an
 earlier event (GDPR Art. 7(3)). Erasure keeps the proof honest: the log keeps its events (their hashes cover
 only a digest of the evidence), loses the evidence and every link to the person, and records that it happened.
+
+Restriction, correction and age checks are recorded as events that decide nothing (like `erase`), each in one
+transaction with what it changes, under the site's chain lock: writers decide which subject an identifier names
+under that lock, so none of these can interleave with a consent write, a link or an erasure of the same subject.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import OperationalError
 
-from cmp.errors import Invalid, NotFound
+from cmp.errors import Conflict, Invalid, NotFound
 from cmp.extensions import db
-from cmp.models import ConsentEvent, ConsentState, EmailActivity, Site, SubjectIdentifier, UnsubscribeLink
+from cmp.models import ConsentEvent, ConsentState, EmailActivity, Site, Subject, SubjectIdentifier, UnsubscribeLink
 from cmp.models.consent import EVIDENCE_COLUMNS
 from cmp.models.types import utcnow
 from cmp.services import chain
-from cmp.services.consent import MAX_ATTEMPTS, ConsentRequest, Lifetimes, hold_subject, is_transient, record_consent
+from cmp.services.consent import (
+    MAX_ATTEMPTS,
+    ConsentRequest,
+    Lifetimes,
+    hold_subject,
+    is_live,
+    is_transient,
+    record_consent,
+)
 from cmp.services.evidence import Evidence
-from cmp.services.identifiers import InvalidIdentifier, VisitorIds, new_event_id
-from cmp.services.jurisdiction import mode_for
-from cmp.services.lookup import answer
+from cmp.services.identifiers import Identifier, InvalidIdentifier, VisitorIds, new_event_id
+from cmp.services.jurisdiction import child_age, mode_for
+from cmp.services.lookup import answer, subject_flags
 from cmp.services.notices import last_material_version
 from cmp.vocabulary import Action, Source
+
+
+def read_identifier(site: Site, subject: str, *, visitor_ids: VisitorIds, field: str = "subject") -> Identifier:
+    """`subject` as an identifier of this site; `Invalid`, naming `field`, when it cannot be read."""
+    try:
+        return visitor_ids.identifier(site.key, subject)
+    except InvalidIdentifier as exc:
+        # The identifier is never echoed: it may be an email address.
+        raise Invalid("invalid_subject", str(exc), {field: "invalid"}) from None
 
 
 def find_subject(site: Site, subject: str, *, hmac_key: str, visitor_ids: VisitorIds) -> str:
@@ -35,20 +59,24 @@ def find_subject(site: Site, subject: str, *, hmac_key: str, visitor_ids: Visito
 
     `Invalid` when it cannot be read, `NotFound` when the site holds no record of it (never erased ones).
     """
-    try:
-        identifier = visitor_ids.identifier(site.key, subject)
-    except InvalidIdentifier as exc:
-        # The identifier is never echoed: it may be an email address.
-        raise Invalid("invalid_subject", str(exc), {"subject": "invalid"}) from None
-    subject_id = db.session.scalar(
+    identifier = read_identifier(site, subject, visitor_ids=visitor_ids)
+    subject_id = _owner(site, identifier.digest(hmac_key, site.key))
+    if subject_id is None:
+        raise _unknown(site)
+    return subject_id
+
+
+def _owner(site: Site, digest: str) -> str | None:
+    """The subject an identifier's digest names on the site, if any."""
+    return db.session.scalar(
         select(SubjectIdentifier.subject_id).where(
-            SubjectIdentifier.site_id == site.id,
-            SubjectIdentifier.digest == identifier.digest(hmac_key, site.key),
+            SubjectIdentifier.site_id == site.id, SubjectIdentifier.digest == digest
         )
     )
-    if subject_id is None:
-        raise NotFound("unknown_subject", f"site {site.key!r} holds no consent record for this subject")
-    return subject_id
+
+
+def _unknown(site: Site) -> NotFound:
+    return NotFound("unknown_subject", f"site {site.key!r} holds no consent record for this subject")
 
 
 # --- access ------------------------------------------------------------------------------------------------------
@@ -81,6 +109,8 @@ class SubjectRecord:
 
     site: str
     subject_id: str
+    restricted: bool  # processing restricted (GDPR Art. 18): every lookup answers `restricted`
+    child: bool  # below the age of digital consent (GDPR Art. 8): only a guardian's grant allows anything
     identifiers: list[LinkedIdentifier]
     state: dict[str, PurposeState]  # by purpose
     events: list[ConsentEvent]
@@ -95,13 +125,13 @@ def access(site: Site, subject_id: str) -> SubjectRecord:
             .order_by(SubjectIdentifier.id)
         )
     ]
-    now, material = utcnow(), last_material_version(site)
+    now, material, flags = utcnow(), last_material_version(site), subject_flags(subject_id)
     rows = db.session.execute(
         select(ConsentState)
         .where(ConsentState.site_id == site.id, ConsentState.subject_id == subject_id)
         .order_by(ConsentState.purpose)
     ).scalars()
-    state = {r.purpose: PurposeState(r.decision, r.action, r.source, *answer(r, now, material)) for r in rows}
+    state = {r.purpose: PurposeState(r.decision, r.action, r.source, *answer(r, now, material, flags)) for r in rows}
     events = list(
         db.session.scalars(
             select(ConsentEvent)
@@ -109,7 +139,7 @@ def access(site: Site, subject_id: str) -> SubjectRecord:
             .order_by(ConsentEvent.seq)
         )
     )
-    return SubjectRecord(site.key, subject_id, identifiers, state, events)
+    return SubjectRecord(site.key, subject_id, flags.restricted, flags.child, identifiers, state, events)
 
 
 # --- withdrawal --------------------------------------------------------------------------------------------------
@@ -134,6 +164,179 @@ def withdraw(site: Site, subject_id: str, *, hmac_key: str, lifetimes: Lifetimes
         hmac_key=hmac_key,
         lifetimes=lifetimes,
     )
+
+
+# --- events that decide nothing, written under the chain lock ------------------------------------------------
+
+
+R = TypeVar("R")
+
+
+def _under_chain_lock(write: Callable[[], R], changed: Callable[[R], bool] = lambda _: True) -> R:
+    """Run `write` (which takes the site's chain lock first) as one transaction and return its result.
+
+    Committed when `changed` says the result changed something; otherwise rolled back, so a request that finds
+    nothing to do leaves no trace, not even a place in the chain. Retried whole on a transient lock conflict.
+    """
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            result = write()
+            if changed(result):
+                db.session.commit()
+            else:
+                db.session.rollback()
+            return result
+        except OperationalError as exc:
+            db.session.rollback()
+            # A writer that read first (SQLite) may be refused its write lock rather than queued: try again whole.
+            if attempt == MAX_ATTEMPTS or not is_transient(exc):
+                raise
+            time.sleep(0.005 * attempt)
+        except BaseException:
+            db.session.rollback()
+            raise
+    raise AssertionError("unreachable")
+
+
+def _append(site: Site, subject_id: str, action: Action, seq: int, prev_hash: str) -> ConsentEvent:
+    """Seal an event of `action` about the subject at `seq`: no decisions, no evidence, no identifier."""
+    event = ConsentEvent(
+        id=new_event_id(),
+        subject_id=subject_id,
+        action=action.value,
+        source=Source.API.value,
+        decisions={},
+        notice_version=None,
+        notice_hash=None,
+        locale=None,
+        # No visitor request behind it: the rule for an unknown country, the strictest.
+        mode=mode_for(None, site.jurisdiction_overrides).value,
+        country=None,
+        gpc=False,
+        evidence_salt=None,
+        evidence_digest=chain.evidence_digest(None, None, None, None),
+        # Time is read once the chain is locked, so receive times rise with the sequence.
+        received_at=utcnow(),
+    )
+    chain.seal(event, site, seq, prev_hash)
+    db.session.flush()
+    return event
+
+
+@dataclass(frozen=True)
+class Marked:
+    """A subject flag after a request to set it, and the event that recorded the change (None: it was so)."""
+
+    subject_id: str
+    value: bool
+    event: ConsentEvent | None
+
+
+# The subject's flags, by the actions that set and clear them. Erasure clears them with the links.
+FLAGS = {"restricted": (Action.RESTRICT, Action.UNRESTRICT), "child": (Action.CHILD, Action.ADULT)}
+
+
+def _mark(site: Site, subject_id: str, flag: str, value: bool) -> Marked:
+    """Set one of the subject's flags and record the change; a repeat records nothing. `NotFound` once erased."""
+
+    def write() -> Marked:
+        seq, prev_hash = chain.next_link(site)
+        # Checked under the lock: a subject erased since the request found it gets nothing recorded.
+        if not is_live(site.id, subject_id):
+            raise _unknown(site)
+        if db.session.scalar(select(getattr(Subject, flag)).where(Subject.id == subject_id)) == value:
+            return Marked(subject_id, value, None)
+        db.session.execute(update(Subject).where(Subject.id == subject_id).values({flag: value}))
+        set_by, cleared_by = FLAGS[flag]
+        return Marked(subject_id, value, _append(site, subject_id, set_by if value else cleared_by, seq, prev_hash))
+
+    return _under_chain_lock(write, changed=lambda marked: marked.event is not None)
+
+
+# --- restriction -------------------------------------------------------------------------------------------------
+
+
+def restrict(site: Site, subject_id: str, restricted: bool = True) -> Marked:
+    """Restrict processing for the subject (GDPR Art. 18), or lift the restriction, recorded as `restrict` or
+    `unrestrict`; while restricted every lookup answers not allowed, reason `restricted`.
+
+    The subject's decisions stay as they are and may still change (a withdrawal, say): they count again once the
+    restriction is lifted.
+    """
+    return _mark(site, subject_id, "restricted", restricted)
+
+
+# --- age of digital consent --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgeCheck:
+    marked: Marked
+    age_of_consent: int  # the threshold applied
+
+
+def record_age(site: Site, subject_id: str, age: int, country: str | None = None) -> AgeCheck:
+    """Mark the subject a child (GDPR Art. 8(1)) when `age` is below the age of digital consent in `country` under
+    the site's setting, or an adult otherwise; a change is recorded as `child` or `adult`.
+
+    Only the outcome is stored, never the age or the country. For a child, only a guardian's grant allows anything.
+    """
+    threshold = child_age(country, site.child_ages)
+    return AgeCheck(_mark(site, subject_id, "child", age < threshold), threshold)
+
+
+# --- correction --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Correction:
+    subject_id: str
+    event: ConsentEvent  # the correct event appended to the log
+
+
+def correct(site: Site, subject_id: str, old: str, new: str, *, hmac_key: str, visitor_ids: VisitorIds) -> Correction:
+    """Replace the subject's identifier `old` by `new` (GDPR Art. 16: a changed email address, a merged account).
+
+    The subject stays the same, so its history and current state stay with it; the old identifier then names no
+    one, and a `correct` event records that a correction happened, never what either identifier was. When `new`
+    already names another subject: `Conflict`, nothing changes, two histories are never merged. When it already
+    names this subject: the old link alone goes.
+    """
+    replacement = read_identifier(site, new, visitor_ids=visitor_ids, field="identifier")
+    old_digest = read_identifier(site, old, visitor_ids=visitor_ids).digest(hmac_key, site.key)
+    new_digest = replacement.digest(hmac_key, site.key)
+    if old_digest == new_digest:
+        raise Invalid(
+            "identifier_unchanged", "the new identifier is the one the subject is known by", {"identifier": "same"}
+        )
+
+    def write() -> Correction:
+        seq, prev_hash = chain.next_link(site)
+        # Decided under the lock, as links and consent writes decide which subject an identifier names: of two
+        # concurrent corrections of one identifier the second finds it gone, and an erasure either ran first
+        # (nothing left to correct) or runs after (and deletes the new link with the rest).
+        if _owner(site, old_digest) != subject_id:
+            raise _unknown(site)
+        owner = _owner(site, new_digest)
+        if owner not in (None, subject_id):
+            raise Conflict(
+                "identifiers_conflict",
+                "the new identifier already belongs to another subject; their histories are not merged",
+                {"kinds": [replacement.kind.value]},
+            )
+        db.session.execute(
+            delete(SubjectIdentifier).where(
+                SubjectIdentifier.site_id == site.id, SubjectIdentifier.digest == old_digest
+            )
+        )
+        if owner is None:
+            db.session.execute(
+                insert(SubjectIdentifier),
+                {"site_id": site.id, "subject_id": subject_id, "kind": replacement.kind.value, "digest": new_digest},
+            )
+        return Correction(subject_id, _append(site, subject_id, Action.CORRECT, seq, prev_hash))
+
+    return _under_chain_lock(write)
 
 
 # --- erasure -----------------------------------------------------------------------------------------------------
@@ -163,47 +366,18 @@ def erase(site: Site, subject_id: str) -> Erasure:
     """Erase a subject in one transaction under the site's chain lock; `NotFound` if it is already erased.
 
     Appends an `erase` event (no evidence of its own), deletes the identifier links, the current state and the
-    email activity, and empties the evidence columns of all the subject's events. The events stay: their hashes
-    cover a salted digest of the evidence, not the evidence, so the chain still verifies.
+    email activity, clears the subject's flags (restricted, child), and empties the evidence columns of all the
+    subject's events. The events stay: their hashes cover a salted digest of the evidence, not the evidence, so
+    the chain still verifies. The subject's row stays too, with nothing about the person in it.
 
     Writers decide their subject under the same lock, so once this commits nothing more is recorded under the
     subject id: a write by subject id is refused as for an unknown subject, and a write by one of its former
     identifiers starts a new subject.
     """
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        try:
-            erasure = _erase(site, subject_id)
-            db.session.commit()
-            return erasure
-        except OperationalError as exc:
-            db.session.rollback()
-            # A writer that read first (SQLite) may be refused its write lock rather than queued: try again whole.
-            if attempt == MAX_ATTEMPTS or not is_transient(exc):
-                raise
-            time.sleep(0.005 * attempt)
-        except BaseException:
-            db.session.rollback()
-            raise
-    raise AssertionError("unreachable")
+    return _under_chain_lock(lambda: _erase(site, subject_id))
 
 
 def _erase(site: Site, subject_id: str) -> Erasure:
-    event = ConsentEvent(
-        id=new_event_id(),
-        subject_id=subject_id,
-        action=Action.ERASE.value,
-        source=Source.API.value,
-        decisions={},
-        notice_version=None,
-        notice_hash=None,
-        locale=None,
-        # No visitor request behind an erasure: the rule for an unknown country, the strictest.
-        mode=mode_for(None, site.jurisdiction_overrides).value,
-        country=None,
-        gpc=False,
-        evidence_salt=None,
-        evidence_digest=chain.evidence_digest(None, None, None, None),
-    )
     seq, prev_hash = chain.next_link(site)
     # Waits for opens, clicks and unsubscribe links being stored for the subject, and stops new ones.
     hold_subject(site.id, subject_id, for_erasure=True)
@@ -213,16 +387,16 @@ def _erase(site: Site, subject_id: str) -> Erasure:
     )
     identifiers = db.session.execute(links).rowcount
     if not identifiers:
-        raise NotFound("unknown_subject", f"site {site.key!r} holds no consent record for this subject")
-    event.received_at = utcnow()
-    chain.seal(event, site, seq, prev_hash)
-    db.session.flush()
+        raise _unknown(site)
+    event = _append(site, subject_id, Action.ERASE, seq, prev_hash)
     removed = {
         model: db.session.execute(
             delete(model).where(model.site_id == site.id, model.subject_id == subject_id)
         ).rowcount
         for model in ERASED_WITH_LINKS
     }
+    # A child or a restriction is something known about the person: it goes with the links.
+    db.session.execute(update(Subject).where(Subject.id == subject_id).values(dict.fromkeys(FLAGS, False)))
     # On the table, not the mapped class: the ORM refuses bulk changes to the log, and only these columns
     # (which the hash does not cover) may be emptied.
     events = db.session.execute(

@@ -28,8 +28,11 @@ function apply(next) {
 function remember(r) {
   const d = Object.assign({}, stored && stored.d);
   for (const k in r.decisions) d[k] = r.decisions[k] == 'granted';
-  stored = {v: r.visitor_id, d, n: r.notice_version, t: Date.parse(r.received_at), x: Date.parse(r.expires_at), r: r.event_id,
-    u: r.receipt_url};
+  // A choice this decision left alone keeps its own end: the cookie lasts until the first of them runs out.
+  const kept = stored && Object.keys(stored.d).some(k => !(k in r.decisions));
+  const x = Date.parse(r.expires_at);
+  stored = {v: r.visitor_id, d, n: r.notice_version, t: Date.parse(r.received_at), x: kept ? Math.min(x, stored.x) : x,
+    r: r.event_id, u: r.receipt_url};
   writeState(stored);
 }
 
@@ -43,6 +46,8 @@ function decide(action, decisions) {
     remember(r);
     conclude();
   }, () => {
+    // GPC refuses without a record (effective() applies it); the record is tried again on the next visit.
+    if (action == 'gpc') return conclude();
     if (action == 'accept_all' || Object.values(body.decisions).includes('granted')) return ui.error(config.texts.error);
     const d = Object.assign({}, stored && stored.d);
     for (const p of config.purposes) if (p.refusable && (action != 'save' || p.key in body.decisions)) d[p.key] = false;
@@ -85,11 +90,14 @@ function start(c) {
   stored = ask ? null : s;
   if (ask && s && s.v) stored = {v: s.v, d: {}, n: 0, t: 0, x: 0};
   const next = effective(config, ask ? null : stored, gpc);
+  // Sale/sharing granted earlier but refused by GPC now: stopped before anything runs, and recorded.
+  const refused = ask ? [] : config.purposes.filter(p => stored.d[p.key] && gpcRefuses(config, p, gpc)).map(p => p.key);
   if (grantsAny(config, next)) consentUpdate(config, next);
   state = next;
+  if (refused.length) clearTrackers(config, refused);
   unblock(state, ui.placeholder);
   watch(() => state, ui.placeholder);
-  if (ask && gpc && config.mode == 'opt_out') decide('gpc');
+  if (refused.length || ask && gpc && config.mode == 'opt_out') decide('gpc');
   else if (ask) ui.showBanner();
 }
 

@@ -34,12 +34,20 @@ function needsAsking(s, config, now) {
   return !s || s.x <= now || s.n < (config.notice.last_material_version || 0);
 }
 
-/** Decisions in effect: necessary always, then stored choices, then the mode's defaults (GPC refuses sale/sharing). */
+/**
+ * Whether Global Privacy Control refuses this purpose: sale/sharing in opt_out mode, even over an earlier grant
+ * (CCPA regulations §7025(c)(3)). Opt-in regions need a grant for anything anyway.
+ */
+function gpcRefuses(config, p, gpc) {
+  return gpc && p.gpc && config.mode == 'opt_out';
+}
+
+/** Decisions in effect: necessary always; then GPC's refusals, stored choices, the mode's defaults. */
 function effective(config, s, gpc) {
   const out = {};
   for (const p of config.purposes) {
-    out[p.key] = !p.refusable || (s && p.key in s.d ? s.d[p.key] :
-      p.defaults[config.mode] == 'granted' && !(gpc && p.gpc && config.mode == 'opt_out'));
+    out[p.key] = !p.refusable || !gpcRefuses(config, p, gpc) &&
+      (s && p.key in s.d ? s.d[p.key] : p.defaults[config.mode] == 'granted');
   }
   return out;
 }

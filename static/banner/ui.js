@@ -27,7 +27,7 @@ function lifetime(c, t, locale) {
 
 /**
  * @param {Object} config  the banner configuration
- * @param {{decide: function(string, Object=), current: function(): Object, receipt: function(): ?string}} actions
+ * @param {{decide: function(string, Object=): Promise, current: function(): Object, receipt: function(): ?string}} actions
  */
 function createUI(config, actions, nonce) {
   const t = config.texts;
@@ -36,6 +36,7 @@ function createUI(config, actions, nonce) {
   let modal = null;
   let opener = null;
   const button = (label, onclick) => h('button', {type: 'button', class: 'cmp-btn', text: label, onclick});
+  const errorLine = () => h('p', {class: 'cmp-error', role: 'alert'});
 
   const style = h('style', {nonce, text: CSS});
   const settings = h('button', {type: 'button', class: 'cmp-settings', 'aria-haspopup': 'dialog', text: t.settings,
@@ -60,9 +61,9 @@ function createUI(config, actions, nonce) {
       h('p', {id: 'cmp-desc', text: t.description}),
       h('p', {class: 'cmp-summary', text: names}),
       config.policy_url && h('p', {}, [h('a', {href: config.policy_url, text: t.policy_link})]),
-      h('p', {class: 'cmp-error', role: 'alert'}),
+      errorLine(),
       h('div', {class: 'cmp-actions'}, [
-        button(t.accept_all, () => actions.decide('accept_all')),
+        button(t.accept_all, acceptAll),
         button(t.reject_all, () => actions.decide('reject_all')),
         button(t.customise, () => openPreferences()),
       ]),
@@ -81,17 +82,51 @@ function createUI(config, actions, nonce) {
     if (hadFocus) settings.focus();
   }
 
+  // A separate consent (PIPL Art. 23, 39) is its own act: never part of Accept all or Save choices, but asked
+  // for alone, showing what the law says the person must be told; "I agree" sends that one grant and nothing else.
+  const separate = config.purposes.filter(p => p.separate_consent);
+
+  /** Accept all, then each separate consent not yet given, one dialog at a time (none if the choice failed). */
+  function acceptAll() {
+    actions.decide('accept_all').then(() => banner || modal || ask(separate.filter(p => !actions.current()[p.key])));
+  }
+
+  function ask(queue) {
+    const p = queue[0];
+    if (!p) return;
+    const [details, choices] = separateParts(p, null, () => ask(queue.slice(1)));
+    dialog(p.name, [h('p', {text: t.separate}), h('p', {text: p.description}), details, errorLine(), choices]);
+  }
+
+  /** What a separate consent shows, and its two answers; `on` ('true', 'false' or null) marks the current one. */
+  function separateParts(p, on, then) {
+    // The next question comes once this answer is recorded; a failure keeps the dialog open with its message.
+    const choose = (label, v, pressed) => h('button', {type: 'button', class: 'cmp-btn', text: label,
+      'aria-pressed': on && String(on == pressed),
+      onclick: () => actions.decide('save', {[p.key]: v}).then(() => modal || then && then())});
+    return [
+      h('dl', {class: 'cmp-separate'}, [
+        h('dt', {text: t.recipients}),
+        ...p.recipients.map(r => h('dd', {text: r.contact ? r.name + ' (' + r.contact + ')' : r.name})),
+        ...['means', 'categories', 'rights'].flatMap(k => [h('dt', {text: t[k]}), h('dd', {text: p[k]})]),
+      ]),
+      h('div', {class: 'cmp-actions'}, [choose(t.agree, 'granted', 'true'), choose(t.decline, 'denied', 'false')]),
+    ];
+  }
+
   function purposeBlock(p, on) {
     const cookies = config.cookies.filter(c => c.purpose == p.key);
     const id = 'cmp-p-' + p.key;
-    return h('div', {class: 'cmp-purpose'}, [
+    const own = p.separate_consent;
+    return h('div', {class: 'cmp-purpose', role: own && 'group', 'aria-labelledby': own && id}, [
       h('div', {class: 'cmp-row'}, [
-        h('label', {for: id, text: p.name}),
-        h('input', {type: 'checkbox', role: 'switch', id, 'data-p': p.key, checked: on, disabled: !p.refusable,
+        own ? h('strong', {id, text: p.name}) : h('label', {for: id, text: p.name}),
+        !own && h('input', {type: 'checkbox', role: 'switch', id, 'data-p': p.key, checked: on, disabled: !p.refusable,
           'aria-describedby': id + '-d'}),
         !p.refusable && h('span', {class: 'cmp-always', text: t.always_on}),
       ]),
       h('p', {id: id + '-d', text: p.description}),
+      ...(own ? separateParts(p, String(on)) : []),
       cookies.length ? h('details', {}, [
         h('summary', {text: t.cookies + ' (' + cookies.length + ')'}),
         h('table', {}, [
@@ -103,27 +138,34 @@ function createUI(config, actions, nonce) {
     ]);
   }
 
-  function openPreferences() {
-    if (modal) return;
+  /** The second layer, or a separate consent's own: modal, focus inside, Escape and × close without deciding. */
+  function dialog(title, kids) {
     opener = document.activeElement;
-    const current = actions.current();
-    const receipt = actions.receipt();
-    const dialog = h('div', {class: 'cmp-modal', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'cmp-prefs-title', tabindex: '-1'}, [
-      h('h2', {id: 'cmp-prefs-title', text: t.title}),
-      ...config.purposes.map(p => purposeBlock(p, !!current[p.key])),
-      receipt && t.receipt && h('p', {}, [h('a', {href: receipt, target: '_blank', rel: 'noopener', text: t.receipt})]),
-      h('p', {class: 'cmp-error', role: 'alert'}),
-      h('div', {class: 'cmp-actions'}, [
-        button(t.save, () => actions.decide('save', chosen())),
-        button(t.accept_all, () => actions.decide('accept_all')),
-        button(t.reject_all, () => actions.decide('reject_all')),
-      ]),
+    const box = h('div', {class: 'cmp-modal', role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'cmp-prefs-title', tabindex: '-1'}, [
+      h('h2', {id: 'cmp-prefs-title', text: title}),
+      ...kids,
       h('button', {type: 'button', class: 'cmp-close', 'aria-label': t.close, text: '×', onclick: closePreferences}),
     ]);
-    modal = h('div', {class: 'cmp-overlay', onkeydown: trap}, [dialog]);
+    modal = h('div', {class: 'cmp-overlay', onkeydown: trap}, [box]);
     root.append(modal);
     layers();
-    dialog.focus();
+    box.focus();
+  }
+
+  function openPreferences() {
+    if (modal) return;
+    const current = actions.current();
+    const receipt = actions.receipt();
+    dialog(t.title, [
+      ...config.purposes.map(p => purposeBlock(p, !!current[p.key])),
+      receipt && t.receipt && h('p', {}, [h('a', {href: receipt, target: '_blank', rel: 'noopener', text: t.receipt})]),
+      errorLine(),
+      h('div', {class: 'cmp-actions'}, [
+        button(t.save, () => actions.decide('save', chosen())),
+        button(t.accept_all, acceptAll),
+        button(t.reject_all, () => actions.decide('reject_all')),
+      ]),
+    ]);
   }
 
   function chosen() {

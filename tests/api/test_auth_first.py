@@ -78,9 +78,7 @@ def test_every_keyed_route_answers_401_before_reading_its_parameters(app, client
     before = counts()
     wrong = []
     for method, rule in routes:
-        response = client.open(
-            _fill(rule), method=method, query_string=BAD_QUERY, json=BAD_BODY, headers=headers
-        )
+        response = client.open(_fill(rule), method=method, query_string=BAD_QUERY, json=BAD_BODY, headers=headers)
         if response.status_code != 401 or response.json["error"]["code"] != code:
             wrong.append(f"{method} {rule}: {response.status_code} {response.get_data(as_text=True)[:120]}")
     assert wrong == []

@@ -165,11 +165,13 @@ def test_identifiers_with_control_characters_are_refused_unechoed(client, site, 
     )
     link = client.post("/api/v1/sites/shop/links", json={"subjects": ["user:1", identifier]}, headers=writer)
     one = client.get(
-        "/api/v1/consents/lookup", query_string={"site": "shop", "subject": identifier, "purpose": "analytics"},
+        "/api/v1/consents/lookup",
+        query_string={"site": "shop", "subject": identifier, "purpose": "analytics"},
         headers=reader,
     )
     many = client.post(
-        "/api/v1/consents/lookup", json={"site": "shop", "subjects": [identifier], "purposes": ["analytics"]},
+        "/api/v1/consents/lookup",
+        json={"site": "shop", "subjects": [identifier], "purposes": ["analytics"]},
         headers=reader,
     )
     for response in (record, link, one, many):
@@ -196,9 +198,7 @@ def test_email_addresses_with_control_characters_are_refused_unechoed(client, si
 
 
 def test_an_unknown_identifier_kind_is_not_echoed(client, site, dsr):
-    response = client.get(
-        "/api/v1/subjects/ada@example.org:x/consents", query_string={"site": "shop"}, headers=dsr
-    )
+    response = client.get("/api/v1/subjects/ada@example.org:x/consents", query_string={"site": "shop"}, headers=dsr)
     assert_refused(response, 422, "invalid_subject")
     assert "ada" not in response.get_data(as_text=True)
 

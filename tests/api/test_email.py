@@ -48,6 +48,18 @@ def pending(client, sender, address=ADDRESS, **body) -> str:
     return response.json["confirmation_url"]
 
 
+def confirm(client, url, **kwargs):
+    """Press the confirmation page's button: a POST of its form to the link's URL."""
+    return client.post(url, data={"confirm": "subscribe"}, **kwargs)
+
+
+def confirmed(client, sender, address=ADDRESS, **body) -> str:
+    """Subscribe and confirm; return the confirmation URL."""
+    url = pending(client, sender, address, **body)
+    assert confirm(client, url).status_code == 200
+    return url
+
+
 def unsubscribe_url(client, sender, address=ADDRESS, **query) -> str:
     response = client.get(HEADERS, query_string={"site": "shop", "email": address, **query}, headers=sender)
     assert response.status_code == 200, response.json
@@ -102,9 +114,13 @@ def test_double_opt_in_then_one_click_unsubscribe(client, site, sender, reader):
     assert subscribed["allowed"] is False and subscribed["reason"] == "denied"
     assert subscribed["event_id"] == body["event_id"]
 
-    confirmed = client.get(body["confirmation_url"], headers={"User-Agent": CHROME})
-    assert confirmed.status_code == 200
-    assert '<html lang="en">' in text(confirmed) and "Subscription confirmed" in text(confirmed)
+    page = client.get(body["confirmation_url"], headers={"User-Agent": CHROME})
+    assert page.status_code == 200
+    assert '<html lang="en">' in text(page) and ">Confirm subscription</button>" in text(page)
+    assert ask(client, reader) == subscribed  # opening the link confirms nothing
+    done = confirm(client, body["confirmation_url"], headers={"User-Agent": CHROME})
+    assert done.status_code == 200
+    assert '<html lang="en">' in text(done) and "Subscription confirmed" in text(done)
     granted = ask(client, reader)
     assert granted["allowed"] is True and granted["reason"] == "granted"
 
@@ -123,14 +139,13 @@ def test_double_opt_in_then_one_click_unsubscribe(client, site, sender, reader):
     assert {e.subject_id for e in events()} == {body["subject_id"]}
     assert subscribe_event.id == body["event_id"] and subscribe_event.ip_prefix == "203.0.113.0"
     assert confirm_event.locale == "en" and confirm_event.notice_version == subscribe_event.notice_version
-    assert confirm_event.user_agent["browser"] == "Chrome"  # the click is the evidence of the opt-in
+    assert confirm_event.user_agent["browser"] == "Chrome"  # the button press is the evidence of the opt-in
     assert withdrawn["event_id"] == unsubscribe_event.id
     assert chain.verify_site(site).ok
 
 
 def test_no_plaintext_email_anywhere_after_the_flow(client, site, sender, reader):
-    confirmation = pending(client, sender)
-    client.get(confirmation)
+    confirmation = confirmed(client, sender)
     writer = bearer("consent:write")
     client.post(
         "/api/v1/sites/shop/consents",
@@ -158,13 +173,14 @@ def test_no_plaintext_email_anywhere_after_the_flow(client, site, sender, reader
 # --- confirmation links ------------------------------------------------------------------------------------------
 
 
-def test_a_confirmation_link_followed_twice_changes_nothing_the_second_time(client, site, sender, reader):
-    confirmation = pending(client, sender)
-    assert client.get(confirmation).status_code == 200
+def test_a_confirmation_button_pressed_twice_changes_nothing_the_second_time(client, site, sender, reader):
+    confirmation = confirmed(client, sender)
     before = counts()
-    again = client.get(confirmation)
+    again = confirm(client, confirmation)
     assert again.status_code == 200
     assert "Already confirmed" in text(again)
+    page = client.get(confirmation)
+    assert "Already confirmed" in text(page) and "<button" not in text(page)
     assert counts() == before
     assert ask(client, reader)["allowed"] is True
 
@@ -182,10 +198,12 @@ def test_a_confirmation_link_followed_twice_changes_nothing_the_second_time(clie
 def test_a_tampered_confirmation_link_is_400_and_changes_nothing(client, site, sender, reader, change):
     confirmation = pending(client, sender)
     before = counts()
-    response = client.get(change(confirmation), headers={"Accept-Language": "fr-FR,fr;q=0.9"})
-    assert response.status_code == 400
-    assert response.mimetype == "text/html"
-    assert '<html lang="fr">' in text(response) and "Ce lien n&#39;est pas valide" in text(response)
+    french = {"Accept-Language": "fr-FR,fr;q=0.9"}
+    url = change(confirmation)
+    for response in (client.get(url, headers=french), confirm(client, url, headers=french)):
+        assert response.status_code == 400
+        assert response.mimetype == "text/html"
+        assert '<html lang="fr">' in text(response) and "Ce lien n&#39;est pas valide" in text(response)
     assert counts() == before
     assert ask(client, reader)["reason"] == "denied"
 
@@ -203,12 +221,13 @@ def test_an_expired_confirmation_link_is_400_in_the_subscribers_language(client,
     monkeypatch.undo()
     before = counts()
 
-    response = client.get(stale)
-    assert response.status_code == 400
-    assert '<html lang="fr">' in text(response) and "Ce lien a expiré" in text(response)
+    for response in (client.get(stale), confirm(client, stale)):
+        assert response.status_code == 400
+        assert '<html lang="fr">' in text(response) and "Ce lien a expiré" in text(response)
     assert counts() == before
     assert ask(client, reader)["reason"] == "denied"
-    assert client.get(fresh).status_code == 200  # within the default 7 days
+    assert confirm(client, fresh).status_code == 200  # within the default 7 days
+    assert ask(client, reader, "grace@example.org")["allowed"] is True
 
 
 def test_the_confirmation_lifetime_is_configurable(database_url, monkeypatch):
@@ -221,18 +240,19 @@ def test_the_confirmation_lifetime_is_configurable(database_url, monkeypatch):
         confirmation = pending(client, sender)
         monkeypatch.undo()
         assert client.get(confirmation).status_code == 400
+        assert confirm(client, confirmation).status_code == 400
 
 
 def test_a_superseded_confirmation_link_changes_nothing(client, site, sender, reader):
     first = pending(client, sender)
     second = pending(client, sender)
     before = counts()
-    response = client.get(first)
-    assert response.status_code == 409
-    assert "This link is no longer valid" in text(response)
+    for response in (client.get(first), confirm(client, first)):
+        assert response.status_code == 409
+        assert "This link is no longer valid" in text(response)
     assert counts() == before
     assert ask(client, reader)["reason"] == "denied"
-    assert client.get(second).status_code == 200
+    assert confirm(client, second).status_code == 200
     assert ask(client, reader)["allowed"] is True
 
 
@@ -241,12 +261,13 @@ def test_unsubscribing_cancels_a_pending_confirmation_link(client, site, sender,
     assert one_click(client, unsubscribe_url(client, sender)).status_code == 200
     before = counts()
     assert client.get(confirmation).status_code == 409
+    assert confirm(client, confirmation).status_code == 409
     assert counts() == before
     assert ask(client, reader)["reason"] == "withdrawn"
 
 
 def test_subscribing_a_confirmed_address_again_keeps_the_subscription(client, site, sender, reader):
-    client.get(pending(client, sender))
+    confirmed(client, sender)
     before = counts()
     again = subscribe(client, sender, "ADA.LOVELACE@example.org")
     assert again.status_code == 200
@@ -262,6 +283,7 @@ def test_a_token_of_one_kind_is_not_accepted_as_another(client, site, sender, re
     before = counts()
     confirm_token, unsubscribe_token = confirmation.rsplit("/", 1)[1], unsubscribe.rsplit("/", 1)[1]
     assert client.get(f"/email/confirm/{unsubscribe_token}").status_code == 400
+    assert confirm(client, f"/email/confirm/{unsubscribe_token}").status_code == 400
     assert one_click(client, f"{PUBLIC}/email/unsubscribe/{confirm_token}").status_code == 400
     assert client.get(f"/t/c/{unsubscribe_token}").status_code == 400
     assert counts() == before
@@ -271,7 +293,7 @@ def test_a_token_of_one_kind_is_not_accepted_as_another(client, site, sender, re
 
 
 def test_the_unsubscribe_page_speaks_german_and_its_button_unsubscribes(client, site, sender, reader):
-    client.get(pending(client, sender, locale="de"))
+    confirmed(client, sender, locale="de")
     url = unsubscribe_url(client, sender)
     before = counts()
     page = client.get(url, headers={"Accept-Language": "en"})
@@ -306,7 +328,7 @@ def test_the_page_style_is_allowed_by_its_hash_alone(client, site, sender):
 
 @pytest.mark.parametrize("form", ["multipart", "urlencoded"])
 def test_one_click_needs_the_token_alone_and_is_honoured_once(app, client, site, sender, reader, form):
-    client.get(pending(client, sender))
+    confirmed(client, sender)
     url = unsubscribe_url(client, sender)
     mail_client = app.test_client(use_cookies=False)  # no cookies, no login, no key
     response = one_click(mail_client, url, form=form)
@@ -333,7 +355,7 @@ def legacy_unsubscribe_url(app, subject_id: str, locale: str = "en") -> str:
 
 def test_a_signed_unsubscribe_link_mailed_before_short_links_works(app, client, site, sender, reader, monkeypatch):
     subject_id = subscribe(client, sender).json["subject_id"]
-    client.get(pending(client, sender))
+    confirmed(client, sender)
     signed_ago(monkeypatch, 3 * 365 * DAY)  # it never expires
     old = legacy_unsubscribe_url(app, subject_id, locale="de")
     monkeypatch.undo()
@@ -367,7 +389,7 @@ def test_a_recipient_keeps_one_short_unsubscribe_link_per_locale(client, site, s
     ids=["empty", "wrong-value", "wrong-button"],
 )
 def test_a_post_without_the_one_click_body_is_400_and_changes_nothing(client, site, sender, reader, body):
-    client.get(pending(client, sender))
+    confirmed(client, sender)
     url = unsubscribe_url(client, sender)
     before = counts()
     response = client.post(url, data=body)
@@ -378,7 +400,7 @@ def test_a_post_without_the_one_click_body_is_400_and_changes_nothing(client, si
 
 def test_a_tampered_unsubscribe_link_changes_nothing(app, client, site, sender, reader):
     subject_id = subscribe(client, sender).json["subject_id"]
-    client.get(pending(client, sender))
+    confirmed(client, sender)
     short = unsubscribe_url(client, sender)
     token = short.rsplit("/", 1)[1]
     changed = short[: -len(token)] + ("B" if token[0] == "A" else "A") + token[1:]
@@ -395,7 +417,7 @@ def test_an_unsubscribe_link_is_bound_to_its_subject_and_site(app, client, site,
     notices.publish_notice(sites.create_site("blog", "Blog"))
     db.session.commit()
     subject_id = subscribe(client, sender).json["subject_id"]
-    client.get(pending(client, sender))
+    confirmed(client, sender)
     before = counts()
     # Signed by this service, but naming the subject under another site, or a subject that does not exist.
     tokens = app.extensions["cmp.email_tokens"]
@@ -453,6 +475,7 @@ def test_without_a_public_url_links_use_the_requests_host(database_url):
         url = pending(client, sender)
         assert url.startswith("http://localhost/email/confirm/")
         assert client.get(url).status_code == 200
+        assert confirm(client, url).status_code == 200
 
 
 @pytest.mark.parametrize(

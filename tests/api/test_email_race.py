@@ -1,4 +1,4 @@
-"""Two clicks on one confirmation link at the same moment record one confirmation."""
+"""Two clicks on one confirmation button at the same moment record one confirmation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from cmp.extensions import db
 from cmp.models import ConsentEvent
 from cmp.services import email
-from tests.api.test_email import ask, pending
+from tests.api.test_email import ask, confirm, pending
 from tests.helpers import bearer, counts
 
 
@@ -17,7 +17,7 @@ def test_a_click_that_read_the_pending_state_before_another_confirmed_records_no
     sender, reader = bearer("email:write"), bearer("consent:read")
     confirmation = pending(client, sender)
     subscribed = db.session.scalar(sa.select(ConsentEvent.id).where(ConsentEvent.action == "subscribe"))
-    assert client.get(confirmation).status_code == 200
+    assert confirm(client, confirmation).status_code == 200
     before = counts()
 
     read_state = email._state
@@ -32,7 +32,7 @@ def test_a_click_that_read_the_pending_state_before_another_confirmed_records_no
     stale = SimpleNamespace(used=False)
     monkeypatch.setattr(email, "_state", as_read_before_the_first_click_committed)
 
-    again = client.get(confirmation)
+    again = confirm(client, confirmation)
     assert stale.used  # the second click did pass the early check
     assert again.status_code == 200
     assert counts() == before

@@ -137,7 +137,7 @@ def test_confirming_and_one_click_unsubscribing_are_recorded_whatever_the_eviden
 ):
     address, confirmation, unsubscribe = subscribed()
 
-    confirmed = client.get(confirmation, headers=confirm_headers)
+    confirmed = client.post(confirmation, data={"confirm": "subscribe"}, headers=confirm_headers)
     assert confirmed.status_code == 200, confirmed.get_data(as_text=True)
     assert lookup(client, reader, f"email:{address}", "marketing_email")["allowed"] is True
 

@@ -11,8 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy.pool import Pool
 
 from cmp.extensions import _discard_closed_connections, db
-from cmp.models import ConsentState, SubjectIdentifier
+from cmp.models import ConsentState, Subject, SubjectIdentifier
 from cmp.models.types import utcnow
+from cmp.schemas.lookup import BulkLookupResultSchema, LookupResultSchema
 from cmp.services import lookup as lookup_service
 from cmp.services import notices, sites
 from cmp.services.identifiers import parse_identifier
@@ -107,14 +108,9 @@ def test_gpc_in_opt_out_is_gpc(client, site, reader, writer):
     sites.add_purpose(site, "partner_sharing", texts={"en": {"name": "Partners"}}, default_opt_out="granted", gpc=True)
     notices.publish_notice(site)
     db.session.commit()
-    record(
-        client,
-        writer,
-        "user:7",
-        decisions={"partner_sharing": "granted", "analytics": "granted"},
-        gpc=True,
-        country="US",
-    )
+    record(client, writer, "user:7", decisions={"partner_sharing": "granted", "analytics": "granted"}, country="US")
+    # The person's signal, seen later by the site's server: sale and sharing stop; the rest stands.
+    record(client, writer, "user:7", action="gpc", gpc=True, country="US")
     assert (ask(client, reader, "user:7", "partner_sharing")["reason"]) == "gpc"
     assert ask(client, reader, "user:7", "analytics")["reason"] == "granted"
 
@@ -232,7 +228,7 @@ def test_unknown_site_is_404(client, site):
 
 
 def test_bulk_gives_the_single_answer_for_every_reason(client, site, reader, writer, app):
-    """Bulk and single answers are written by PostgreSQL itself there: they must match field for field."""
+    """Bulk and single answers, and `lookup` in Python, match field for field for every reason there is."""
     sites.add_purpose(site, "partner_sharing", texts={"en": {"name": "Partners"}}, default_opt_out="granted", gpc=True)
     notices.publish_notice(site)
     db.session.commit()
@@ -242,18 +238,16 @@ def test_bulk_gives_the_single_answer_for_every_reason(client, site, reader, wri
     record(client, writer, "user:withdrawn", action="withdraw")
     record(client, writer, "email:Ada@Example.org", decisions={"analytics": "granted"})
     record(client, writer, "user:expired", decisions={"analytics": "granted"})
-    record(
-        client,
-        writer,
-        "user:gpc",
-        decisions={"analytics": "granted", "partner_sharing": "granted"},
-        gpc=True,
-        country="US",
-    )
+    record(client, writer, "user:gpc", decisions={"analytics": "granted", "partner_sharing": "granted"}, country="US")
+    record(client, writer, "user:gpc", action="gpc", gpc=True, country="US")
     sites.add_cookie(site, "_gat", purpose="analytics", provider="Google", storage="persistent", lifetime_seconds=60)
     notices.publish_notice(site, material=True)
     db.session.commit()
     record(client, writer, "user:granted", decisions={"analytics": "granted"})
+    record(client, writer, "user:restricted", decisions={"analytics": "granted"})
+    record(client, writer, "user:child", decisions={"analytics": "granted"})
+    for subject, flag in (("user:restricted", "restricted"), ("user:child", "child")):
+        db.session.execute(sa.update(Subject).where(Subject.id == _subject_id(app, subject)).values({flag: True}))
     # A grant that ended, and a decision on a whole second (no fraction in its ISO 8601 time).
     whole_second = utcnow().replace(microsecond=0)
     db.session.execute(
@@ -272,6 +266,8 @@ def test_bulk_gives_the_single_answer_for_every_reason(client, site, reader, wri
         "user:nobody",
         "email:ada@example.org",
         "user:granted",
+        "user:restricted",
+        "user:child",
     ]
     purposes = ["analytics", "partner_sharing"]
     response = client.post(LOOKUP, json={"site": "shop", "subjects": subjects, "purposes": purposes}, headers=reader)
@@ -289,7 +285,17 @@ def test_bulk_gives_the_single_answer_for_every_reason(client, site, reader, wri
             assert json.loads(json.dumps(in_python[purpose].as_dict())) == result["purposes"][purpose]
             reasons.add(single["reason"])
         assert result["allowed"] is all(single["allowed"] for single in singles.values())
-    assert reasons == {"granted", "denied", "withdrawn", "expired", "notice_changed", "no_record", "gpc"}
+    assert reasons == {
+        "granted",
+        "denied",
+        "withdrawn",
+        "expired",
+        "notice_changed",
+        "no_record",
+        "gpc",
+        "restricted",
+        "guardian_required",
+    }
     expired = response.json["results"][3]["purposes"]["analytics"]
     assert (expired["reason"], expired["decided_at"]) == ("expired", whole_second.isoformat())
 
@@ -299,30 +305,29 @@ def _subject_id(app, subject: str) -> str:
     return db.session.scalar(sa.select(SubjectIdentifier.subject_id).where(SubjectIdentifier.digest == digest))
 
 
-def test_serialised_answers_are_the_answers_dumped(client, site, writer, app):
-    """What lookups return, written by the database or not, is exactly `lookup`'s answers as JSON."""
+def test_the_documents_are_the_answers_as_their_schemas_dump_them(client, site, writer, reader, app):
+    """The lookup routes write their JSON without marshmallow, for speed: it must be what the schemas write."""
     record(client, writer, "user:1", action="accept_all")
     record(client, writer, "user:2", action="reject_all")
-    record(client, writer, "user:3", decisions={"analytics": "granted"})
-    subjects, purposes = ["user:3", "user:1", "user:9", "user:2", "user:1"], ["analytics", "marketing_email"]
+    subjects, purposes = ["user:1", "user:2", "user:9", "user:1"], ["analytics", "marketing_email"]
     context = {"hmac_key": app.config["CMP_HMAC_KEY"], "visitor_ids": app.extensions["cmp.visitor_ids"]}
-    now = utcnow()
-    answers = lookup_service.lookup(site, subjects, purposes, now=now, **context)
-    serialised = lookup_service.lookup_serialised(site, subjects, purposes, now=now, **context)
-    assert serialised == [
-        (
-            all(answer.allowed for answer in by_purpose.values()),
-            json.dumps({p: a.as_dict() for p, a in by_purpose.items()}, separators=(",", ":")),
-        )
-        for by_purpose in answers
+    answers = lookup_service.lookup(site, subjects, purposes, **context)
+    bulk = client.post(LOOKUP, json={"site": "shop", "subjects": subjects, "purposes": purposes}, headers=reader)
+    single = ask(client, reader, "user:1")
+    results = [
+        {
+            "subject": subject,
+            "allowed": all(answer.allowed for answer in by_purpose.values()),
+            "purposes": {purpose: answer._asdict() for purpose, answer in by_purpose.items()},
+        }
+        for subject, by_purpose in zip(subjects, answers, strict=True)
     ]
-    for subject, by_purpose in zip(subjects, answers, strict=True):
-        for purpose, answer in by_purpose.items():
-            one = lookup_service.lookup_one_serialised(site, subject, purpose, now=now, **context)
-            assert one == json.dumps(answer.as_dict(), separators=(",", ":"))
+    assert bulk.json == BulkLookupResultSchema().dump({"site": "shop", "purposes": purposes, "results": results})
+    expected = {"site": "shop", "subject": "user:1", "purpose": "analytics", **answers[0]["analytics"]._asdict()}
+    assert single == LookupResultSchema().dump(expected)
 
 
-def test_answers_for_many_purposes_at_once_are_the_answers_dumped(client, site, writer, app):
+def test_answers_for_many_purposes_at_once_come_once_each_in_the_order_asked(client, site, writer, reader):
     """Every purpose of a site in one call, a purpose asked twice answered once, in the order asked."""
     for number in range(10):
         sites.add_purpose(site, f"extra_{number}", texts={"en": {"name": f"Extra {number}"}})
@@ -333,20 +338,16 @@ def test_answers_for_many_purposes_at_once_are_the_answers_dumped(client, site, 
     purposes = sorted(purpose.key for purpose in site.purposes)[::-1]
     assert len(purposes) > 12
     subjects = ["user:2", "user:1", "user:unknown", "user:2"]
-    context = {"hmac_key": app.config["CMP_HMAC_KEY"], "visitor_ids": app.extensions["cmp.visitor_ids"]}
-    now = utcnow()
-    answers = lookup_service.lookup(site, subjects, purposes, now=now, **context)
-    serialised = lookup_service.lookup_serialised(site, subjects, [*purposes, purposes[0]], now=now, **context)
-    compact = {"separators": (",", ":")}
-    expected = [
-        (all(a.allowed for a in by.values()), json.dumps({p: a.as_dict() for p, a in by.items()}, **compact))
-        for by in answers
-    ]
-    assert serialised == expected
-    assert list(json.loads(serialised[0].purposes)) == purposes
-    assert json.loads(serialised[0].purposes)["extra_3"]["reason"] == "granted"
-    assert json.loads(serialised[1].purposes)["extra_9"]["reason"] == "granted"
-    assert {answer["reason"] for answer in json.loads(serialised[2].purposes).values()} == {"no_record"}
+    body = {"site": "shop", "subjects": subjects, "purposes": [*purposes, purposes[0]]}
+    response = client.post(LOOKUP, json=body, headers=reader)
+    assert response.status_code == 200, response.json
+    assert response.json["purposes"] == purposes
+    results = response.json["results"]
+    assert [list(result["purposes"]) for result in results] == [purposes] * 4
+    assert results[0]["purposes"]["extra_3"]["reason"] == "granted"
+    assert results[1]["purposes"]["extra_9"]["reason"] == "granted"
+    assert {answer["reason"] for answer in results[2]["purposes"].values()} == {"no_record"}
+    assert results[3] == {**results[0], "subject": "user:2"}
 
 
 def test_a_single_lookup_is_one_statement(client, site, reader, writer, backend, monkeypatch):

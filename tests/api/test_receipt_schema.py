@@ -105,10 +105,17 @@ def every_kind_of_event(client) -> None:
     withdrawn = client.post(f"/api/v1/subjects/{subject}/withdraw", json={"site": "shop"}, headers=dsr)
     assert withdrawn.status_code == 200, withdrawn.json
     subscribed = client.post("/api/v1/email/subscriptions", json={"site": "shop", "email": ADDRESS}, headers=sender)
-    assert client.get(subscribed.json["confirmation_url"].removeprefix(PUBLIC)).status_code == 200
+    confirmation = subscribed.json["confirmation_url"].removeprefix(PUBLIC)
+    assert client.post(confirmation, data={"confirm": "subscribe"}).status_code == 200
     headers = client.get("/api/v1/email/headers", query_string={"site": "shop", "email": ADDRESS}, headers=sender)
     unsubscribed = client.post(headers.json["unsubscribe_url"].removeprefix(PUBLIC), data={"confirm": "unsubscribe"})
     assert unsubscribed.status_code == 200
+    # Restriction, a child's age and a correction decide nothing, as the erasure below does.
+    rights = [("user:42", "restrict", {}), ("user:42", "unrestrict", {}), ("user:42", "age", {"age": 12})]
+    rights += [("user:42", "age", {"age": 30}), (subject, "correct", {"identifier": "user:7"})]
+    for named, right, body in rights:
+        response = client.post(f"/api/v1/subjects/{named}/{right}", json={"site": "shop", **body}, headers=dsr)
+        assert response.status_code == 200, response.json
     assert client.post("/api/v1/subjects/user:42/erase", json={"site": "shop"}, headers=dsr).status_code == 200
 
 

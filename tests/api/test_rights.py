@@ -1,4 +1,7 @@
-"""People's rights: access by any identifier, withdrawal, erasure, and consent given by a guardian."""
+"""People's rights: access by any identifier, withdrawal, erasure, and consent given by a guardian.
+
+Restriction, correction and children have their own modules (test_restriction, test_correction, test_children).
+"""
 
 from __future__ import annotations
 
@@ -75,6 +78,7 @@ def test_access_by_each_identifier_kind_answers_the_whole_record(client, site, d
     assert response.headers["Cache-Control"] == "no-store"
     body = response.json
     assert body["site"] == "shop" and body["subject_id"] == person["subject_id"]
+    assert body["restricted"] is False and body["child"] is False
     assert sorted(i["kind"] for i in body["identifiers"]) == ["email", "user", "visitor"]
     # No identifier value is stored, so none can be answered.
     assert "lovelace" not in response.get_data(as_text=True).lower()

@@ -56,6 +56,15 @@ NEEDS = {
     "erase": "dsr",
 }
 NEEDS.update({"audit events": "audit:read", "audit notices": "audit:read", "audit verify": "audit:read"})
+# Restriction, correction and a child's age, about the recipient below.
+RIGHTS = {"restrict": {}, "unrestrict": {}, "correct": {"identifier": "user:9"}, "age": {"age": 12}}
+REQUESTS.update(
+    {
+        right: ("POST", f"/api/v1/subjects/email:{ADDRESS}/{right}", {"json": {"site": "shop", **body}})
+        for right, body in RIGHTS.items()
+    }
+)
+NEEDS.update(dict.fromkeys(RIGHTS, "dsr"))
 SCOPES = ["consent:read", "consent:write", "email:write", "audit:read", "dsr", "admin"]
 
 

@@ -39,10 +39,11 @@ def decide(client, writer, decision: str, address=ADDRESS):
     assert response.status_code == 201, response.json
 
 
-def subscribed(client, sender, address=ADDRESS):
-    """A recipient with a pending subscription and no tracking decision."""
+def subscribed(client, sender, address=ADDRESS) -> str:
+    """A recipient with a pending subscription and no tracking decision; their subject id."""
     response = client.post("/api/v1/email/subscriptions", json={"site": "shop", "email": address}, headers=sender)
     assert response.status_code == 201, response.json
+    return response.json["subject_id"]
 
 
 def links(client, sender, address=ADDRESS, destinations=(DESTINATION,), **body) -> dict:
@@ -72,6 +73,17 @@ def assert_pixel(response):
     assert "Set-Cookie" not in response.headers
 
 
+def signed(app, kind: LinkKind, subject_id: str) -> str:
+    """A link signed with the service's key for the subject, as one mailed while tracking was allowed would be.
+
+    The service mints none while tracking is not allowed; the gate must hold for those already mailed all the same.
+    """
+    tokens = app.extensions["cmp.email_tokens"]
+    if kind == LinkKind.OPEN:
+        return f"{PUBLIC}/t/o/{tokens.sign(Link(kind, 'shop', subject_id, message_id=MESSAGE))}.gif"
+    return f"{PUBLIC}/t/c/{tokens.sign(Link(kind, 'shop', subject_id, message_id=MESSAGE, destination=DESTINATION))}"
+
+
 # --- minting links ----------------------------------------------------------------------------------------------
 
 
@@ -89,11 +101,20 @@ def test_the_sender_gets_signed_pixel_and_link_urls(client, site, sender, writer
         assert "grace" not in str(said) and said["purpose"] == "email_tracking"
 
 
-def test_the_sender_is_told_when_tracking_is_not_allowed(client, site, sender, writer):
+def test_without_tracking_consent_the_sender_gets_no_pixel_and_plain_links(client, site, sender, writer):
     subscribed(client, sender)
-    assert links(client, sender)["tracking"] == {"allowed": False, "reason": "no_record"}
-    decide(client, writer, "denied")
-    assert links(client, sender)["tracking"] == {"allowed": False, "reason": "denied"}
+    for reason in ("no_record", "denied"):
+        if reason == "denied":
+            decide(client, writer, "denied")
+        body = links(client, sender, destinations=[DESTINATION, "https://shop.example/help"])
+        assert body["tracking"] == {"allowed": False, "reason": reason}
+        assert body["open_pixel_url"] is None  # nothing to mail
+        assert body["links"] == [
+            {"destination": DESTINATION, "url": DESTINATION},
+            {"destination": "https://shop.example/help", "url": "https://shop.example/help"},
+        ]
+    decide(client, writer, "granted")
+    assert links(client, sender)["open_pixel_url"].startswith(f"{PUBLIC}/t/o/")
 
 
 def test_links_for_an_unknown_recipient_are_404(client, site, sender):
@@ -134,13 +155,13 @@ def test_links_that_would_carry_the_address_or_a_bad_destination_are_refused(cli
     ("decision", "recorded"), [("granted", 1), ("denied", 0), (None, 0)], ids=["granted", "denied", "no-record"]
 )
 def test_the_pixel_is_always_the_gif_and_counts_an_open_only_where_granted(
-    client, site, sender, writer, decision, recorded
+    app, client, site, sender, writer, decision, recorded
 ):
-    subscribed(client, sender)
+    subject_id = subscribed(client, sender)
     if decision:
         decide(client, writer, decision)
     before = counts()
-    response = client.get(links(client, sender)["open_pixel_url"])
+    response = client.get(signed(app, LinkKind.OPEN, subject_id))
     assert_pixel(response)
     opens = activity()
     assert len(opens) == recorded
@@ -180,12 +201,12 @@ def test_a_click_token_is_not_an_open(client, site, sender, writer):
 
 @pytest.mark.parametrize(("decision", "recorded"), [("granted", 1), ("denied", 0), (None, 0)])
 def test_a_click_redirects_to_its_signed_destination_and_counts_only_where_granted(
-    client, site, sender, writer, decision, recorded
+    app, client, site, sender, writer, decision, recorded
 ):
-    subscribed(client, sender)
+    subject_id = subscribed(client, sender)
     if decision:
         decide(client, writer, decision)
-    response = client.get(links(client, sender)["links"][0]["url"])
+    response = client.get(signed(app, LinkKind.CLICK, subject_id))
     assert response.status_code == 302
     assert response.headers["Location"] == DESTINATION
     assert response.headers["Referrer-Policy"] == "no-referrer"

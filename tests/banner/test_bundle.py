@@ -172,11 +172,15 @@ def demo(app):
     db.session.commit()
 
 
-def test_demo_page_embeds_the_banner(client, demo):
+def test_demo_page_embeds_the_banner_as_documented(client, demo):
     response = client.get("/demo")
     assert response.status_code == 200
     assert response.mimetype == "text/html"
-    assert '<script src="/banner/v1/cmp.js" data-site="demo" async>' in response.get_data(as_text=True)
+    html = response.get_data(as_text=True)
+    # The first script in <head>, synchronous: Consent Mode's default comes before any other tag (docs/banner.md).
+    head = html[: html.index("</head>")]
+    first_script = head[head.index("<script") : head.index("</script>")]
+    assert first_script == '<script src="/banner/v1/cmp.js" data-site="demo">'
 
 
 def test_demo_page_without_the_demo_site_is_404(client):

@@ -25,7 +25,7 @@ ARTICLE = """<!doctype html>
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <title>Configuring a storage pool | Shop support</title>
-  <script src="{service}/banner/v1/cmp.js" data-site="shop" async></script>
+  <script src="{service}/banner/v1/cmp.js" data-site="shop"></script>
   <style>
     body {{ font: 16px/1.6 system-ui, sans-serif; max-width: 48rem; margin: 0 auto; padding: 1rem 1rem 16rem;
            color: #1a1a1a; background: #fff; }}
@@ -76,6 +76,7 @@ class PageServer:
     def __init__(self):
         self.service = ""
         self.hits: Counter[str] = Counter()
+        self._own: dict[str, str] = {}
         self._lock = threading.Lock()
         self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
         self.origin = f"http://localhost:{self._server.port}"
@@ -97,6 +98,13 @@ class PageServer:
         self.service = service
         with self._lock:
             self.hits.clear()
+            self._own.clear()
+
+    def serve(self, path: str, html: str) -> str:
+        """Serve a test's own page at `path` until the next reset (a real response, as the article's is); its URL."""
+        with self._lock:
+            self._own[path] = html
+        return self.origin + path
 
     def count(self, path: str) -> int:
         with self._lock:
@@ -110,6 +118,8 @@ class PageServer:
             lang = request.args.get("lang", "en")
             html = ARTICLE.format(lang=lang, service=self.service, origin=self.origin)
             return Response(html, mimetype="text/html", headers={"Cache-Control": "no-store"})
+        if request.path in self._own:
+            return Response(self._own[request.path], mimetype="text/html", headers={"Cache-Control": "no-store"})
         if request.path == "/pv.gif":
             return Response(PIXEL, mimetype="image/gif", headers={"Cache-Control": "no-store"})
         if request.path == "/video":

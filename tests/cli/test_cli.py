@@ -18,7 +18,17 @@ import sqlalchemy as sa
 
 from cmp.errors import Unauthorized
 from cmp.extensions import db
-from cmp.models import ApiKey, ChainHead, ConsentEvent, Cookie, ImmutableRecordError, NoticeVersion, Purpose, Site
+from cmp.models import (
+    ApiKey,
+    ChainHead,
+    ConsentEvent,
+    Cookie,
+    ImmutableRecordError,
+    JurisdictionAcknowledgement,
+    NoticeVersion,
+    Purpose,
+    Site,
+)
 from cmp.services import keys
 from cmp.services.chain import GENESIS_HASH
 from cmp.services.sites import get_site
@@ -139,8 +149,29 @@ def test_site_create_bare_seeds_no_purposes_but_starts_the_chain(runner):
         ("shop --name Shop --jurisdiction US", "is not NAME=VALUE"),
         ("shop --name Shop --locale english!", "is not a language tag"),
         ("shop --name Shop --policy-url ftp://shop.example/privacy", "is not an http(s) URL"),
+        ("shop --name Shop --jurisdiction DE=opt_out", "refused: DE on opt_out"),
+        ("shop --name Shop --jurisdiction DE=opt_out --acknowledge-weaker ''", "the reason for a weaker mode is 1 to"),
+        ("shop --name Shop --jurisdiction US=opt_in --acknowledge-weaker 'Opinion'", "nothing to acknowledge"),
+        ("shop --name Shop --child-age DE=12", "12 is not an age of digital consent"),
+        ("shop --name Shop --child-age DE=sixteen", "'sixteen' is not an age of digital consent"),
+        ("shop --name Shop --child-age Germany=16", "'GERMANY' is not an ISO 3166 country code"),
     ],
-    ids=["key", "origin-with-path", "origin-without-scheme", "mode", "country", "pair", "locale", "policy-url"],
+    ids=[
+        "key",
+        "origin-with-path",
+        "origin-without-scheme",
+        "mode",
+        "country",
+        "pair",
+        "locale",
+        "policy-url",
+        "weaker-unacknowledged",
+        "weaker-without-reason",
+        "nothing-to-acknowledge",
+        "child-age-below-13",
+        "child-age-words",
+        "child-age-country",
+    ],
 )
 def test_site_create_refuses_invalid_settings_and_creates_nothing(runner, command, message):
     result = cmp(runner, f"site create {command}")
@@ -148,7 +179,7 @@ def test_site_create_refuses_invalid_settings_and_creates_nothing(runner, comman
     assert result.exit_code != 0
     assert message in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
-    assert (count(Site), count(Purpose), count(ChainHead)) == (0, 0, 0)
+    assert (count(Site), count(Purpose), count(ChainHead), count(JurisdictionAcknowledgement)) == (0, 0, 0, 0)
 
 
 def test_site_create_refuses_a_duplicate_key_and_leaves_the_first_site_alone(runner):
@@ -170,17 +201,17 @@ def test_site_create_refuses_a_duplicate_key_and_leaves_the_first_site_alone(run
 
 
 def test_site_update_replaces_origins_and_merges_jurisdiction(runner):
-    create_shop(runner, "--origin https://www.shop.example --jurisdiction US=opt_in --jurisdiction DE=opt_out")
+    create_shop(runner, "--origin https://www.shop.example --jurisdiction US=opt_in --jurisdiction JP=opt_out")
 
     result = cmp(
         runner,
-        "site update shop --origin HTTPS://New.Shop.Example --jurisdiction DE=opt_in --jurisdiction br=notice_only",
+        "site update shop --origin HTTPS://New.Shop.Example --jurisdiction JP=opt_in --jurisdiction mx=notice_only",
     )
 
     assert result.exit_code == 0, result.output
     site = get_site("shop")
     assert site.allowed_origins == ["https://new.shop.example"]
-    assert site.jurisdiction_overrides == {"US": "opt_in", "DE": "opt_in", "BR": "notice_only"}
+    assert site.jurisdiction_overrides == {"US": "opt_in", "JP": "opt_in", "MX": "notice_only"}
     assert site.name == "Shop"
     assert [p.key for p in site.purposes] == SEEDED_PURPOSES
 
@@ -203,11 +234,14 @@ def test_site_update_without_origins_keeps_them(runner):
         ("--name Renamed --origin https://shop.example/path", "is not an origin"),
         ("--name Renamed --jurisdiction US=never", "'never' is not a mode"),
         ("--name Renamed --locale de", "default locale 'en' is not one of ['de']"),
+        ("--name Renamed --jurisdiction FR=notice_only --jurisdiction CN=opt_out", "refused: CN on opt_out; FR on"),
+        ("--name Renamed --acknowledge-weaker 'Legal opinion'", "nothing to acknowledge"),
+        ("--name Renamed --child-age FR=17", "17 is not an age of digital consent"),
     ],
-    ids=["origin", "mode", "default-locale"],
+    ids=["origin", "mode", "default-locale", "weaker-unacknowledged", "nothing-to-acknowledge", "child-age"],
 )
 def test_site_update_refused_changes_nothing(runner, command, message):
-    create_shop(runner, "--jurisdiction US=opt_in")
+    create_shop(runner, "--jurisdiction US=opt_in --child-age FR=15")
 
     result = cmp(runner, f"site update shop {command}")
 
@@ -218,6 +252,76 @@ def test_site_update_refused_changes_nothing(runner, command, message):
     assert site.allowed_origins == ["https://shop.example"]
     assert site.locales == BUILTIN_LOCALES
     assert site.jurisdiction_overrides == {"US": "opt_in"}
+    assert site.child_ages == {"FR": 15}
+    assert count(JurisdictionAcknowledgement) == 0
+
+
+def test_site_update_weakens_prior_consent_only_with_an_acknowledgement_that_site_show_prints(runner):
+    create_shop(runner)
+    reason = "Legal opinion LO-2026-14 (Kanzlei Weber): audience measurement exemption"
+
+    refused = cmp(runner, "site update shop --jurisdiction DE=opt_out")
+    assert refused.exit_code == 1 and "--acknowledge-weaker REASON" in refused.output
+    assert get_site("shop").jurisdiction_overrides == {}
+
+    result = cmp(
+        runner, "site update shop --jurisdiction DE=opt_out --jurisdiction US=opt_in", "--acknowledge-weaker", reason
+    )
+
+    assert result.exit_code == 0, result.output
+    assert get_site("shop").jurisdiction_overrides == {"DE": "opt_out", "US": "opt_in"}
+    [acknowledgement] = db.session.scalars(sa.select(JurisdictionAcknowledgement)).all()
+    assert (acknowledgement.countries, acknowledgement.mode, acknowledgement.reason) == (["DE"], "opt_out", reason)
+    assert acknowledgement.recorded_by == "cli"
+    shown = cmp(runner, "site show shop").output
+    acknowledged_at = acknowledgement.created_at.isoformat()
+    assert f"DE opt_out weakens prior consent; acknowledged {acknowledged_at} (cli): {reason}" in shown
+    info = json.loads(cmp(runner, "site show shop --json").output)
+    assert info["weakened_countries"] == [
+        {
+            "country": "DE",
+            "mode": "opt_out",
+            "acknowledgement": {"reason": reason, "recorded_by": "cli", "created_at": acknowledged_at},
+        }
+    ]
+
+
+def test_site_create_with_a_weaker_mode_records_the_acknowledgement(runner):
+    create_shop(runner, "--jurisdiction kr=notice_only --acknowledge-weaker 'Notice-only legal basis, opinion 7'")
+
+    assert get_site("shop").jurisdiction_overrides == {"KR": "notice_only"}
+    [acknowledgement] = db.session.scalars(sa.select(JurisdictionAcknowledgement)).all()
+    assert (acknowledgement.countries, acknowledgement.mode) == (["KR"], "notice_only")
+
+
+def test_site_show_flags_an_override_stored_before_acknowledgements(runner):
+    site = create_shop(runner)
+    site.jurisdiction_overrides = {"FR": "notice_only"}  # as a site created before the guard holds it
+    db.session.commit()
+
+    shown = cmp(runner, "site show shop").output
+
+    assert "FR notice_only weakens prior consent; NOT ACKNOWLEDGED: set it again with --acknowledge-weaker" in shown
+    info = json.loads(cmp(runner, "site show shop --json").output)
+    assert info["weakened_countries"] == [{"country": "FR", "mode": "notice_only", "acknowledgement": None}]
+
+
+def test_site_child_ages_are_set_merged_and_shown(runner):
+    site = create_shop(runner, "--child-age de=16 --child-age '*=13'")
+    assert site.child_ages == {"DE": 16, "*": 13}
+
+    result = cmp(runner, "site update shop --child-age FR=15 --child-age DE=14")
+
+    assert result.exit_code == 0, result.output
+    assert get_site("shop").child_ages == {"DE": 14, "FR": 15, "*": 13}
+    assert "child ages: DE=14, FR=15, 13 elsewhere" in cmp(runner, "site show shop").output
+    assert json.loads(cmp(runner, "site show shop --json").output)["child_ages"] == {"DE": 14, "FR": 15, "*": 13}
+
+
+def test_site_show_without_child_ages_says_16_everywhere(runner):
+    create_shop(runner)
+    assert "child ages: 16 everywhere" in cmp(runner, "site show shop").output
+    assert json.loads(cmp(runner, "site show shop --json").output)["child_ages"] == {}
 
 
 CONTROLLER = (
@@ -296,11 +400,11 @@ def test_purpose_add_records_data_categories_and_recipients_for_the_next_notice(
     assert result.exit_code == 0, result.output
     purpose = get_site("shop").purpose("partner_sharing")
     assert purpose.pii_categories == ["Contact details", "Purchase history"]
-    assert purpose.recipients == ["Authorised partners"]
+    assert purpose.recipients == [{"name": "Authorised partners", "contact": None}]
     assert cmp(runner, "notice publish shop").exit_code == 0
     [published] = [p for p in notice_versions("shop")[-1].content["purposes"] if p["key"] == "partner_sharing"]
     assert published["pii_categories"] == ["Contact details", "Purchase history"]
-    assert published["recipients"] == ["Authorised partners"]
+    assert published["recipients"] == [{"name": "Authorised partners", "contact": None}]
 
 
 # site list and site show

@@ -279,3 +279,37 @@ def test_the_export_needs_a_signed_in_auditor_of_that_site(client, site, recorde
     refused = client.get("/audit/export?site=shop&format=jsonl")
     assert refused.status_code == 403 and refused.mimetype == "text/html"
     assert client.get("/audit/export?site=blog&format=xml").status_code == 422
+
+
+def test_overrides_that_weaken_prior_consent_are_shown_with_their_acknowledgement(site, auditor):
+    reason = "Legal opinion LO-2026-14 <Kanzlei Weber>: audience measurement exemption"
+    acknowledgement = sites.Acknowledgement(reason, "cli")
+    sites.update_site(
+        site, jurisdiction={"DE": "opt_out", "AT": "opt_out", "US": "opt_in"}, acknowledge_weaker=acknowledgement
+    )
+    db.session.commit()
+    acknowledged_at = sites.weakened_countries(site)[0].acknowledgement.created_at.strftime("%Y-%m-%d %H:%M")
+
+    page = auditor.get("/audit").text
+
+    assert table(page, "overrides-table") == [
+        ["AT", "opt_out", acknowledged_at, "cli", reason],
+        ["DE", "opt_out", acknowledged_at, "cli", reason],
+    ]
+    assert "&lt;Kanzlei Weber&gt;" in page  # the operator's words are escaped, never markup
+
+
+def test_an_override_stored_before_acknowledgements_is_flagged(site, auditor):
+    site.jurisdiction_overrides = {"FR": "notice_only", "JP": "notice_only"}  # as a site created before the guard
+    db.session.commit()
+
+    assert table(auditor.get("/audit").text, "overrides-table") == [["FR", "notice_only", "Not acknowledged"]]
+
+
+def test_without_weakening_overrides_the_table_says_so(site, auditor):
+    sites.update_site(site, jurisdiction={"US": "opt_in", "*": "notice_only"})
+    db.session.commit()
+
+    assert table(auditor.get("/audit").text, "overrides-table") == [
+        ["No override weakens the mode of a country whose law requires prior consent."]
+    ]

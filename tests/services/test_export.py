@@ -375,7 +375,7 @@ def test_a_malformed_export_fails_as_a_whole(tmp_path, site, logged, change):
 # CSV injection (OWASP): a cell a spreadsheet would run as a formula is written as text, and read back exactly.
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-RISKY = ["-tMk9rQ", "=HYPERLINK(\"https://x.example\")", "+1", "@SUM(A1:A2)", "\tx", "\rx", "'quoted", "''", "plain"]
+RISKY = ["-tMk9rQ", '=HYPERLINK("https://x.example")', "+1", "@SUM(A1:A2)", "\tx", "\rx", "'quoted", "''", "plain"]
 
 
 def test_csv_cells_never_start_a_formula_and_read_back_exactly(tmp_path, client, site, monkeypatch):

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from cmp.extensions import db
-from cmp.models import ConsentEvent, ConsentState, EmailActivity
+from cmp.models import ConsentEvent, ConsentState, EmailActivity, Subject
 from cmp.models.types import utcnow
 from cmp.services import chain, integrity, notices, sites
 from cmp.services.identifiers import new_event_id
@@ -67,6 +67,17 @@ def test_state_rows_of_an_erased_subject_are_found(site, erased):
         _state_row(site, erased["gone"], erased["erase_event"], purpose)
 
     assert codes(site) == {"state_without_identifier": (2, [erased["gone"]])}
+
+
+@pytest.mark.parametrize("mark", ["restricted", "child"])
+def test_a_mark_left_on_an_erased_subject_is_found(site, erased, mark):
+    """Erasure clears what was known about the person: a restriction or a child's age outcome must go too."""
+    db.session.execute(sa.update(Subject).where(Subject.id == erased["gone"]).values({mark: True}))
+    # A live subject may carry either mark: that is no finding.
+    db.session.execute(sa.update(Subject).where(Subject.id == erased["kept"]).values({mark: True}))
+    db.session.commit()
+
+    assert codes(site) == {"marks_without_identifier": (1, [erased["gone"]])}
 
 
 def test_email_activity_of_an_erased_subject_is_found(site, erased):

@@ -1,4 +1,5 @@
-"""Jurisdiction: the mode for a country, the client's address behind proxies, IP truncation and GeoIP lookups."""
+"""Jurisdiction: the mode for a country, which overrides weaken prior consent, the age of digital consent, the
+client's address behind proxies, IP truncation and GeoIP lookups."""
 
 from __future__ import annotations
 
@@ -9,7 +10,17 @@ import pytest
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
-from cmp.services.jurisdiction import GeoIPLocator, NoLocator, client_ip, mode_for, normalise_country, truncate_ip
+from cmp.services.jurisdiction import (
+    PRIOR_CONSENT,
+    GeoIPLocator,
+    NoLocator,
+    child_age,
+    client_ip,
+    mode_for,
+    normalise_country,
+    truncate_ip,
+    weakened,
+)
 from cmp.vocabulary import Mode
 from tests.geoip import SHARED_DATABASES, write_geoip_database
 
@@ -63,6 +74,8 @@ def test_notice_only_is_used_nowhere_by_default():
 
 
 def test_country_override_replaces_the_default():
+    # A weaker mode for DE is stored only with an acknowledgement (tests/services/test_jurisdiction_guard.py);
+    # once stored, it applies.
     overrides = {"US": "opt_in", "DE": "notice_only", "JP": "opt_out"}
     assert mode_for("US", overrides) == Mode.OPT_IN
     assert mode_for("DE", overrides) == Mode.NOTICE_ONLY
@@ -79,6 +92,42 @@ def test_star_override_covers_countries_the_map_does_not_name():
 
 def test_country_override_beats_star():
     assert mode_for("JP", {"*": "notice_only", "JP": "opt_out"}) == Mode.OPT_OUT
+
+
+def test_prior_consent_countries_are_the_eea_and_the_other_opt_in_countries():
+    assert PRIOR_CONSENT == set(EU + EEA_ONLY + OTHER_OPT_IN)
+
+
+@pytest.mark.parametrize("mode", ["opt_out", "notice_only"])
+def test_no_wildcard_reaches_a_prior_consent_country(mode):
+    """Why the guard leaves "*" alone: the default map names every prior-consent country."""
+    assert {mode_for(country, {"*": mode}) for country in PRIOR_CONSENT} == {Mode.OPT_IN}
+    assert weakened({"*": mode}) == {}
+
+
+def test_weakened_names_prior_consent_countries_put_below_opt_in_by_mode():
+    overrides = {"FR": "notice_only", "DE": "opt_out", "CN": "opt_out", "GB": "opt_in", "US": "notice_only"}
+    assert weakened(overrides) == {Mode.OPT_OUT: ["CN", "DE"], Mode.NOTICE_ONLY: ["FR"]}
+
+
+def test_weakened_ignores_strengthening():
+    assert weakened({"US": "opt_in", "DE": "opt_in", "*": "opt_in"}) == {}
+
+
+@pytest.mark.parametrize(
+    ("country", "ages", "age"),
+    [
+        ("DE", {}, 16),
+        (None, {}, 16),
+        ("FR", {"FR": 15, "*": 13}, 15),
+        ("BE", {"FR": 15, "*": 13}, 13),
+        ("BE", {"FR": 15}, 16),
+        (None, {"FR": 15, "*": 14}, 14),
+    ],
+    ids=["gdpr-default", "unknown-country", "own-age", "site-wildcard", "no-wildcard", "unknown-takes-wildcard"],
+)
+def test_child_age_is_the_countrys_else_the_sites_wildcard_else_16(country, ages, age):
+    assert child_age(country, ages) == age
 
 
 def test_forwarded_for_ignored_without_trusted_proxies():

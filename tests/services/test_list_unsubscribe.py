@@ -50,7 +50,10 @@ def sender(app):
         "/api/v1/email/subscriptions", json={"site": "shop", "email": ADDRESS, "locale": "de"}, headers=key
     )
     assert subscribed.status_code == 201, subscribed.json
-    app.test_client().get(subscribed.json["confirmation_url"].removeprefix(PUBLIC))
+    confirmed = app.test_client().post(
+        subscribed.json["confirmation_url"].removeprefix(PUBLIC), data={"confirm": "subscribe"}
+    )
+    assert confirmed.status_code == 200
     return key
 
 

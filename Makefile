@@ -1,4 +1,4 @@
-# cmp: `make demo` serves the demo on 127.0.0.1:5000; `make test` runs the whole suite.
+# cmp: `make demo` serves the demo on 127.0.0.1:5000; `make test` runs the whole suite; `make lint` checks the style.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 DEMO_ENV := CMP_ENV=development
 
-.PHONY: demo test install install-test migrate bench clean
+.PHONY: demo test lint install install-test migrate bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,13 @@ demo: migrate
 test: install-test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# ruff's settings are in pyproject.toml.
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
 bench: install-test
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache build *.egg-info
+	rm -rf $(VENV) instance .pytest_cache build dist *.egg-info

@@ -36,9 +36,9 @@ from bench import BenchError, summary
 from bench.banner_size import PEER, PEER_SCRIPT, PEER_STYLESHEET, PeerUnavailable, install_peer
 from bench.databases import sqlite_database
 from bench.options import machine, median, p95, positive, positive_seconds
-from bench.screenshots import CHROMIUM_ARGS
 from bench.server import HOST, app_environment, cmp, free_port, gunicorn
 from cmp.banner import bundle
+from tests.browser.chromium import launch
 
 SITE = "demo"
 # One visitor at a time asks for the script and then banner-config: two sync workers are plenty, and few
@@ -380,7 +380,7 @@ def measure(banners: list[Banner], chromium: Path, args: argparse.Namespace) -> 
     results = [Timings(banner) for banner in banners]
     with sync_playwright() as playwright:
         try:
-            browser = playwright.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
+            browser = launch(playwright, chromium)
         except PlaywrightError as exc:
             raise BenchError(f"Chromium did not start: {exc}") from None
         version = browser.version

@@ -32,19 +32,12 @@ from cmp.services.demo import seed_demo
 from cmp.services.evidence import Evidence
 from cmp.services.identifiers import Identifier
 from cmp.vocabulary import Action, IdentifierKind, Source
+from tests.browser.chromium import launch
 
 PROJECT = Path(__file__).resolve().parent.parent
 DOCS = PROJECT / "docs"
 HOST = "127.0.0.1"
 VIEWPORT = {"width": 1280, "height": 720}
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TIMEOUT_MS = 15_000
 # Banner decisions for the dashboard to draw: (country, action, decisions, how many). The log stamps each event
 # with the time it is written, so they all fall on the day the screenshots are taken.
@@ -138,7 +131,7 @@ def take(base_url: str, chromium: str, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     first, second = out / "banner-first-layer.png", out / "banner-second-layer.png"
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        browser = launch(playwright, chromium)
         try:
             page = browser.new_page(viewport=VIEWPORT, locale="en-GB")
             page.set_default_timeout(TIMEOUT_MS)
@@ -170,7 +163,7 @@ def take_dashboard(base_url: str, audit_key: str, chromium: str, out: Path) -> l
     out.mkdir(parents=True, exist_ok=True)
     picture = out / "audit-dashboard.png"
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        browser = launch(playwright, chromium)
         try:
             page = browser.new_page(viewport=VIEWPORT, locale="en-GB")
             page.set_default_timeout(TIMEOUT_MS)

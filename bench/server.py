@@ -63,9 +63,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn(env: dict[str, str], workers: int, port: int, log_path: Path) -> Iterator[subprocess.Popen]:
-    """`gunicorn -w WORKERS wsgi:app` on HOST:PORT, ready when it yields, stopped on the way out."""
-    command = [script("gunicorn"), "-w", str(workers), "-b", f"{HOST}:{port}", *_isolation_flags(), "wsgi:app"]
+def gunicorn(
+    env: dict[str, str], workers: int, port: int, log_path: Path, app: str = "wsgi:app"
+) -> Iterator[subprocess.Popen]:
+    """`gunicorn -w WORKERS APP` on HOST:PORT, ready when it yields, stopped on the way out."""
+    command = [script("gunicorn"), "-w", str(workers), "-b", f"{HOST}:{port}", *_isolation_flags(), app]
     with open(log_path, "wb") as log:
         # Its own session: a Ctrl-C reaches only the benchmark, which then stops the server in order.
         process = subprocess.Popen(

@@ -1,12 +1,13 @@
-"""Domain errors: raised by services, rendered by the one error helper in `cmp.api.errors`."""
+"""Domain errors: raised by services and views, rendered by `cmp.api.errors` whatever asked.
+
+Each names what went wrong in the domain's words; which HTTP status says so is the renderer's business.
+"""
 
 from __future__ import annotations
 
 
 class DomainError(Exception):
     """A request the domain refuses; `code` is stable and machine-readable."""
-
-    status = 400
 
     def __init__(self, code: str, message: str, details: dict | None = None):
         super().__init__(message)
@@ -15,29 +16,33 @@ class DomainError(Exception):
         self.details = details or {}
 
 
-class BadRequest(DomainError):
-    status = 400
+class Malformed(DomainError):
+    """The request cannot be read at all (a body that is not JSON, a form without its token)."""
 
 
-class UnsupportedMediaType(DomainError):
-    status = 415
+class UnsupportedBody(DomainError):
+    """The body is of a kind the route does not take."""
 
 
-class NotFound(DomainError):
-    status = 404
+class Unauthenticated(DomainError):
+    """No credential, or not a valid one."""
+
+
+class NotPermitted(DomainError):
+    """The credential is valid but may not do this (a scope, a site, an origin)."""
+
+
+class Unknown(DomainError):
+    """What the request names does not exist here (a site, a subject, a receipt)."""
+
+
+class Refused(DomainError):
+    """The request contradicts what is stored (a decision that changed meanwhile, identifiers of two people)."""
 
 
 class Invalid(DomainError):
-    status = 422
+    """The request is readable but its values break a rule; `details` name them."""
 
 
-class Conflict(DomainError):
-    status = 409
-
-
-class Forbidden(DomainError):
-    status = 403
-
-
-class Unauthorized(DomainError):
-    status = 401
+class Unavailable(DomainError):
+    """Something the request needs cannot be reached now; asking again later may succeed."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Flask, current_app, request
+from flask import Blueprint, Flask, current_app, request
 from flask_limiter import Limiter
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -76,9 +76,9 @@ def init_limits(app: Flask) -> None:
     )
     limiter.init_app(app)
     app.extensions[EXTENSION] = limiter
-    # Probes and the banner script (cacheable, usually served through a CDN) are never limited.
-    from cmp.api import health
-    from cmp.banner import bp as banner_bp
 
-    limiter.exempt(health.bp)
-    limiter.exempt(banner_bp)
+
+def exempt_from_limits(app: Flask, *blueprints: Blueprint) -> None:
+    """Serve these blueprints' routes without counting them against any budget."""
+    for blueprint in blueprints:
+        app.extensions[EXTENSION].exempt(blueprint)

@@ -1,8 +1,10 @@
-"""The domain's enumerations, defined once.
+"""The domain's enumerations and the shapes of its names, defined once.
 
-Records refer to these values: only add here, never remove or rename.
+Records refer to these values: only add here, never remove or rename. Services and schemas both read them,
+so a key the API accepts is a key the domain accepts.
 """
 
+import re
 from enum import StrEnum
 
 
@@ -106,3 +108,20 @@ CONSENT_MODE_TYPES = (
     "personalization_storage",
     "security_storage",
 )
+
+# The shapes of names. Always used with fullmatch (a bare match() lets "$" pass a trailing newline); anchored so
+# the same patterns read right in the OpenAPI description.
+SITE_KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+PURPOSE_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+COUNTRY = re.compile(r"^([A-Z]{2}|\*)$")
+# C0 and C1 control characters (NUL, ESC, NEL, ...): never part of an account id or an address, and PostgreSQL
+# refuses NUL in text. A character class body, so schemas can put the same rule in their patterns.
+CONTROL_CHARACTERS = r"\x00-\x1f\x7f-\x9f"
+
+# How much one request may ask for.
+MAX_SUBJECTS = 10_000  # subjects in one bulk lookup
+MAX_PERIOD_DAYS = 366  # days in one dashboard period: one page of daily bars stays readable
+
+# Formats a consent log is exported in.
+EXPORT_FORMATS = ("jsonl", "csv")

@@ -158,3 +158,19 @@ def test_a_database_fault_while_weighing_a_key_is_a_503_and_counting_stays_share
         store = redis.Redis.from_url(REDIS_URL)
         for key in store.scan_iter(f"*{prefix}*"):
             store.delete(key)
+
+
+def test_people_who_run_out_get_a_page_and_the_banner_script_is_never_limited(limited, shop):
+    client = limited.test_client()
+    for _ in range(3):
+        assert client.get("/audit/login").status_code == 200
+    refused = client.get("/audit/login")
+    assert refused.status_code == 429 and refused.mimetype == "text/html"
+    assert "Too many requests" in refused.text
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    # A link followed from an email is a page too.
+    from_email = client.get("/email/confirm/whatever")
+    assert from_email.status_code == 429 and from_email.mimetype == "text/html"
+    # The API answers a program.
+    assert client.get(CONFIG).json["error"]["code"] == "too_many_requests"
+    assert all(client.get("/banner/v1/cmp.js").status_code == 200 for _ in range(5))

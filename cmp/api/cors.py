@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import g, make_response, request
 
-from cmp.errors import Forbidden
+from cmp.errors import NotPermitted
 from cmp.models import Site
 
 ALLOWED_METHODS = "GET, POST, OPTIONS"
@@ -24,7 +24,7 @@ def add_cors_headers(response):
 def cors_preflight(site: Site):
     origin = request.headers.get("Origin")
     if origin is None or origin not in site.allowed_origins:
-        raise Forbidden("origin_not_allowed", f"origin {origin or '(none)'} is not allowed for site {site.key!r}")
+        raise NotPermitted("origin_not_allowed", f"origin {origin or '(none)'} is not allowed for site {site.key!r}")
     response = make_response("", 204)
     response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
     response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from flask import Blueprint, current_app, jsonify, request, url_for
 
-from cmp.api.requests import json_body, require_key, server_evidence
+from cmp.api.openapi import describe
+from cmp.api.requests import json_body, requires, server_evidence
 from cmp.models import ApiKey, Site
 from cmp.schemas.email import (
+    HeadersQuerySchema,
+    HeadersResultSchema,
+    SubscriptionResultSchema,
+    SubscriptionSchema,
+    TrackingLinksResultSchema,
+    TrackingLinksSchema,
     headers_query_schema,
     headers_result_schema,
     subscription_result_schema,
@@ -23,22 +28,6 @@ from cmp.services.sites import require_site
 from cmp.vocabulary import Scope
 
 bp = Blueprint("email", __name__, url_prefix="/api/v1/email")
-
-
-def install_tokens(state) -> None:
-    """Sign email links with the app's secret keys; registered with each blueprint that reads or makes them."""
-    config = state.app.config
-    state.app.extensions.setdefault(
-        "cmp.email_tokens",
-        EmailTokens(
-            config["CMP_SECRET_KEY"],
-            config["CMP_SECRET_KEY_FALLBACKS"],
-            confirmation_max_age=timedelta(hours=config["CMP_CONFIRMATION_MAX_AGE_HOURS"]),
-        ),
-    )
-
-
-bp.record_once(install_tokens)
 
 
 def email_tokens() -> EmailTokens:
@@ -64,18 +53,20 @@ def _site(key: ApiKey, site_key: str) -> Site:
     return require_site(site_key)
 
 
-def _private(response, status: int = 200):
-    # Answers hold links that act for one person: no cache may keep them.
-    response.headers["Cache-Control"] = "no-store"
-    return response, status
-
-
 @bp.post("/subscriptions")
-def subscribe():
+@describe(
+    "Start a marketing-email subscription: pending (not allowed) until its link is followed",
+    tag="email",
+    responses={201: SubscriptionResultSchema, 200: SubscriptionResultSchema},
+    body=SubscriptionSchema,
+    errors=(404, 409),
+    description="201 with the confirmation URL for the sender to mail; 200 without one when the address "
+    "is already confirmed (nothing recorded).",
+)
+@requires(Scope.EMAIL_WRITE, body=True)
+def subscribe(key: ApiKey):
     """Start a double opt-in; the sender mails the confirmation URL to the address."""
-    payload = json_body()
-    key = require_key(Scope.EMAIL_WRITE)
-    data = subscription_schema.load(payload)
+    data = subscription_schema.load(json_body())
     site = _site(key, data["site"])
     subscription = email.subscribe(
         site,
@@ -96,13 +87,20 @@ def subscribe():
         "confirmation_url": token and public_url("email_links.confirm", token=token),
         "confirmation_expires_at": subscription.confirmation_expires_at,
     }
-    return _private(jsonify(subscription_result_schema.dump(body)), 201 if token else 200)
+    return jsonify(subscription_result_schema.dump(body)), 201 if token else 200
 
 
 @bp.get("/headers")
-def headers():
+@describe(
+    "List-Unsubscribe and List-Unsubscribe-Post (RFC 8058 one-click) for one recipient",
+    tag="email",
+    responses={200: HeadersResultSchema},
+    query=HeadersQuerySchema,
+    errors=(404,),
+)
+@requires(Scope.EMAIL_WRITE)
+def headers(key: ApiKey):
     """List-Unsubscribe and List-Unsubscribe-Post for one recipient (RFC 2369, RFC 8058)."""
-    key = require_key(Scope.EMAIL_WRITE)
     query = headers_query_schema.load(request.args.to_dict())
     site = _site(key, query["site"])
     token = email.unsubscribe_token(
@@ -110,19 +108,27 @@ def headers():
     )
     url = public_url("email_links.unsubscribe", token=token)
     body = {"site": site.key, "unsubscribe_url": url, "headers": email.list_unsubscribe_headers(url)}
-    return _private(jsonify(headers_result_schema.dump(body)))
+    return jsonify(headers_result_schema.dump(body))
 
 
 @bp.post("/tracking-links")
-def tracking_links():
+@describe(
+    "The open pixel and tracked links for one recipient of one message",
+    tag="email",
+    responses={200: TrackingLinksResultSchema},
+    body=TrackingLinksSchema,
+    errors=(404,),
+    description="Where email_tracking is not allowed for the recipient now, open_pixel_url is null (mail no "
+    "pixel) and each link's url is its destination itself.",
+)
+@requires(Scope.EMAIL_WRITE, body=True)
+def tracking_links(key: ApiKey):
     """The open pixel and tracked links for one recipient of one message, signed here so senders never make tokens.
 
     Where email tracking is not allowed for the recipient now there is no pixel (null) and each link is its plain
     destination.
     """
-    payload = json_body()
-    key = require_key(Scope.EMAIL_WRITE)
-    data = tracking_links_schema.load(payload)
+    data = tracking_links_schema.load(json_body())
     site = _site(key, data["site"])
     links = email.tracking_links(
         site,
@@ -142,4 +148,4 @@ def tracking_links():
             for destination, token in links.click_tokens
         ],
     }
-    return _private(jsonify(tracking_links_result_schema.dump(body)))
+    return jsonify(tracking_links_result_schema.dump(body))

@@ -12,15 +12,19 @@ import hashlib
 import threading
 import time
 from dataclasses import dataclass
+from functools import wraps
 
 from cachetools import TTLCache
 from flask import Blueprint, current_app, g, request
-from marshmallow import ValidationError
 
-from cmp.api.requests import bearer_token, json_body, require_key
-from cmp.errors import NotFound
+from cmp.api.openapi import describe
+from cmp.api.requests import bearer_token, json_body, require_key, requires
+from cmp.errors import Unknown
 from cmp.schemas.lookup import (
+    BulkLookupResultSchema,
     BulkLookupSchema,
+    LookupQuerySchema,
+    LookupResultSchema,
     bulk_lookup_schema,
     dump_bulk_result,
     dump_lookup_result,
@@ -31,8 +35,6 @@ from cmp.services.sites import get_site
 from cmp.vocabulary import Scope
 
 bp = Blueprint("lookup", __name__, url_prefix="/api/v1/consents")
-
-CACHE_SECONDS = 5.0
 
 
 class Recent:
@@ -64,12 +66,6 @@ class Grant:
     sites: tuple[str, ...]
 
 
-@bp.record_once
-def _make_caches(state):
-    seconds = float(state.app.config.get("CMP_LOOKUP_CACHE_SECONDS", CACHE_SECONDS))
-    state.app.extensions["cmp.lookup_cache"] = {"keys": Recent(seconds), "sites": Recent(seconds)}
-
-
 @bp.before_request
 def _start_clock():
     g.lookup_started = time.perf_counter()
@@ -87,17 +83,17 @@ def _server_timing(response):
     return response
 
 
-def _require_reader() -> Grant:
-    """The caller's key, checked for `consent:read` before the question is read; its sites are checked after."""
+def _cached_reader(scope: Scope) -> Grant:
+    """The caller's key, checked for `scope` before the question is read; its sites are checked after."""
     token = bearer_token()
     cache = current_app.extensions["cmp.lookup_cache"]["keys"]
     # Kept by a digest of the token: the secret itself is never a dictionary key.
     fingerprint = hashlib.sha256(token.encode()).digest() if token else None
     grant = cache.get(fingerprint) if fingerprint else None
     if grant is None:
-        key = require_key(Scope.CONSENT_READ)
+        key = require_key(scope)
         return cache.put(fingerprint, Grant(frozenset(key.scopes), tuple(key.sites)))
-    keys.authorise(grant, Scope.CONSENT_READ)
+    keys.authorise(grant, scope)
     return grant
 
 
@@ -107,7 +103,7 @@ def _site(site_key: str, purposes: list[str]) -> lookup.LookupSite:
     if site is None or not site.purposes.issuperset(purposes):
         found = get_site(site_key)
         if found is None:
-            raise NotFound("unknown_site", f"no site {site_key!r}", {"site": site_key})
+            raise Unknown("unknown_site", f"no site {site_key!r}", {"site": site_key})
         site = cache.put(site_key, lookup.LookupSite.of(found))
     return site
 
@@ -117,89 +113,52 @@ def _subject_keys() -> dict:
     return {"hmac_key": current_app.config["CMP_HMAC_KEY"], "visitor_ids": current_app.extensions["cmp.visitor_ids"]}
 
 
-def _private(response):
-    # Answers are about people: no cache may keep them.
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-# Every field of the query is a required string, loaded as given: the schema's validators are all it does.
-_QUERY_FIELDS = lookup_query_schema.fields
-
-
-def _lookup_query(args: dict) -> dict:
-    """What `lookup_query_schema.load(args)` returns, with the schema's own validators applied directly.
-
-    On the busiest route marshmallow's machinery costs more than the lookup's query. A query they refuse, or
-    with fields missing or unknown, goes through the schema, which names each fault as it always has.
-    """
-    if args.keys() == _QUERY_FIELDS.keys():
-        try:
-            for name, field in _QUERY_FIELDS.items():
-                for check in field.validators:
-                    check(args[name])
-        except ValidationError:
-            pass
-        else:
-            return args
-    return lookup_query_schema.load(args)
-
-
 @bp.get("/lookup")
-def lookup_one():
-    reader = _require_reader()
-    query = _lookup_query(request.args.to_dict())
+@describe(
+    "May we act for this subject and purpose?",
+    tag="lookups",
+    responses={200: LookupResultSchema},
+    query=LookupQuerySchema,
+    errors=(404,),
+)
+@requires(Scope.CONSENT_READ, authenticate=_cached_reader)
+def lookup_one(key: Grant):
+    query = lookup_query_schema.load(request.args.to_dict())
     site, subject, purpose = query["site"], query["subject"], query["purpose"]
-    keys.authorise(reader, Scope.CONSENT_READ, site)
+    keys.authorise(key, Scope.CONSENT_READ, site)
     [answers] = lookup.lookup(_site(site, [purpose]), [subject], [purpose], **_subject_keys())
-    answer = answers[purpose]
-    return _private(
-        current_app.response_class(dump_lookup_result(site, subject, purpose, answer), mimetype="application/json")
-    )
+    body = dump_lookup_result(site, subject, purpose, answers[purpose])
+    return current_app.response_class(body, mimetype="application/json")
 
-
-# The subject rules of the schema, applied directly: 10,000 subjects through marshmallow take longer than the
-# lookup itself. A list they refuse goes through the schema, which names each fault as it always has.
-_SUBJECTS = bulk_lookup_schema.fields["subjects"]
-_WITHOUT_SUBJECTS = BulkLookupSchema(exclude=("subjects",))
 
 # 10,000 subjects of up to 320 characters, quoted: larger than the default body limit on purpose.
 BULK_MAX_BYTES = 4 * 1024 * 1024
 
 
-def _plain_subjects(subjects) -> bool:
-    """Whether every subject is a string the schema's validators accept (and the list's own bounds hold)."""
-    if type(subjects) is not list:
-        return False
-    checks = _SUBJECTS.inner.validators
-    try:
-        for check in _SUBJECTS.validators:
-            check(subjects)
-        for subject in subjects:
-            if type(subject) is not str:
-                return False
-            for check in checks:
-                check(subject)
-    except ValidationError:
-        return False
-    return True
+def _bulk_body_limit(view):
+    # Set before the body is read, which `requires` does first.
+    @wraps(view)
+    def limited(**kwargs):
+        request.max_content_length = BULK_MAX_BYTES
+        return view(**kwargs)
 
-
-def _bulk_request(body: dict) -> dict:
-    if _plain_subjects(body.get("subjects")):
-        rest = _WITHOUT_SUBJECTS.load({name: value for name, value in body.items() if name != "subjects"})
-        return {**rest, "subjects": body["subjects"]}
-    return bulk_lookup_schema.load(body)
+    return limited
 
 
 @bp.post("/lookup")
-def lookup_many():
-    request.max_content_length = BULK_MAX_BYTES
-    payload = json_body()
-    reader = _require_reader()
-    data = _bulk_request(payload)
+@describe(
+    "Bulk lookup: up to 10,000 subjects, one or more purposes",
+    tag="lookups",
+    responses={200: BulkLookupResultSchema},
+    body=BulkLookupSchema,
+    errors=(404,),
+)
+@_bulk_body_limit
+@requires(Scope.CONSENT_READ, body=True, authenticate=_cached_reader)
+def lookup_many(key: Grant):
+    data = bulk_lookup_schema.load(json_body())
     purposes = list(dict.fromkeys(data["purposes"]))
-    keys.authorise(reader, Scope.CONSENT_READ, data["site"])
+    keys.authorise(key, Scope.CONSENT_READ, data["site"])
     answers = lookup.lookup(_site(data["site"], purposes), data["subjects"], purposes, **_subject_keys())
     body = dump_bulk_result(data["site"], purposes, data["subjects"], answers)
-    return _private(current_app.response_class(body, mimetype="application/json"))
+    return current_app.response_class(body, mimetype="application/json")

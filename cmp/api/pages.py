@@ -27,8 +27,7 @@ CONTENT_SECURITY_POLICY = (
 )
 PAGE_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    # The URL holds a token: no cache keeps the page and no Referer carries the token away.
-    "Cache-Control": "no-store",
+    # The URL holds a token: no Referer carries it away (and, as for every response, no cache keeps the page).
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
 }

@@ -6,21 +6,14 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from cmp.api.cors import add_cors_headers
 from cmp.api.email import public_url
+from cmp.api.openapi import describe
 from cmp.models import ConsentEvent, Site
-from cmp.schemas.receipt import receipt_query_schema, receipt_schema
+from cmp.schemas.receipt import ReceiptQuerySchema, ReceiptSchema, receipt_query_schema, receipt_schema
 from cmp.services import receipts
 from cmp.services.sites import require_site
 
 bp = Blueprint("receipts", __name__, url_prefix="/api/v1/sites")
 bp.after_request(add_cors_headers)
-
-
-@bp.record_once
-def _install_tokens(state) -> None:
-    config = state.app.config
-    state.app.extensions["cmp.receipt_tokens"] = receipts.ReceiptTokens(
-        config["CMP_SECRET_KEY"], config["CMP_SECRET_KEY_FALLBACKS"]
-    )
 
 
 def receipt_tokens() -> receipts.ReceiptTokens:
@@ -34,6 +27,14 @@ def receipt_url(site: Site, event: ConsentEvent) -> str:
 
 
 @bp.get("/<site_key>/receipts/<event_id>")
+@describe(
+    "The visitor's own consent receipt (Kantara CR v1.1, then the log's own fields where Kantara has none)",
+    tag="consents",
+    responses={200: ReceiptSchema},
+    query=ReceiptQuerySchema,
+    errors=(403, 404, 503),
+    description="The token comes with the receipt_url of a recorded decision; any other token is a 403.",
+)
 def receipt(site_key: str, event_id: str):
     site = require_site(site_key)
     # Set before the token is checked, so the banner can read a refusal too.
@@ -43,7 +44,4 @@ def receipt(site_key: str, event_id: str):
     body = receipt_schema.dump(
         receipts.receipt_document(found, storage_location=current_app.config["CMP_STORAGE_LOCATION"])
     )
-    response = jsonify(body)
-    # A receipt is about one person: no cache may keep it.
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return jsonify(body)

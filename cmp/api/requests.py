@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from functools import wraps
 
 from flask import current_app, request
 
-from cmp.errors import BadRequest, Forbidden, Unauthorized, UnsupportedMediaType
+from cmp.api.openapi import document_scope
+from cmp.errors import Malformed, NotPermitted, Unauthenticated, UnsupportedBody
 from cmp.models import ApiKey, Site
 from cmp.services import keys
 from cmp.services.evidence import Evidence, coarse_user_agent, strip_query
@@ -20,16 +23,16 @@ def json_body() -> dict:
     Views read it first, before the key: a body that cannot be read is refused the same way to everyone.
     """
     if not request.is_json:
-        raise UnsupportedMediaType("unsupported_media_type", "send the body as application/json")
+        raise UnsupportedBody("unsupported_media_type", "send the body as application/json")
     try:
         data = request.get_json(silent=True)
     except RecursionError:
         # The parser recurses once per nesting level: a few KB of "[[[[..." exhaust Python's stack.
         data = None
     if data is None:
-        raise BadRequest("malformed_json", "the body is not valid JSON")
+        raise Malformed("malformed_json", "the body is not valid JSON")
     if not isinstance(data, dict):
-        raise BadRequest("malformed_json", "the body must be a JSON object")
+        raise Malformed("malformed_json", "the body must be a JSON object")
     return data
 
 
@@ -45,7 +48,7 @@ def bearer_token() -> str | None:
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not _B64TOKEN.fullmatch(token):
-        raise Unauthorized("invalid_api_key", "use Authorization: Bearer <API key>")
+        raise Unauthenticated("invalid_api_key", "use Authorization: Bearer <API key>")
     return token
 
 
@@ -61,7 +64,7 @@ def bearer_key() -> ApiKey | None:
         try:
             token = bearer_token()
             key = keys.authenticate(token) if token else None
-        except Unauthorized:
+        except Unauthenticated:
             key = None
         request.environ[BEARER_KEY] = key
     return request.environ[BEARER_KEY]
@@ -82,15 +85,41 @@ def require_key(scope: Scope, site_key: str | None = None) -> ApiKey:
     """The request's API key checked for `scope` and site; 401 without one."""
     key = api_key(scope, site_key)
     if key is None:
-        raise Unauthorized("missing_api_key", "this route needs an API key: Authorization: Bearer <key>")
+        raise Unauthenticated("missing_api_key", "this route needs an API key: Authorization: Bearer <key>")
     return key
+
+
+def requires(
+    scope: Scope, *, body: bool = False, origin: bool = False, authenticate: Callable[[Scope], object] = require_key
+):
+    """Check the request's key for `scope` before the view reads anything, and hand it to the view as `key`.
+
+    The API's order: a `body` that is not a JSON object is refused first (the same way to everyone), then the key
+    (401 without a valid one, 403 without the scope), and only then does the view load the fields and check the
+    key's sites. With `origin` a key is optional (the banner comes without one, from an allowed origin), and
+    `key` is None without one. `authenticate` may stand in for `require_key` (a cache of keys that passed).
+    The scope is also the route's security in the OpenAPI document.
+    """
+
+    def decorator(view):
+        @wraps(view)
+        def checked(*args, **kwargs):
+            if body:
+                json_body()
+            key = api_key(scope) if origin else authenticate(scope)
+            return view(*args, key=key, **kwargs)
+
+        document_scope(checked, scope, origin=origin)
+        return checked
+
+    return decorator
 
 
 def require_allowed_origin(site: Site) -> str:
     """The request's Origin, if the site allows it; browsers always send one on a cross-site POST."""
     origin = request.headers.get("Origin")
     if origin is None or origin not in site.allowed_origins:
-        raise Forbidden(
+        raise NotPermitted(
             "origin_not_allowed",
             f"origin {origin or '(none)'} may not record consent for site {site.key!r}",
             {"origin": origin},

@@ -5,11 +5,21 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
+from cmp.api.openapi import describe
 from cmp.api.receipts import receipt_url
-from cmp.api.requests import json_body, require_key
+from cmp.api.requests import json_body, requires
 from cmp.models import ApiKey, Site
-from cmp.schemas.consent import consent_result_schema
+from cmp.schemas.consent import ConsentResultSchema, consent_result_schema
 from cmp.schemas.rights import (
+    AgeResultSchema,
+    AgeSchema,
+    CorrectionResultSchema,
+    CorrectionSchema,
+    ErasureResultSchema,
+    RestrictionResultSchema,
+    SiteBodySchema,
+    SiteQuerySchema,
+    SubjectConsentsSchema,
     age_result_schema,
     age_schema,
     correction_result_schema,
@@ -41,63 +51,114 @@ def _subject(key: ApiKey, site_key: str, subject: str) -> tuple[Site, str]:
     return site, subject_id
 
 
-def _private(response):
-    # Answers are about one person: no cache may keep them.
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-def _posted(schema, subject: str) -> tuple[dict, Site, str]:
-    """A rights request's body, the site and the subject id, checked in the API's order: the body is JSON, then
-    the key holds `dsr`, then the body's fields, then the key reaches the site and the subject exists there."""
-    payload = json_body()
-    key = require_key(Scope.DSR)
-    data = schema.load(payload)
-    site, subject_id = _subject(key, data["site"], subject)
-    return data, site, subject_id
+SUBJECT_PATH = (
+    "`subject` is any identifier of the person: email:<address>, user:<account id> or visitor:<signed id as the "
+    "banner keeps it>, found through its keyed digest."
+)
 
 
 @bp.get("/<path:subject>/consents")
-def access(subject: str):
-    key = require_key(Scope.DSR)
+@describe(
+    "Access: one subject's current state per purpose and all its events, with their chain fields",
+    tag="people's rights",
+    responses={200: SubjectConsentsSchema},
+    query=SiteQuerySchema,
+    errors=(404,),
+    description=SUBJECT_PATH,
+)
+@requires(Scope.DSR)
+def access(subject: str, key: ApiKey):
     query = site_query_schema.load(request.args.to_dict())
     site, subject_id = _subject(key, query["site"], subject)
-    return _private(jsonify(subject_consents_schema.dump(rights.access(site, subject_id))))
+    return jsonify(subject_consents_schema.dump(rights.access(site, subject_id)))
 
 
 @bp.post("/<path:subject>/withdraw")
-def withdraw(subject: str):
-    _, site, subject_id = _posted(site_body_schema, subject)
+@describe(
+    "Withdraw: one withdraw event denying every refusable purpose of the site, web and email alike",
+    tag="people's rights",
+    responses={200: ConsentResultSchema},
+    body=SiteBodySchema,
+    errors=(404, 409),
+    description=SUBJECT_PATH + " Earlier events are untouched; the next lookup answers withdrawn.",
+)
+@requires(Scope.DSR, body=True)
+def withdraw(subject: str, key: ApiKey):
+    data = site_body_schema.load(json_body())
+    site, subject_id = _subject(key, data["site"], subject)
     event = rights.withdraw(
         site,
         subject_id,
         hmac_key=current_app.config["CMP_HMAC_KEY"],
         lifetimes=Lifetimes.from_settings(current_app.config),
     )
-    return _private(jsonify({**consent_result_schema.dump(event), "receipt_url": receipt_url(site, event)}))
+    return jsonify({**consent_result_schema.dump(event), "receipt_url": receipt_url(site, event)})
 
 
 @bp.post("/<path:subject>/erase")
-def erase(subject: str):
-    _, site, subject_id = _posted(site_body_schema, subject)
-    return _private(jsonify(erasure_result_schema.dump(rights.erase(site, subject_id))))
+@describe(
+    "Erase: delete the subject's links, state and email activity, empty its events' evidence, append erase",
+    tag="people's rights",
+    responses={200: ErasureResultSchema},
+    body=SiteBodySchema,
+    errors=(404,),
+    description=SUBJECT_PATH + " The chain still verifies afterwards; a second erasure is a 404.",
+)
+@requires(Scope.DSR, body=True)
+def erase(subject: str, key: ApiKey):
+    data = site_body_schema.load(json_body())
+    site, subject_id = _subject(key, data["site"], subject)
+    return jsonify(erasure_result_schema.dump(rights.erase(site, subject_id)))
 
 
 @bp.post("/<path:subject>/restrict")
-def restrict(subject: str):
-    _, site, subject_id = _posted(site_body_schema, subject)
-    return _private(jsonify(restriction_result_schema.dump(rights.restrict(site, subject_id, True))))
+@describe(
+    "Restrict processing: every lookup for the subject answers not allowed, reason restricted",
+    tag="people's rights",
+    responses={200: RestrictionResultSchema},
+    body=SiteBodySchema,
+    errors=(404,),
+    description=SUBJECT_PATH + " Records restrict; when the subject is restricted already, nothing is recorded "
+    "and event_id is null.",
+)
+@requires(Scope.DSR, body=True)
+def restrict(subject: str, key: ApiKey):
+    data = site_body_schema.load(json_body())
+    site, subject_id = _subject(key, data["site"], subject)
+    return jsonify(restriction_result_schema.dump(rights.restrict(site, subject_id, True)))
 
 
 @bp.post("/<path:subject>/unrestrict")
-def unrestrict(subject: str):
-    _, site, subject_id = _posted(site_body_schema, subject)
-    return _private(jsonify(restriction_result_schema.dump(rights.restrict(site, subject_id, False))))
+@describe(
+    "Lift a restriction: lookups answer from the subject's decisions again",
+    tag="people's rights",
+    responses={200: RestrictionResultSchema},
+    body=SiteBodySchema,
+    errors=(404,),
+    description=SUBJECT_PATH + " Records unrestrict; when the subject is not restricted, nothing is recorded "
+    "and event_id is null.",
+)
+@requires(Scope.DSR, body=True)
+def unrestrict(subject: str, key: ApiKey):
+    data = site_body_schema.load(json_body())
+    site, subject_id = _subject(key, data["site"], subject)
+    return jsonify(restriction_result_schema.dump(rights.restrict(site, subject_id, False)))
 
 
 @bp.post("/<path:subject>/correct")
-def correct(subject: str):
-    data, site, subject_id = _posted(correction_schema, subject)
+@describe(
+    "Correct: the identifier in the path is replaced by another on the same subject, history and state kept",
+    tag="people's rights",
+    responses={200: CorrectionResultSchema},
+    body=CorrectionSchema,
+    errors=(404, 409),
+    description=SUBJECT_PATH + " Records correct (no identifier in it). The old identifier then names no one; "
+    "409 identifiers_conflict when the new one belongs to another subject (histories are never merged).",
+)
+@requires(Scope.DSR, body=True)
+def correct(subject: str, key: ApiKey):
+    data = correction_schema.load(json_body())
+    site, subject_id = _subject(key, data["site"], subject)
     correction = rights.correct(
         site,
         subject_id,
@@ -106,10 +167,21 @@ def correct(subject: str):
         hmac_key=current_app.config["CMP_HMAC_KEY"],
         visitor_ids=current_app.extensions["cmp.visitor_ids"],
     )
-    return _private(jsonify(correction_result_schema.dump(correction)))
+    return jsonify(correction_result_schema.dump(correction))
 
 
 @bp.post("/<path:subject>/age")
-def age(subject: str):
-    data, site, subject_id = _posted(age_schema, subject)
-    return _private(jsonify(age_result_schema.dump(rights.record_age(site, subject_id, data["age"], data["country"]))))
+@describe(
+    "Age of digital consent: mark the subject a child or an adult; for a child only a guardian's grant counts",
+    tag="people's rights",
+    responses={200: AgeResultSchema},
+    body=AgeSchema,
+    errors=(404,),
+    description=SUBJECT_PATH + " A child is younger than the site's age of digital consent for the country. "
+    "Only the outcome is kept, never the age; child or adult is recorded when it changes (else event_id is null).",
+)
+@requires(Scope.DSR, body=True)
+def age(subject: str, key: ApiKey):
+    data = age_schema.load(json_body())
+    site, subject_id = _subject(key, data["site"], subject)
+    return jsonify(age_result_schema.dump(rights.record_age(site, subject_id, data["age"], data["country"])))

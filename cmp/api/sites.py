@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
+from functools import wraps
+
 from flask import Blueprint, current_app, g, jsonify, request
 
 from cmp.api.cors import add_cors_headers, cors_preflight
+from cmp.api.openapi import describe
 from cmp.api.receipts import receipt_url
 from cmp.api.requests import (
-    api_key,
     gpc_header,
     json_body,
     request_country,
     request_evidence,
     require_allowed_origin,
-    require_key,
+    requires,
     server_evidence,
 )
 from cmp.errors import Invalid
-from cmp.extensions import db
-from cmp.models import Site
-from cmp.schemas.consent import banner_consent_schema, consent_result_schema, server_consent_schema
-from cmp.schemas.lookup import link_schema
-from cmp.services import lookup, notices
+from cmp.models import ApiKey, Site
+from cmp.schemas.banner import BannerConfigSchema
+from cmp.schemas.consent import (
+    BannerConsentSchema,
+    ConsentResultSchema,
+    ServerConsentSchema,
+    banner_consent_schema,
+    consent_result_schema,
+    server_consent_schema,
+)
+from cmp.schemas.lookup import LinkResultSchema, LinkSchema, link_schema
+from cmp.services import keys, lookup, notices
 from cmp.services.consent import ConsentRequest, Lifetimes, record_consent
 from cmp.services.evidence import Evidence
 from cmp.services.identifiers import Identifier, InvalidIdentifier, new_visitor_id
@@ -44,6 +53,14 @@ def _visitor_ids():
 
 
 @bp.get("/<site_key>/banner-config", provide_automatic_options=False)
+@describe(
+    "What the banner shows, in the best locale, and the rule for this request",
+    tag="banner",
+    responses={200: BannerConfigSchema},
+    errors=(404,),
+    description="`locale` is a wish: an unknown or malformed one gets the best locale the site has.",
+    parameters=[{"in": "query", "name": "locale", "schema": {"type": "string"}}],
+)
 def banner_config(site_key: str):
     site = _site(site_key)
     _, country = request_country()
@@ -64,24 +81,48 @@ def banner_config(site_key: str):
 
 @bp.route("/<site_key>/banner-config", methods=["OPTIONS"])
 @bp.route("/<site_key>/consents", methods=["OPTIONS"])
+@describe(
+    "CORS preflight, answered for the site's allowed origins",
+    tag="banner",
+    responses={204: "allowed"},
+    errors=(403, 404),
+)
 def preflight(site_key: str):
     return cors_preflight(_site(site_key))
 
 
+def _site_first(view):
+    """Find the site before anything else is checked: its allowed origins let the banner read any refusal."""
+
+    @wraps(view)
+    def with_site(site_key: str):
+        return view(site=_site(site_key))
+
+    return with_site
+
+
 @bp.post("/<site_key>/consents", provide_automatic_options=False)
-def record(site_key: str):
-    # The site first: its allowed origins let the banner read any refusal that follows.
-    site = _site(site_key)
-    payload = json_body()
-    key = api_key(Scope.CONSENT_WRITE, site.key)
+@describe(
+    "Record a decision set",
+    tag="consents",
+    responses={201: ConsentResultSchema},
+    body=(BannerConsentSchema, ServerConsentSchema),
+    errors=(404, 409),
+    description="From the banner (no key; the Origin must be one the site allows; body as BannerConsent, the "
+    "answer adds a signed visitor_id), or from a server with a consent:write key (body as ServerConsent).",
+)
+@_site_first
+@requires(Scope.CONSENT_WRITE, body=True, origin=True)
+def record(site: Site, key: ApiKey | None):
     if key is None:
-        return _record_from_banner(site, payload)
-    return _record_from_server(site, payload)
+        return _record_from_banner(site)
+    keys.authorise(key, Scope.CONSENT_WRITE, site.key)
+    return _record_from_server(site)
 
 
-def _record_from_banner(site: Site, payload: dict):
+def _record_from_banner(site: Site):
     require_allowed_origin(site)
-    data = banner_consent_schema.load(payload)
+    data = banner_consent_schema.load(json_body())
     visitor_ids = _visitor_ids()
     visitor_id = new_visitor_id()
     if data.get("visitor_id"):
@@ -105,8 +146,8 @@ def _record_from_banner(site: Site, payload: dict):
     return jsonify(body), 201
 
 
-def _record_from_server(site: Site, payload: dict):
-    data = server_consent_schema.load(payload)
+def _record_from_server(site: Site):
+    data = server_consent_schema.load(json_body())
     try:
         identifier = _visitor_ids().identifier(site.key, data["subject"])
     except InvalidIdentifier as exc:
@@ -135,14 +176,20 @@ def _record(site: Site, identifier: Identifier, source: Source, evidence: Eviden
 
 
 @bp.post("/<site_key>/links", provide_automatic_options=False)
-def link(site_key: str):
+@describe(
+    "Link identifiers of one person to one subject",
+    tag="consents",
+    responses={200: LinkResultSchema},
+    body=LinkSchema,
+    errors=(404, 409),
+)
+@requires(Scope.CONSENT_WRITE, body=True)
+def link(site_key: str, key: ApiKey):
     """Link identifiers of one person (a signed visitor id and a user id, say) to one subject."""
-    payload = json_body()
-    require_key(Scope.CONSENT_WRITE, site_key)
+    keys.authorise(key, Scope.CONSENT_WRITE, site_key)
     site = _site(site_key)
-    data = link_schema.load(payload)
+    data = link_schema.load(json_body())
     subject_id = lookup.link(
         site, data["subjects"], hmac_key=current_app.config["CMP_HMAC_KEY"], visitor_ids=_visitor_ids()
     )
-    db.session.commit()
     return jsonify({"subject_id": subject_id, "linked": len(data["subjects"])})

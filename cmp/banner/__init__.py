@@ -5,9 +5,10 @@ import logging
 from flask import Blueprint, Flask, Response, request
 from sqlalchemy.exc import SQLAlchemyError
 
+from cmp.api.openapi import describe
 from cmp.banner import bundle
 from cmp.banner.bundle import Bundle
-from cmp.errors import NotFound
+from cmp.errors import Unknown
 
 bp = Blueprint("banner", __name__, url_prefix="/banner/v1")
 log = logging.getLogger(__name__)
@@ -16,18 +17,21 @@ log = logging.getLogger(__name__)
 # the digest-named URL never changes content and may be kept for a year.
 EMBED_CACHE = "public, max-age=86400, stale-while-revalidate=604800"
 PINNED_CACHE = "public, max-age=31536000, immutable"
+SCRIPT_RESPONSES = {200: ("text/javascript", "the banner"), 304: "not modified"}
 
 
 @bp.get("/cmp.js")
+@describe("The banner script, minified and gzipped", tag="banner", responses=SCRIPT_RESPONSES)
 def script():
     return _serve(bundle.current(), EMBED_CACHE)
 
 
 @bp.get("/cmp.<digest>.js")
+@describe("The banner script at an address that never changes", tag="banner", responses=SCRIPT_RESPONSES, errors=(404,))
 def pinned_script(digest: str):
     served = bundle.current()
     if digest != served.short:
-        raise NotFound("unknown_bundle", f"no banner bundle {digest!r}; the current one is {served.short}")
+        raise Unknown("unknown_bundle", f"no banner bundle {digest!r}; the current one is {served.short}")
     return _serve(served, PINNED_CACHE)
 
 

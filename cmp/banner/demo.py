@@ -2,8 +2,9 @@
 
 from flask import Blueprint, Response, render_template, url_for
 
+from cmp.api.openapi import HTML, describe
 from cmp.api.pages import TRANSPARENT_GIF
-from cmp.errors import NotFound
+from cmp.errors import Unknown
 from cmp.services import notices
 from cmp.services.demo import DEMO_SITE
 from cmp.services.sites import get_site
@@ -16,6 +17,7 @@ DEMO_CSP = (
     "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; frame-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'self'"
 )
+PAGE = (HTML, "a page")
 
 
 @bp.after_request
@@ -30,17 +32,18 @@ def demo_policy(response: Response) -> Response:
 def _demo_site():
     site = get_site(DEMO_SITE)
     if site is None:
-        raise NotFound("unknown_site", "the demo site is not seeded: run `cmp demo`")
+        raise Unknown("unknown_site", "the demo site is not seeded: run `cmp demo`")
     return site
 
 
 @bp.get("/privacy")
+@describe("The demo site's cookie notice", tag="demo", responses={200: PAGE}, errors=(404,))
 def demo_privacy():
     """The demo site's cookie notice, rendered from its published notice version."""
     site = _demo_site()
     notice = notices.current_notice(site)
     if notice is None:
-        raise NotFound("no_notice", "the demo site has no published notice")
+        raise Unknown("no_notice", "the demo site has no published notice")
     content = notices.localise(notice.content, notice.content["default_locale"])
     return render_template("demo_privacy.html", name=site.name, notice=notice, content=content)
 
@@ -59,23 +62,29 @@ ANALYTICS = """(function () {
 
 
 @bp.get("/analytics.js")
+@describe(
+    "The demo's analytics script (runs only once analytics is granted)",
+    tag="demo",
+    responses={200: ("text/javascript", "script")},
+)
 def analytics():
     return Response(ANALYTICS % url_for("demo.pixel"), mimetype="text/javascript")
 
 
 @bp.get("/pv.gif")
+@describe("The demo's page-view pixel", tag="demo", responses={200: ("image/gif", "1x1 GIF")})
 def pixel():
-    response = Response(TRANSPARENT_GIF, mimetype="image/gif")
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return Response(TRANSPARENT_GIF, mimetype="image/gif")
 
 
 @bp.get("/video")
+@describe("The demo's video player", tag="demo", responses={200: PAGE})
 def video():
     return render_template("demo_video.html")
 
 
 @bp.get("")
+@describe("The demo site's support page, embedding the banner", tag="demo", responses={200: PAGE}, errors=(404,))
 def demo():
     site = _demo_site()
     return render_template("demo.html", site=site)

@@ -17,6 +17,7 @@ from cmp.errors import DomainError
 from cmp.services import export
 from cmp.services.export_verify import FileReport, verify_file
 from cmp.services.sites import list_sites
+from cmp.vocabulary import EXPORT_FORMATS
 
 
 class UTCTime(click.ParamType):
@@ -51,7 +52,7 @@ def _output(path: str | None):
 @click.option("--to", "end", type=UTCTime(), help="Events received before this time (ISO 8601, UTC).")
 @click.option("--subject", help="Only this subject's events: email:..., user:... or visitor:<signed id>.")
 @click.option("--purpose", help="Only events that decide this purpose.")
-@click.option("--format", "fmt", type=click.Choice(export.FORMATS), default="jsonl", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="jsonl", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write here. Default: stdout.")
 @click.option("--notices", is_flag=True, help="Export the notice versions instead of the events.")
 def export_command(site_keys, start, end, subject, purpose, fmt, output, notices):

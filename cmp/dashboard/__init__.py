@@ -11,22 +11,20 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 from flask import Blueprint, Response, current_app, make_response, redirect, render_template, request, url_for
-from marshmallow import ValidationError
-from sqlalchemy.exc import OperationalError
-from werkzeug.exceptions import HTTPException
 
 from cmp.api.audit import download
+from cmp.api.openapi import HTML, describe
 from cmp.dashboard import auth
 from cmp.dashboard.charts import ACTION_LABELS, CHARTS, HEIGHT, MAX_COUNTRIES, WIDTH
-from cmp.errors import DomainError, Invalid, NotFound, Unauthorized
+from cmp.errors import Invalid, Unauthenticated, Unknown
 from cmp.models.types import utcnow
-from cmp.schemas.dashboard import dashboard_query_schema
+from cmp.schemas.dashboard import DashboardQuerySchema, dashboard_query_schema
 from cmp.services import chain, export, sites, stats
+from cmp.vocabulary import EXPORT_FORMATS
 
 bp = Blueprint("audit_dashboard", __name__)
 
 STYLESHEET = Path(__file__).resolve().parent / "static" / "dashboard.css"
-EXPORT_FORMATS = ("jsonl", "csv")
 # Nothing runs and nothing loads from elsewhere; forms post only here, and no other site may frame a page.
 PAGE_POLICY = (
     "default-src 'none'; img-src 'self'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -37,12 +35,32 @@ IMAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors '
 DESTINATIONS = ("audit_dashboard.dashboard", "audit_dashboard.verify")
 DESTINATION_PARAMETERS = ("site", "from", "to")
 
+# How the OpenAPI document shows the dashboard's pages and forms.
+TAG = "auditor dashboard"
+PAGE = (HTML, "a dashboard page")
+SIGN_IN = "not signed in: to the sign-in page, with this address as next"
+SITE_PARAMETER = {
+    "in": "query",
+    "name": "site",
+    "schema": {"type": "string"},
+    "description": "default: the key's first site",
+}
+PERIOD_PARAMETERS = [{"in": "query", "schema": DashboardQuerySchema}]
+FORM = {
+    "type": "object",
+    "properties": {"csrf_token": {"type": "string"}, "api_key": {"type": "string"}, "next": {"type": "string"}},
+}
+FORM_MEDIA = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _form_body(*media: str) -> dict:
+    return {"required": True, "content": {m: {"schema": FORM} for m in media}}
+
 
 @bp.after_request
 def _protect(response: Response) -> Response:
-    # Statistics and sessions are for this auditor only: no cache keeps them, no Referer leaves the site.
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Content-Type-Options"] = "nosniff"
+    # Statistics and sessions are for this auditor only: no Referer leaves the site, from a page, a chart or an
+    # export (no cache keeps them either, nor is any sniffed: cmp.api.headers gives every response both rules).
     response.headers["Referrer-Policy"] = "same-origin"
     if response.mimetype == "text/html":
         response.headers["Content-Security-Policy"] = PAGE_POLICY
@@ -55,41 +73,9 @@ def _page(template: str, status: int = 200, **context) -> Response:
     return make_response(render_template(template, csrf_token=auth.csrf_token(), **context), status)
 
 
-def _message(status: int, title: str, text: str, details: list[str] = ()) -> Response:
+def message_page(status: int, title: str, text: str, details: list[str] = ()) -> Response:
+    """A page with a title and a sentence: how the dashboard shows an error (see `cmp.api.errors`)."""
     return _page("audit_message.html", status, title=title, text=text, details=details)
-
-
-@bp.errorhandler(DomainError)
-def _domain_error(exc: DomainError):
-    return _message(exc.status, _TITLES.get(exc.status, "Something went wrong"), exc.message)
-
-
-@bp.errorhandler(ValidationError)
-def _invalid_query(exc: ValidationError):
-    details = [f"{field}: {'; '.join(problems)}" for field, problems in sorted(exc.normalized_messages().items())]
-    return _message(422, "The request is not valid", "Correct the site or dates and try again.", details)
-
-
-@bp.errorhandler(OperationalError)
-def _database_unavailable(exc: OperationalError):
-    response = _message(503, "The consent store is unavailable", "The database cannot be reached; try again shortly.")
-    response.headers["Retry-After"] = "5"
-    return response
-
-
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException):
-    return _message(exc.code or 500, _TITLES.get(exc.code, exc.name), exc.description or "")
-
-
-_TITLES = {
-    400: "The form could not be accepted",
-    401: "Sign in first",
-    403: "Not one of your sites",
-    404: "Not found",
-    413: "The form is too large",
-    422: "The request is not valid",
-}
 
 
 def signed_in(*, page: bool):
@@ -102,7 +88,7 @@ def signed_in(*, page: bool):
             if auditor is None:
                 if page:
                     return redirect(url_for(".login_form", next=request.full_path.rstrip("?")), 303)
-                raise Unauthorized("not_signed_in", "sign in to the auditor dashboard to see this chart")
+                raise Unauthenticated("not_signed_in", "sign in to the auditor dashboard to see this chart")
             return view(auditor, **kwargs)
 
         return wrapper
@@ -126,6 +112,12 @@ def _login_page(requested: str | None, status: int = 200, error: bool = False) -
 
 
 @bp.get("/audit/login")
+@describe(
+    "The auditor sign-in form",
+    tag=TAG,
+    responses={200: PAGE, 303: "already signed in: to the dashboard"},
+    parameters=[{"in": "query", "name": "next", "schema": {"type": "string"}}],
+)
 def login_form():
     if auth.current_auditor() is not None:
         return redirect(_destination(request.args.get("next")), 303)
@@ -133,16 +125,30 @@ def login_form():
 
 
 @bp.post("/audit/login")
+@describe(
+    "Sign in with an API key holding audit:read (or admin); the session is a signed cookie",
+    tag=TAG,
+    responses={303: "signed in: to the dashboard", 400: PAGE, 401: PAGE, 413: PAGE},
+    description="400 when the form's CSRF token is not this session's; 401 (the form again) for any key that "
+    "cannot open the dashboard. `next` leads only to a dashboard page.",
+    requestBody=_form_body(*FORM_MEDIA),
+)
 def login():
     auth.check_csrf(request.form.get("csrf_token"))
     try:
         auth.sign_in(request.form.get("api_key", ""))
-    except Unauthorized:
+    except Unauthenticated:
         return _login_page(request.form.get("next"), 401, error=True)
     return redirect(_destination(request.form.get("next")), 303)
 
 
 @bp.post("/audit/logout")
+@describe(
+    "Sign out of the auditor dashboard",
+    tag=TAG,
+    responses={303: "to the sign-in page", 400: PAGE, 413: PAGE},
+    requestBody=_form_body("application/x-www-form-urlencoded"),
+)
 def logout():
     auth.check_csrf(request.form.get("csrf_token"))
     auth.sign_out()
@@ -152,12 +158,12 @@ def logout():
 def _selection(auditor: auth.Auditor):
     """The site and period the request asks for; the site is None only when the key has none to audit."""
     query = dashboard_query_schema.load(request.args)
-    return auditor.site(query["site"]), query["period"]
+    return auditor.site(query["site"]), stats.Period(query["first"], query["last"])
 
 
 def _require(site) -> None:
     if site is None:
-        raise NotFound("unknown_site", "this key has no site to audit")
+        raise Unknown("unknown_site", "this key has no site to audit")
 
 
 def _required_site(auditor: auth.Auditor):
@@ -167,6 +173,12 @@ def _required_site(auditor: auth.Auditor):
 
 
 @bp.get("/audit")
+@describe(
+    "Auditor dashboard: consent and refusal rates by purpose, day, country and mode; notices; verify and export",
+    tag=TAG,
+    responses={200: PAGE, 303: SIGN_IN, 403: PAGE, 404: PAGE, 422: PAGE},
+    parameters=PERIOD_PARAMETERS,
+)
 @signed_in(page=True)
 def dashboard(auditor: auth.Auditor):
     site, period = _selection(auditor)
@@ -191,17 +203,29 @@ def dashboard(auditor: auth.Auditor):
 
 
 @bp.get("/audit/charts/<name>.svg")
+@describe(
+    "One dashboard chart (purposes, days, countries or modes) as SVG, with no script",
+    tag=TAG,
+    responses={200: ("image/svg+xml", "the chart"), 401: PAGE, 403: PAGE, 404: PAGE, 422: PAGE},
+    parameters=PERIOD_PARAMETERS,
+)
 @signed_in(page=False)
 def chart(auditor: auth.Auditor, name: str):
     draw = CHARTS.get(name)
     if draw is None:
-        raise NotFound("unknown_chart", f"there is no chart {name!r}")
+        raise Unknown("unknown_chart", f"there is no chart {name!r}")
     site, period = _selection(auditor)
     _require(site)
     return Response(draw(site, period), mimetype="image/svg+xml")
 
 
 @bp.get("/audit/verify")
+@describe(
+    "Verify one site's hash chain and show the result",
+    tag=TAG,
+    responses={200: PAGE, 303: SIGN_IN, 403: PAGE, 404: PAGE, 422: PAGE},
+    parameters=[SITE_PARAMETER],
+)
 @signed_in(page=True)
 def verify(auditor: auth.Auditor):
     """Walk the site's whole chain: a page of its own, since it reads every event rather than one period's."""
@@ -211,6 +235,21 @@ def verify(auditor: auth.Auditor):
 
 
 @bp.get("/audit/export")
+@describe(
+    "Download the site's whole consent log, as GET /api/v1/audit/events exports it, for the signed-in auditor",
+    tag=TAG,
+    responses={
+        200: (("application/x-ndjson", "text/csv"), "the export, streamed"),
+        303: SIGN_IN,
+        403: PAGE,
+        404: PAGE,
+        422: PAGE,
+    },
+    parameters=[
+        SITE_PARAMETER,
+        {"in": "query", "name": "format", "schema": {"type": "string", "enum": ["jsonl", "csv"]}},
+    ],
+)
 @signed_in(page=True)
 def export_events(auditor: auth.Auditor):
     """The site's whole consent log as the audit API exports it, for the signed-in auditor's browser."""
@@ -233,5 +272,6 @@ def _stylesheet() -> bytes:
 
 
 @bp.get("/audit/dashboard.css")
+@describe("The dashboard's stylesheet", tag=TAG, responses={200: ("text/css", "stylesheet")})
 def stylesheet():
     return Response(_stylesheet(), mimetype="text/css")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from flask import current_app, session
 
-from cmp.errors import BadRequest, Forbidden, Unauthorized
+from cmp.errors import Malformed, NotPermitted, Unauthenticated
 from cmp.models import ApiKey, Site
 from cmp.services import keys, sites
 from cmp.vocabulary import Scope
@@ -60,11 +60,11 @@ def check_csrf(sent: str | None) -> None:
     """Refuse a form that does not carry this session's token: it was not sent from our own page."""
     expected = session.get(CSRF)
     if not expected or not sent or not hmac.compare_digest(expected.encode(), sent.encode()):
-        raise BadRequest("invalid_csrf_token", "the form was not sent from this dashboard, or it has expired")
+        raise Malformed("invalid_csrf_token", "the form was not sent from this dashboard, or it has expired")
 
 
 def sign_in(token: str) -> Auditor:
-    """Start a session for a live key with `audit:read` (or `admin`); any other key is `Unauthorized`.
+    """Start a session for a live key with `audit:read` (or `admin`); any other key is `Unauthenticated`.
 
     A key that is valid but lacks the scope gets the same answer as a wrong one, so the form tells
     nobody which keys exist.
@@ -72,8 +72,8 @@ def sign_in(token: str) -> Auditor:
     key = keys.authenticate(token.strip())
     try:
         keys.authorise(key, Scope.AUDIT_READ)
-    except Forbidden:
-        raise Unauthorized("invalid_api_key", "the API key is not valid") from None
+    except NotPermitted:
+        raise Unauthenticated("invalid_api_key", "the API key is not valid") from None
     # A new session, and a new form token, so nothing set before sign-in carries over (session fixation).
     sign_out()
     session_id = keys.open_session(key, current_app.permanent_session_lifetime)
@@ -106,6 +106,6 @@ def current_auditor() -> Auditor | None:
 def _has_scope(key: ApiKey) -> bool:
     try:
         keys.authorise(key, Scope.AUDIT_READ)
-    except Forbidden:
+    except NotPermitted:
         return False
     return True

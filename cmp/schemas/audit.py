@@ -4,15 +4,14 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from cmp.schemas.fields import Pattern, UtcDateTime
 from cmp.schemas.lookup import PURPOSE, SUBJECT
-from cmp.services.export import FORMATS
-from cmp.services.sites import SITE_KEY
+from cmp.vocabulary import EXPORT_FORMATS, SITE_KEY
 
 SITE_LIST = fields.List(
     fields.String(validate=Pattern(SITE_KEY, error="not a site key")),
     validate=validate.Length(max=100),
     load_default=list,
 )
-FORMAT = fields.String(validate=validate.OneOf(FORMATS), load_default="jsonl")
+FORMAT = fields.String(validate=validate.OneOf(EXPORT_FORMATS), load_default="jsonl")
 
 
 class ExportQuerySchema(Schema):

@@ -5,8 +5,7 @@ from datetime import UTC, datetime, timedelta
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load
 
 from cmp.schemas.fields import Pattern
-from cmp.services.sites import SITE_KEY
-from cmp.services.stats import MAX_PERIOD_DAYS, Period
+from cmp.vocabulary import MAX_PERIOD_DAYS, SITE_KEY
 
 # With no dates given, the dashboard shows the last 30 days, today (UTC) included.
 DEFAULT_PERIOD_DAYS = 30
@@ -25,15 +24,13 @@ class DashboardQuerySchema(Schema):
 
     @post_load
     def _period(self, data, **kwargs):
-        """`to` defaults to today, `from` to 30 days before `to`."""
-        last = data.pop("last") or datetime.now(UTC).date()
-        first = data.pop("first") or last - timedelta(days=DEFAULT_PERIOD_DAYS - 1)
+        """`to` defaults to today, `from` to 30 days before `to`; both days count."""
+        last = data["last"] = data["last"] or datetime.now(UTC).date()
+        first = data["first"] = data["first"] or last - timedelta(days=DEFAULT_PERIOD_DAYS - 1)
         if first > last:
             raise ValidationError("must not be after to", "from")
-        period = Period(first, last)
-        if period.days > MAX_PERIOD_DAYS:
+        if (last - first).days + 1 > MAX_PERIOD_DAYS:
             raise ValidationError(f"a period covers at most {MAX_PERIOD_DAYS} days", "from")
-        data["period"] = period
         return data
 
 

@@ -4,8 +4,7 @@ from datetime import UTC, datetime
 
 from marshmallow import ValidationError, fields, validate
 
-from cmp.services.sites import LOCALE, PURPOSE_KEY
-from cmp.vocabulary import Decision
+from cmp.vocabulary import LOCALE, PURPOSE_KEY, Decision
 
 # Notice versions are stored in a 32-bit integer column (PostgreSQL's `integer`): larger ones cannot name one.
 MAX_NOTICE_VERSION = 2**31 - 1

@@ -1,14 +1,18 @@
 """Consent lookups and identifier links."""
 
-import json
-from collections.abc import Sequence
+from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import orjson
 from marshmallow import Schema, fields, validate
 
 from cmp.schemas.fields import Pattern
-from cmp.services.identifiers import CONTROL_CHARACTERS
-from cmp.services.lookup import MAX_SUBJECTS, Answer
-from cmp.services.sites import PURPOSE_KEY, SITE_KEY
+from cmp.vocabulary import CONTROL_CHARACTERS, MAX_SUBJECTS, PURPOSE_KEY, SITE_KEY
+
+if TYPE_CHECKING:  # the answers' type only: schemas never call services
+    from cmp.services.lookup import Answer
 
 SUBJECT = fields.String(
     validate=[
@@ -65,31 +69,32 @@ class BulkLookupResultSchema(Schema):
     results = fields.List(fields.Nested(BulkResultSchema))
 
 
-def _json(value) -> str:
-    # Compact and ASCII, as Flask's jsonify writes it.
-    return json.dumps(value, separators=(",", ":"))
+def dump_bulk_result(
+    site: str, purposes: Sequence[str], subjects: Sequence[str], answers: Sequence[dict[str, Answer]]
+) -> bytes:
+    """BulkLookupResultSchema's document, written by orjson from plain dictionaries.
 
-
-def dump_bulk_result(site: str, purposes: Sequence[str], subjects: Sequence[str], answers: Sequence[dict[str, Answer]]):
-    """BulkLookupResultSchema's document, as `json.dumps` writes it from plain dictionaries.
-
-    Dumping 10,000 results through marshmallow takes longer than finding them; `Answer.as_dict` gives the fields
-    AnswerSchema documents, and `tests/api/test_lookup.py` checks the two agree.
+    Through marshmallow, or the standard library's json, 10,000 results take longer to write than to find
+    (bench/README.md, lookups); orjson writes datetimes as `isoformat` does, and `tests/api/test_lookup.py` checks
+    the document is what the schema dumps.
     """
     results = [
         {
             "subject": subject,
             "allowed": all(answer.allowed for answer in by_purpose.values()),
-            "purposes": {purpose: answer.as_dict() for purpose, answer in by_purpose.items()},
+            "purposes": {purpose: answer._asdict() for purpose, answer in by_purpose.items()},
         }
         for subject, by_purpose in zip(subjects, answers, strict=True)
     ]
-    return _json({"site": site, "purposes": list(purposes), "results": results}) + "\n"
+    return orjson.dumps(
+        {"site": site, "purposes": list(purposes), "results": results}, option=orjson.OPT_APPEND_NEWLINE
+    )
 
 
-def dump_lookup_result(site: str, subject: str, purpose: str, answer: Answer) -> str:
-    """LookupResultSchema's document, as `jsonify` would write it."""
-    return _json({"site": site, "subject": subject, "purpose": purpose, **answer.as_dict()}) + "\n"
+def dump_lookup_result(site: str, subject: str, purpose: str, answer: Answer) -> bytes:
+    """LookupResultSchema's document, written as the bulk one is."""
+    document = {"site": site, "subject": subject, "purpose": purpose, **answer._asdict()}
+    return orjson.dumps(document, option=orjson.OPT_APPEND_NEWLINE)
 
 
 class LinkSchema(Schema):

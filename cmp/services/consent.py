@@ -12,7 +12,7 @@ from functools import cache
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from cmp.errors import Conflict, DomainError, Invalid, NotFound
+from cmp.errors import DomainError, Invalid, Refused, Unknown
 from cmp.extensions import db, insert_or_merge
 from cmp.models import ConsentEvent, ConsentState, NoticeVersion, Site, Subject, SubjectIdentifier
 from cmp.models.types import utcnow
@@ -69,7 +69,7 @@ class ConsentRequest:
 def record_consent(request: ConsentRequest, *, hmac_key: str, lifetimes: Lifetimes) -> ConsentEvent:
     """Append one consent event and update the current state, in one transaction.
 
-    Raises `Invalid`, `Conflict` or `NotFound` before anything is written when the request cannot be honoured.
+    Raises `Invalid`, `Refused` or `Unknown` before anything is written when the request cannot be honoured.
     """
     if (request.identifier is None) == (request.subject_id is None):
         raise ValueError("a consent request names its subject by an identifier or by a subject id, not both")
@@ -143,7 +143,7 @@ def _write(request, site, notice, mode, decisions, by_gpc, digest, lifetimes) ->
     return event
 
 
-class StateChanged(Conflict):
+class StateChanged(Refused):
     """The state a request's `expected_state` names is no longer the current one; nothing was recorded."""
 
     def __init__(self, purpose: str):
@@ -193,12 +193,12 @@ def _subject(request: ConsentRequest, site: Site, digest: str | None) -> str:
     """The subject a request writes to; called under the chain lock.
 
     By identifier: the subject it names now, or a new one where it names none (it never did, or it was erased).
-    By subject id: that subject, unless it was erased: then `NotFound`, as for a subject that never was.
+    By subject id: that subject, unless it was erased: then `Unknown`, as for a subject that never was.
     """
     if request.subject_id is None:
         return _subject_for(site.id, request.identifier.kind, digest, known_new=request.new_subject)
     if not is_live(site.id, request.subject_id):
-        raise NotFound("unknown_subject", f"site {site.key!r} has no such subject")
+        raise Unknown("unknown_subject", f"site {site.key!r} has no such subject")
     return request.subject_id
 
 
@@ -257,7 +257,7 @@ def _resolve_notice(site: Site, version: int | None) -> NoticeVersion:
     if version is None:
         notice = notices.current_notice(site)
         if notice is None:
-            raise Conflict("no_notice", f"site {site.key!r} has no published notice; publish one first")
+            raise Refused("no_notice", f"site {site.key!r} has no published notice; publish one first")
         return notice
     notice = notices.get_notice(site, version)
     if notice is None:

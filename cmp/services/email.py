@@ -25,7 +25,7 @@ from urllib.parse import unquote_plus, urlsplit
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 
-from cmp.errors import BadRequest, Conflict, Invalid, NotFound
+from cmp.errors import Invalid, Malformed, Refused, Unknown
 from cmp.extensions import db, insert_or_merge
 from cmp.models import ConsentEvent, ConsentState, EmailActivity, Site, SubjectIdentifier, UnsubscribeLink
 from cmp.models.types import utcnow
@@ -40,7 +40,7 @@ from cmp.services.consent import (
 )
 from cmp.services.evidence import Evidence
 from cmp.services.identifiers import Identifier, InvalidIdentifier, new_event_id, parse_identifier
-from cmp.services.lookup import Answer, answer, answer_for_subject
+from cmp.services.lookup import STATE_COLUMNS, Answer, answer, answer_for_subject
 from cmp.services.notices import last_material_version
 from cmp.vocabulary import Action, Decision, Source
 
@@ -112,7 +112,7 @@ class EmailTokens:
         return self._serializers[link.kind].dumps(payload)
 
     def read(self, kind: LinkKind, token: str) -> Link:
-        """The link a token describes; `BadRequest` when this service did not sign it for `kind`."""
+        """The link a token describes; `Malformed` when this service did not sign it for `kind`."""
         serializer = self._serializers[kind]
         max_age = int(self.confirmation_max_age.total_seconds()) if kind == LinkKind.CONFIRM else None
         expired = False
@@ -122,7 +122,7 @@ class EmailTokens:
             # The signature held; only its age is wrong, so what it says (the locale, for the page) is ours.
             payload, expired = serializer.load_payload(exc.payload), True
         except BadData:
-            raise BadRequest("invalid_link", "this link was not signed by this service, or it was changed") from None
+            raise Malformed("invalid_link", "this link was not signed by this service, or it was changed") from None
         return _link(kind, payload, expired)
 
 
@@ -142,7 +142,7 @@ def _link(kind: LinkKind, payload, expired: bool) -> Link:
         and payload["purpose"] == PURPOSE_OF[kind]
     )
     if not valid:
-        raise BadRequest("invalid_link", "this link does not say what a link of its kind says")
+        raise Malformed("invalid_link", "this link does not say what a link of its kind says")
     return Link(
         kind=kind,
         site=payload["site"],
@@ -175,22 +175,16 @@ def _recipient(site: Site, address: str, hmac_key: str) -> tuple[Identifier, str
     identifier = email_identifier(address)
     subject_id = _subject_id(site, identifier, hmac_key)
     if subject_id is None:
-        raise NotFound("unknown_recipient", f"site {site.key!r} holds no consent record for this address")
+        raise Unknown("unknown_recipient", f"site {site.key!r} holds no consent record for this address")
     return identifier, subject_id
 
 
 def _state(site: Site, subject_id: str, purpose: str):
     """The current-state row as plain columns (never a cached ORM object: the state is upserted behind the ORM)."""
     return db.session.execute(
-        select(
-            ConsentState.decision,
-            ConsentState.action,
-            ConsentState.event_id,
-            ConsentState.notice_version,
-            ConsentState.decided_at,
-            ConsentState.expires_at,
-            ConsentState.given_by,
-        ).where(ConsentState.site_id == site.id, ConsentState.subject_id == subject_id, ConsentState.purpose == purpose)
+        select(*STATE_COLUMNS).where(
+            ConsentState.site_id == site.id, ConsentState.subject_id == subject_id, ConsentState.purpose == purpose
+        )
     ).first()
 
 
@@ -216,7 +210,7 @@ def _require_subject(site: Site, subject_id: str, *, hold: bool = False) -> None
     """
     live = hold_subject(site.id, subject_id) if hold else is_live(site.id, subject_id)
     if not live:
-        raise NotFound("unknown_subject", f"site {site.key!r} has no such subject")
+        raise Unknown("unknown_subject", f"site {site.key!r} has no such subject")
 
 
 # --- double opt-in ---------------------------------------------------------------------------------------------
@@ -319,7 +313,7 @@ def confirm(site: Site, link: Link, *, evidence: Evidence, hmac_key: str, lifeti
                 lifetimes=lifetimes,
             )
             return Outcome("confirmed", event.id)
-        except Conflict:
+        except Refused:
             # Another click on this link (or an unsubscribe) got there first: answer from what it recorded.
             row = _state(site, link.subject_id, MARKETING)
     return _already_confirmed(site, link, row)
@@ -327,7 +321,7 @@ def confirm(site: Site, link: Link, *, evidence: Evidence, hmac_key: str, lifeti
 
 def _confirmable_state(site: Site, link: Link):
     if link.expired:
-        raise BadRequest("link_expired", "this confirmation link has expired; nothing was changed")
+        raise Malformed("link_expired", "this confirmation link has expired; nothing was changed")
     return _state(site, link.subject_id, MARKETING)
 
 
@@ -339,7 +333,7 @@ def _pending(row, link: Link) -> bool:
 def _already_confirmed(site: Site, link: Link, row) -> Outcome:
     if row is not None and row.action == Action.CONFIRM and _recorded_answer(site, link.subject_id, MARKETING).allowed:
         return Outcome("already_confirmed", row.event_id)
-    raise Conflict("link_superseded", "this confirmation link is no longer the one pending; nothing was changed")
+    raise Refused("link_superseded", "this confirmation link is no longer the one pending; nothing was changed")
 
 
 # --- unsubscribe (RFC 8058) -------------------------------------------------------------------------------------
@@ -359,7 +353,7 @@ def unsubscribe_token(site: Site, address: str, *, locale: str | None, hmac_key:
     """
     _, subject_id = _recipient(site, address, hmac_key)
     if not hold_subject(site.id, subject_id):
-        raise NotFound("unknown_recipient", f"site {site.key!r} holds no consent record for this address")
+        raise Unknown("unknown_recipient", f"site {site.key!r} holds no consent record for this address")
     if locale is None:
         locale = db.session.scalar(
             select(ConsentEvent.locale)
@@ -388,7 +382,7 @@ def _token_digest(token: str) -> str:
 def unsubscribe_link(token: str, *, tokens: EmailTokens) -> Link:
     """What an unsubscribe token stands for: a short token's stored row, or a signed token mailed before them.
 
-    A short token that names no row (never made, or its subject erased) is `NotFound`.
+    A short token that names no row (never made, or its subject erased) is `Unknown`.
     """
     if not UNSUBSCRIBE_TOKEN.fullmatch(token):
         return tokens.read(LinkKind.UNSUBSCRIBE, token)
@@ -398,7 +392,7 @@ def unsubscribe_link(token: str, *, tokens: EmailTokens) -> Link:
         .where(UnsubscribeLink.digest == _token_digest(token))
     ).first()
     if row is None:
-        raise NotFound("unknown_subject", "this unsubscribe link names no one this service knows")
+        raise Unknown("unknown_subject", "this unsubscribe link names no one this service knows")
     return Link(LinkKind.UNSUBSCRIBE, row.key, row.subject_id, locale=row.locale)
 
 
@@ -503,7 +497,7 @@ def safe_destination(link: Link) -> str:
     """The click's destination, checked again before redirecting to it: http(s) with a host, nothing else."""
     parts = urlsplit(link.destination or "")
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BadRequest("invalid_link", "this link has no destination this service redirects to")
+        raise Malformed("invalid_link", "this link has no destination this service redirects to")
     return link.destination
 
 

@@ -39,7 +39,6 @@ from cmp.services.identifiers import InvalidIdentifier, VisitorIds
 FORMAT = "cmp.consent-log"
 # 2: fields under the hash payload's own names; CSV cells quoted, and guarded against formulas.
 FORMAT_VERSION = 2
-FORMATS = ("jsonl", "csv")
 MEDIA_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
 # Framing columns of a CSV export: what each row is, and the export or end entry's content as JSON.
 CSV_COLUMNS = ("entry", *NAMES, "meta")

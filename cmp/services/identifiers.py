@@ -11,15 +11,12 @@ from typing import NamedTuple
 from itsdangerous import BadSignature, Signer
 from ulid import PureRandomPolicy, ULIDGenerator
 
-from cmp.vocabulary import IdentifierKind
+from cmp.vocabulary import CONTROL_CHARACTERS, IdentifierKind
 
 # Fresh randomness for every id: ULIDs stay sortable by time, and are never the predecessor plus one.
 _ULIDS = ULIDGenerator(policy=PureRandomPolicy())
 
 _VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{22}$")
-# C0 and C1 control characters (NUL, ESC, NEL, ...): never part of an account id or an address, and PostgreSQL
-# refuses NUL in text. A character class body, so schemas can put the same rule in their patterns.
-CONTROL_CHARACTERS = r"\x00-\x1f\x7f-\x9f"
 _CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 # A dictionary rather than IdentifierKind(kind): a bulk lookup parses 10,000 subjects per call.
@@ -57,31 +54,18 @@ class Identifier(NamedTuple):
 class Digester:
     """`Identifier.digest` for thousands of identifiers of one site: a bulk lookup hashes up to 10,000 per call.
 
-    HMAC as RFC 2104 section 2 defines it, with the key's inner and outer pads hashed once here rather than for
-    every value: each digest then costs two copies of a hash state instead of a new HMAC object.
+    The keyed HMAC state is made once and copied per identifier, sparing each digest the key's set-up: about a
+    quarter of hashing 10,000 identifiers one `hmac.new` at a time (bench/README.md, lookups).
     """
 
     def __init__(self, hmac_key: str, site_key: str):
-        key = hmac_key.encode()
-        if len(key) > _SHA256_BLOCK:
-            key = hashlib.sha256(key).digest()
-        key = key.ljust(_SHA256_BLOCK, b"\0")
-        self._inner = hashlib.sha256(key.translate(_INNER_PAD))
-        self._outer = hashlib.sha256(key.translate(_OUTER_PAD))
+        self._keyed = hmac.new(hmac_key.encode(), digestmod=hashlib.sha256)
         self._prefix = f"{site_key}\x00"
 
     def __call__(self, identifier: Identifier) -> str:
-        inner = self._inner.copy()
-        inner.update(f"{self._prefix}{identifier.kind}:{identifier.value}".encode())
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.hexdigest()
-
-
-_SHA256_BLOCK = 64
-# Each key byte XOR the pad byte, as tables for bytes.translate (as the standard library's hmac module does).
-_INNER_PAD = bytes(byte ^ 0x36 for byte in range(256))
-_OUTER_PAD = bytes(byte ^ 0x5C for byte in range(256))
+        mac = self._keyed.copy()
+        mac.update(f"{self._prefix}{identifier.kind}:{identifier.value}".encode())
+        return mac.hexdigest()
 
 
 def parse_identifier(text: str) -> Identifier:

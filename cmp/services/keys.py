@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select, update
 
-from cmp.errors import Forbidden, Unauthorized
+from cmp.errors import NotPermitted, Unauthenticated
 from cmp.extensions import db
 from cmp.models import ApiKey, DashboardSession
 from cmp.models.types import utcnow
@@ -76,7 +76,7 @@ def revoke_key(key_id: str) -> ApiKey:
 
 
 def authenticate(token: str) -> ApiKey:
-    """The live key for a bearer token, or `Unauthorized`; never says which part was wrong."""
+    """The live key for a bearer token, or `Unauthenticated`; never says which part was wrong."""
     prefix, _, rest = token.partition("_")
     key_id, _, secret = rest.partition("_")
     key = None
@@ -85,7 +85,7 @@ def authenticate(token: str) -> ApiKey:
     # Compare a digest even when no key was found, so timing does not tell whether the id exists.
     expected = key.secret_digest if key else _digest("")
     if not hmac.compare_digest(expected, _digest(secret)) or key is None or key.revoked_at is not None:
-        raise Unauthorized("invalid_api_key", "the API key is not valid")
+        raise Unauthenticated("invalid_api_key", "the API key is not valid")
     now = utcnow()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         db.session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
@@ -96,9 +96,9 @@ def authenticate(token: str) -> ApiKey:
 def authorise(key: ApiKey, scope: Scope, site_key: str | None = None) -> None:
     """Refuse a key that lacks `scope` (admin holds every scope) or is bound to other sites."""
     if scope.value not in key.scopes and Scope.ADMIN.value not in key.scopes:
-        raise Forbidden("insufficient_scope", f"this key lacks the {scope.value} scope", {"required": scope.value})
+        raise NotPermitted("insufficient_scope", f"this key lacks the {scope.value} scope", {"required": scope.value})
     if site_key is not None and key.sites and site_key not in key.sites:
-        raise Forbidden("site_not_allowed", f"this key is not bound to site {site_key!r}", {"site": site_key})
+        raise NotPermitted("site_not_allowed", f"this key is not bound to site {site_key!r}", {"site": site_key})
 
 
 def open_session(key: ApiKey, lifetime: timedelta) -> str:

@@ -17,15 +17,13 @@ from typing import NamedTuple
 from sqlalchemy import Executable, Row, Select, String, and_, any_, bindparam, func, insert, select
 from sqlalchemy.exc import DBAPIError
 
-from cmp.errors import Conflict, Invalid
+from cmp.errors import Invalid, Refused
 from cmp.extensions import db
 from cmp.models import ConsentState, NoticeVersion, Site, Subject, SubjectIdentifier
 from cmp.models.types import utcnow
 from cmp.services import chain
 from cmp.services.identifiers import Digester, Identifier, InvalidIdentifier, VisitorIds, new_subject_id
-from cmp.vocabulary import Action, Decision, GivenBy
-
-MAX_SUBJECTS = 10_000
+from cmp.vocabulary import MAX_SUBJECTS, Action, Decision, GivenBy
 
 # Seconds spent on state queries (sent, run by the database, rows read) in this context since it was last set:
 # the API resets it per request and reports it in its Server-Timing header.
@@ -43,17 +41,6 @@ class Answer(NamedTuple):
     event_id: str | None = None
     notice_version: int | None = None
     expires_at: datetime | None = None
-
-    def as_dict(self) -> dict:
-        """Plain JSON-ready fields, as AnswerSchema documents them (bulk answers skip marshmallow for speed)."""
-        return {
-            "allowed": self.allowed,
-            "reason": self.reason,
-            "decided_at": self.decided_at and self.decided_at.isoformat(),
-            "event_id": self.event_id,
-            "notice_version": self.notice_version,
-            "expires_at": self.expires_at and self.expires_at.isoformat(),
-        }
 
 
 class SubjectFlags(NamedTuple):
@@ -247,10 +234,8 @@ _MATERIAL_VERSION = (
     .label("material_version")
 )
 # The subject's flags, and its state for each asked purpose (none: one row with a null purpose).
-_ANSWER_COLUMNS = (
-    Subject.restricted,
-    Subject.child,
-    ConsentState.purpose,
+# What `decide` reads of a purpose's current state.
+STATE_COLUMNS = (
     ConsentState.decision,
     ConsentState.action,
     ConsentState.event_id,
@@ -258,8 +243,8 @@ _ANSWER_COLUMNS = (
     ConsentState.decided_at,
     ConsentState.expires_at,
     ConsentState.given_by,
-    _MATERIAL_VERSION,
 )
+_ANSWER_COLUMNS = (Subject.restricted, Subject.child, ConsentState.purpose, *STATE_COLUMNS, _MATERIAL_VERSION)
 
 
 def _with_state(statement: Select, subject_id, purpose_is_asked) -> Select:
@@ -343,8 +328,19 @@ def link(site: Site, subjects: Sequence[str], *, hmac_key: str, visitor_ids: Vis
     """Make several identifiers name one subject (a logged-in visitor's banner consent then answers by user id).
 
     Identifiers already linked to two different subjects are refused rather than merged: their histories stay apart.
+    One unit of work: committed here, or rolled back with nothing linked.
     """
     identifiers = _identifiers(site.key, subjects, visitor_ids)
+    try:
+        subject_id = _link(site, identifiers, hmac_key)
+    except BaseException:
+        db.session.rollback()
+        raise
+    db.session.commit()
+    return subject_id
+
+
+def _link(site: Site, identifiers: list[Identifier], hmac_key: str) -> str:
     digests = {identifier.digest(hmac_key, site.key): identifier for identifier in identifiers}
     # Decided on the site's chain lock, as consent writes and erasures decide it: parallel links of the same new
     # identifiers then agree on one subject, and none links to a subject erased meanwhile.
@@ -358,7 +354,7 @@ def link(site: Site, subjects: Sequence[str], *, hmac_key: str, visitor_ids: Vis
     )
     owners = set(known.values())
     if len(owners) > 1:
-        raise Conflict(
+        raise Refused(
             "identifiers_conflict",
             "these identifiers already belong to different subjects; they are not merged",
             {"kinds": sorted({digests[d].kind.value for d in known})},

@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cmp.banner import bundle
 from cmp.catalog import BANNER_TEXTS
-from cmp.errors import NotFound
+from cmp.errors import Unknown
 from cmp.extensions import db
 from cmp.models import NoticeVersion, Site
 from cmp.services.chain import canonical_json, sha256_hex
@@ -207,7 +207,7 @@ def banner_configuration(
     """What the banner needs for one request: the current notice in the best locale, and the rule that applies."""
     notice = current_notice(site)
     if notice is None:
-        raise NotFound("no_notice", f"site {site.key!r} has not published a notice yet")
+        raise Unknown("no_notice", f"site {site.key!r} has not published a notice yet")
     content = notice.content
     locale = best_locale(requested_locale, accepted_languages, content["locales"], content["default_locale"])
     localised = localise(content, locale)

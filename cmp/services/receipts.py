@@ -17,7 +17,7 @@ from itsdangerous import BadSignature, Signer
 from sqlalchemy import select
 
 from cmp.catalog import DEFAULT_PURPOSES
-from cmp.errors import Forbidden, NotFound
+from cmp.errors import NotPermitted, Unknown
 from cmp.extensions import db
 from cmp.models import ConsentEvent, NoticeVersion, Site
 from cmp.services import chain
@@ -55,7 +55,7 @@ WITHDRAWAL_METHOD = (
 )
 
 
-class InvalidReceiptToken(Forbidden):
+class InvalidReceiptToken(NotPermitted):
     """A token this service did not sign for this site and event; says nothing more."""
 
     def __init__(self):
@@ -99,7 +99,7 @@ def find_receipt(site: Site, event_id: str, token: str, *, tokens: ReceiptTokens
     event = db.session.scalar(select(ConsentEvent).where(ConsentEvent.site_id == site.id, ConsentEvent.id == event_id))
     if event is None:
         # Signed by us but gone: removed by retention after its proof period.
-        raise NotFound("unknown_receipt", "this consent record is no longer kept")
+        raise Unknown("unknown_receipt", "this consent record is no longer kept")
     notice = None
     if event.notice_version is not None:
         notice = db.session.scalar(

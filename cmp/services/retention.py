@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
 
-from cmp.errors import Conflict
+from cmp.errors import Refused
 from cmp.extensions import db
 from cmp.models import (
     ChainCheckpoint,
@@ -138,7 +138,7 @@ def _expire_grants(site: Site, policy: Policy, report: PurgeReport, *, hmac_key:
         )
         try:
             record_consent(request, hmac_key=hmac_key, lifetimes=policy.lifetimes)
-        except Conflict:
+        except Refused:
             report.skipped += 1
             continue
         report.expired_subjects += 1

@@ -22,7 +22,7 @@ from typing import TypeVar
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import OperationalError
 
-from cmp.errors import Conflict, Invalid, NotFound
+from cmp.errors import Invalid, Refused, Unknown
 from cmp.extensions import db
 from cmp.models import ConsentEvent, ConsentState, EmailActivity, Site, Subject, SubjectIdentifier, UnsubscribeLink
 from cmp.models.consent import EVIDENCE_COLUMNS
@@ -57,7 +57,7 @@ def read_identifier(site: Site, subject: str, *, visitor_ids: VisitorIds, field:
 def find_subject(site: Site, subject: str, *, hmac_key: str, visitor_ids: VisitorIds) -> str:
     """The subject id an identifier (`email:`, `user:` or a signed `visitor:` id) points to on this site.
 
-    `Invalid` when it cannot be read, `NotFound` when the site holds no record of it (never erased ones).
+    `Invalid` when it cannot be read, `Unknown` when the site holds no record of it (never erased ones).
     """
     identifier = read_identifier(site, subject, visitor_ids=visitor_ids)
     subject_id = _owner(site, identifier.digest(hmac_key, site.key))
@@ -75,8 +75,8 @@ def _owner(site: Site, digest: str) -> str | None:
     )
 
 
-def _unknown(site: Site) -> NotFound:
-    return NotFound("unknown_subject", f"site {site.key!r} holds no consent record for this subject")
+def _unknown(site: Site) -> Unknown:
+    return Unknown("unknown_subject", f"site {site.key!r} holds no consent record for this subject")
 
 
 # --- access ------------------------------------------------------------------------------------------------------
@@ -237,7 +237,7 @@ FLAGS = {"restricted": (Action.RESTRICT, Action.UNRESTRICT), "child": (Action.CH
 
 
 def _mark(site: Site, subject_id: str, flag: str, value: bool) -> Marked:
-    """Set one of the subject's flags and record the change; a repeat records nothing. `NotFound` once erased."""
+    """Set one of the subject's flags and record the change; a repeat records nothing. `Unknown` once erased."""
 
     def write() -> Marked:
         seq, prev_hash = chain.next_link(site)
@@ -299,7 +299,7 @@ def correct(site: Site, subject_id: str, old: str, new: str, *, hmac_key: str, v
 
     The subject stays the same, so its history and current state stay with it; the old identifier then names no
     one, and a `correct` event records that a correction happened, never what either identifier was. When `new`
-    already names another subject: `Conflict`, nothing changes, two histories are never merged. When it already
+    already names another subject: `Refused`, nothing changes, two histories are never merged. When it already
     names this subject: the old link alone goes.
     """
     replacement = read_identifier(site, new, visitor_ids=visitor_ids, field="identifier")
@@ -319,7 +319,7 @@ def correct(site: Site, subject_id: str, old: str, new: str, *, hmac_key: str, v
             raise _unknown(site)
         owner = _owner(site, new_digest)
         if owner not in (None, subject_id):
-            raise Conflict(
+            raise Refused(
                 "identifiers_conflict",
                 "the new identifier already belongs to another subject; their histories are not merged",
                 {"kinds": [replacement.kind.value]},
@@ -363,7 +363,7 @@ ERASED_WITH_LINKS = (ConsentState, EmailActivity, UnsubscribeLink)
 
 
 def erase(site: Site, subject_id: str) -> Erasure:
-    """Erase a subject in one transaction under the site's chain lock; `NotFound` if it is already erased.
+    """Erase a subject in one transaction under the site's chain lock; `Unknown` if it is already erased.
 
     Appends an `erase` event (no evidence of its own), deletes the identifier links, the current state and the
     email activity, clears the subject's flags (restricted, child), and empties the evidence columns of all the

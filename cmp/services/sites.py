@@ -15,19 +15,24 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from cmp.catalog import BUILTIN_LOCALES, DEFAULT_PURPOSES
-from cmp.errors import NotFound
+from cmp.errors import Unknown
 from cmp.extensions import db
 from cmp.models import Cookie, JurisdictionAcknowledgement, Purpose, Site
 from cmp.services import chain, jurisdiction
 from cmp.services.identifiers import InvalidIdentifier, parse_identifier
-from cmp.vocabulary import CONSENT_MODE_TYPES, Channel, Decision, Mode, Storage, TrackerKind
+from cmp.vocabulary import (
+    CONSENT_MODE_TYPES,
+    COUNTRY,
+    LOCALE,
+    PURPOSE_KEY,
+    SITE_KEY,
+    Channel,
+    Decision,
+    Mode,
+    Storage,
+    TrackerKind,
+)
 
-# Always used with fullmatch (a bare match() lets "$" pass a trailing newline); anchored so the
-# same patterns read right in the OpenAPI description.
-SITE_KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-PURPOSE_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
-COUNTRY = re.compile(r"^([A-Z]{2}|\*)$")
 MAX_LIFETIME_SECONDS = 2**31 - 1  # about 68 years
 # ITU-T E.123 notation: an optional +, digits, spaces and the usual separators.
 PHONE = re.compile(r"^\+?[0-9][0-9 ()./-]{3,31}$")
@@ -59,10 +64,10 @@ def get_site(key: str) -> Site | None:
 
 
 def require_site(key: str) -> Site:
-    """The site, or `NotFound` (404 through the API)."""
+    """The site, or `Unknown` (404 through the API)."""
     site = get_site(key)
     if site is None:
-        raise NotFound("unknown_site", f"no site {key!r}", {"site": key})
+        raise Unknown("unknown_site", f"no site {key!r}", {"site": key})
     return site
 
 

@@ -36,8 +36,6 @@ from cmp.vocabulary import Action, Channel, Decision, Source
 # In the order the dashboard shows them.
 DECISION_ACTIONS = (Action.ACCEPT_ALL, Action.SAVE, Action.REJECT_ALL, Action.WITHDRAW, Action.GPC)
 UNKNOWN_COUNTRY = "unknown"
-# A period longer than this is refused: one page of daily bars stays readable.
-MAX_PERIOD_DAYS = 366
 
 
 class utc_day(FunctionElement):

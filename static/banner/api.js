@@ -1,4 +1,6 @@
 /* Talking to the service: the banner configuration, and recording decisions. */
+// uses: TIMEOUT
+// provides: fetchConfig, record
 
 function call(url, body) {
   const abort = new AbortController();

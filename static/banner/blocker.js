@@ -1,8 +1,16 @@
 /* Blocked scripts, iframes and pixels run only once their purpose is granted (ePrivacy Art. 5(3)). */
+// uses: ATTR, DONE
+// provides: unblock, ran, clearTrackers, watch
 
-/** Run or load every element whose purpose is granted; `onBlocked` gets each iframe still blocked. */
+/**
+ * Run or load each marked element in `root` (default: the page) whose purpose is granted; `onBlocked` gets each
+ * iframe still blocked.
+ */
 function unblock(granted, onBlocked, root) {
-  for (const el of (root || document).querySelectorAll('[' + ATTR + ']')) {
+  const marked = '[' + ATTR + ']';
+  const els = [...(root || document).querySelectorAll(marked)];
+  if (root && root.matches(marked)) els.unshift(root);
+  for (const el of els) {
     if (el.hasAttribute(DONE)) continue;
     if (granted[el.getAttribute(ATTR)]) enable(el);
     else if (el.tagName == 'IFRAME') onBlocked(el);
@@ -46,7 +54,9 @@ function clearTrackers(config, purposes) {
   }
 }
 
-/** Elements added later are held back the same way. */
+/** Elements added later are held back the same way; only the added ones (and what they contain) are looked at. */
 function watch(granted, onBlocked) {
-  new MutationObserver(() => unblock(granted(), onBlocked)).observe(document.documentElement, {childList: true, subtree: true});
+  new MutationObserver(changes => {
+    for (const c of changes) for (const n of c.addedNodes) if (n.nodeType == 1) unblock(granted(), onBlocked, n);
+  }).observe(document.documentElement, {childList: true, subtree: true});
 }

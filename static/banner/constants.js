@@ -1,5 +1,6 @@
-/* cmp banner: names shared by the modules. The service joins these files, in the order of
-   cmp/banner/bundle.py, inside one function, so each file sees the others' names. */
+/* cmp banner: names shared by the modules. Each module declares the names it uses from those before it (in the
+   order of cmp/banner/bundle.py) and the names it provides; the build checks both and keeps the rest private. */
+// provides: COOKIE, ATTR, DONE, GCM_TYPES, WAIT_FOR_UPDATE, TIMEOUT, MAX_AGE
 
 const COOKIE = 'cmp_consent';
 const ATTR = 'data-cmp-purpose';

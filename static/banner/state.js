@@ -1,4 +1,7 @@
-/* State apart from the DOM: the first-party consent cookie and the rules that read it. */
+/* State apart from the DOM: the first-party consent cookie, the rules that read it, and the store of what is in
+   effect. The cookie is touched only when a store method is called. */
+// uses: COOKIE, MAX_AGE
+// provides: createStore, needsAsking, gpcRefuses, effective, grantsAny
 
 /**
  * @typedef {Object} Stored  What the consent cookie keeps.
@@ -54,4 +57,95 @@ function effective(config, s, gpc) {
 
 function grantsAny(config, decisions) {
   return config.purposes.some(p => p.refusable && decisions[p.key]);
+}
+
+/**
+ * The banner's state: the site's configuration, what the cookie keeps, and the decisions in effect (only what is
+ * strictly necessary until the configuration arrives).
+ * @param {boolean} gpc  whether the browser sends Global Privacy Control
+ */
+function createStore(gpc) {
+  let config = null;
+  /** @type {Stored|null} */
+  let stored = null;
+  let state = {necessary: true};
+
+  function save(s) {
+    stored = s;
+    writeState(s);
+  }
+
+  return {
+    get config() {
+      return config;
+    },
+    get state() {
+      return state;
+    },
+    /** The latest decision's receipt, if one was recorded; only a web address ever becomes a link. */
+    get receipt() {
+      return stored && /^https?:\/\//.test(stored.u) ? stored.u : null;
+    },
+
+    /**
+     * Start from the site's configuration and the cookie. Returns whether to ask, the purposes granted earlier
+     * that GPC refuses now (to be stopped before anything runs), and whether to record GPC's refusal unasked.
+     */
+    open(c, now) {
+      config = c;
+      const s = readState();
+      const ask = needsAsking(s, c, now);
+      // Asked again, a visitor keeps the id the service signed, so their decisions stay one history.
+      stored = !ask ? s : s && s.v ? {v: s.v, d: {}, n: 0, t: 0, x: 0} : null;
+      state = effective(c, stored, gpc);
+      const refused = c.purposes.filter(p => stored && stored.d[p.key] && gpcRefuses(c, p, gpc)).map(p => p.key);
+      return {ask, refused, recordGpc: refused.length > 0 || ask && gpc && c.mode == 'opt_out'};
+    },
+
+    /** The body that records `action`: Reject all over an earlier grant is a withdrawal. */
+    request(action, decisions, pageUrl) {
+      if (action == 'reject_all' && stored && grantsAny(config, stored.d)) action = 'withdraw';
+      const body = {action, decisions: decisions || {}, notice_version: config.notice.version, locale: config.locale,
+        page_url: pageUrl, gpc};
+      if (stored && stored.v) body.visitor_id = stored.v;
+      return body;
+    },
+
+    /** Keep the service's answer to a recorded decision. */
+    remember(r) {
+      const d = Object.assign({}, stored && stored.d);
+      for (const k in r.decisions) d[k] = r.decisions[k] == 'granted';
+      // A choice this decision left alone keeps its own end: the cookie lasts until the first of them runs out.
+      const kept = stored && Object.keys(stored.d).some(k => !(k in r.decisions));
+      const x = Date.parse(r.expires_at);
+      save({v: r.visitor_id, d, n: r.notice_version, t: Date.parse(r.received_at), x: kept ? Math.min(x, stored.x) : x,
+        r: r.event_id, u: r.receipt_url});
+    },
+
+    /**
+     * The service could not record `body`: whether it takes effect all the same. Refusals do, kept for the refusal
+     * lifetime; GPC's needs no cookie (effective() applies it; the record is tried again on the next visit).
+     * Grants count only once recorded.
+     */
+    unrecorded(body) {
+      if (body.action == 'gpc') return true;
+      if (body.action == 'accept_all' || Object.values(body.decisions).includes('granted')) return false;
+      const d = Object.assign({}, stored && stored.d);
+      for (const p of config.purposes) {
+        if (p.refusable && (body.action != 'save' || p.key in body.decisions)) d[p.key] = false;
+      }
+      const now = Date.now();
+      const x = now + config.lifetimes.refusal_days * 864e5;
+      save({v: stored && stored.v, d, n: config.notice.version, t: now, x});
+      return true;
+    },
+
+    /** Put the stored decisions into effect; returns the purposes this revokes. */
+    settle() {
+      const next = effective(config, stored, gpc);
+      const revoked = Object.keys(state).filter(k => state[k] && !next[k]);
+      state = next;
+      return revoked;
+    },
+  };
 }

@@ -1,4 +1,6 @@
 /* The banner's two layers, the settings control and iframe placeholders. Nothing here decides. */
+// uses: CSS, ATTR
+// provides: createUI
 
 /** Build an element: `on*` props are listeners, `text` is text content, the rest are attributes. */
 function h(tag, props, kids) {
@@ -211,8 +213,9 @@ function createUI(config, actions, nonce) {
     ]));
   }
 
-  function error(message) {
-    for (const el of root.querySelectorAll('.cmp-error')) el.textContent = message;
+  /** A decision could not be recorded: say so in the open layer. */
+  function error() {
+    for (const el of root.querySelectorAll('.cmp-error')) el.textContent = t.error;
   }
 
   function done() {

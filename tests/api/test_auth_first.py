@@ -6,6 +6,8 @@ listed below as one that takes no key.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.helpers import ORIGIN, counts
@@ -101,3 +103,16 @@ def test_the_banner_post_with_a_bad_key_is_401_whatever_its_body(client, site):
 def test_every_route_that_takes_no_key_still_exists(app):
     rules = {(method, rule.rule) for rule in app.url_map.iter_rules() for method in rule.methods}
     assert WITHOUT_KEY <= rules
+
+
+def test_the_description_says_which_routes_take_a_key(app, client):
+    paths = client.get("/api/v1/openapi.json").json["paths"]
+
+    def operation(method: str, rule: str) -> dict:
+        return paths[re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule)][method.lower()]
+
+    assert all(operation(method, rule).get("security") for method, rule in keyed_routes(app))
+    # Without a key: no security at all, but for the banner's POST, where a key is one of two ways in.
+    optional = {("POST", "/api/v1/sites/<site_key>/consents")}
+    assert not any(operation(method, rule).get("security") for method, rule in WITHOUT_KEY - optional)
+    assert {} in operation(*next(iter(optional)))["security"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from cmp.extensions import db
@@ -110,3 +112,13 @@ def test_no_key_or_a_bad_key_is_401(client, site, route, headers):
 )
 def test_recording_with_a_bad_key_is_401_not_a_banner_request(client, site, headers):
     assert call(client, "record", headers).status_code == 401
+
+
+@pytest.mark.parametrize("route", sorted(REQUESTS))
+def test_the_description_names_the_scope_each_route_checks(app, client, route):
+    method, path, _ = REQUESTS[route]
+    rule, _ = app.url_map.bind("localhost").match(path, method=method, return_rule=True)
+    template = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+    operation = client.get("/api/v1/openapi.json").json["paths"][template][method.lower()]
+    assert operation["security"][0] == {NEEDS[route].replace(":", "_"): []}
+    assert NEEDS[route] in operation["description"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import shutil
 import subprocess
 
 import pytest
@@ -113,10 +112,7 @@ def test_unknown_pinned_digest_is_404(client, built, digest):
     assert error["details"] == {}
 
 
-def test_bundle_is_valid_javascript(built, tmp_path):
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed")
+def test_bundle_is_valid_javascript(built, tmp_path, node):
     path = tmp_path / "cmp.js"
     path.write_bytes(built.script)
     done = subprocess.run([node, "--check", str(path)], capture_output=True, text=True, timeout=60)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -23,20 +22,11 @@ from cmp.models import ConsentEvent, ConsentState, SubjectIdentifier
 from cmp.services import notices, sites
 from cmp.services.identifiers import Identifier
 from cmp.vocabulary import IdentifierKind
+from tests.browser.chromium import CHROMIUM, launch
 from tests.browser.pages import PageServer, wait_ready
 from tests.conftest import running_app, skip_or_fail
 from tests.geoip import write_geoip_database
 
-CHROMIUM = Path("/usr/bin/chromium")
-# The machine running the tests may have no outside network: Chromium must not try to reach it.
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SITE = "shop"
 TIMEOUT_MS = 10_000
 
@@ -56,7 +46,7 @@ def browser():
     except ImportError as exc:
         skip_or_fail(f"browser tests need Playwright for Python (pip install -e '.[test]'): {exc}")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS)
+        browser = launch(playwright)
         yield browser
         browser.close()
 

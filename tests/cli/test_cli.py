@@ -16,7 +16,7 @@ import pytest
 import rfc8785
 import sqlalchemy as sa
 
-from cmp.errors import Unauthorized
+from cmp.errors import Unauthenticated
 from cmp.extensions import db
 from cmp.models import (
     ApiKey,
@@ -846,7 +846,7 @@ def test_authenticate_accepts_the_printed_token_and_rejects_a_modified_one(runne
         f"cmp_{key_id}_",
     ]
     for bad in tampered:
-        with pytest.raises(Unauthorized):
+        with pytest.raises(Unauthenticated):
             keys.authenticate(bad)
 
 
@@ -893,7 +893,7 @@ def test_key_revoke_makes_authentication_fail(runner, site):
     assert result.exit_code == 0, result.output
     assert f"revoked {key_id}" in result.output
     assert db.session.scalars(sa.select(ApiKey)).one().revoked_at is not None
-    with pytest.raises(Unauthorized):
+    with pytest.raises(Unauthenticated):
         keys.authenticate(token)
 
 

@@ -41,7 +41,6 @@ class Recent:
     """Values kept `seconds` in this process, at most `size` of them, shared safely by a worker's threads."""
 
     def __init__(self, seconds: float, size: int = 1024, timer=time.monotonic):
-        self.seconds = seconds
         self._cache = TTLCache(maxsize=size, ttl=seconds, timer=timer) if seconds > 0 else None
         self._lock = threading.Lock()
 

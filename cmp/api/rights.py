@@ -38,6 +38,12 @@ from cmp.vocabulary import Scope
 bp = Blueprint("rights", __name__, url_prefix="/api/v1/subjects")
 
 
+def _posted(schema, key: ApiKey, subject: str) -> tuple[dict, Site, str]:
+    """A rights request's body loaded with `schema`, and the site and subject id it names (see `_subject`)."""
+    data = schema.load(json_body())
+    return (data, *_subject(key, data["site"], subject))
+
+
 def _subject(key: ApiKey, site_key: str, subject: str) -> tuple[Site, str]:
     """The site (the key must be bound to it, if bound at all) and the subject id `subject` names there."""
     keys.authorise(key, Scope.DSR, site_key)
@@ -84,8 +90,7 @@ def access(subject: str, key: ApiKey):
 )
 @requires(Scope.DSR, body=True)
 def withdraw(subject: str, key: ApiKey):
-    data = site_body_schema.load(json_body())
-    site, subject_id = _subject(key, data["site"], subject)
+    _, site, subject_id = _posted(site_body_schema, key, subject)
     event = rights.withdraw(
         site,
         subject_id,
@@ -106,8 +111,7 @@ def withdraw(subject: str, key: ApiKey):
 )
 @requires(Scope.DSR, body=True)
 def erase(subject: str, key: ApiKey):
-    data = site_body_schema.load(json_body())
-    site, subject_id = _subject(key, data["site"], subject)
+    _, site, subject_id = _posted(site_body_schema, key, subject)
     return jsonify(erasure_result_schema.dump(rights.erase(site, subject_id)))
 
 
@@ -123,8 +127,7 @@ def erase(subject: str, key: ApiKey):
 )
 @requires(Scope.DSR, body=True)
 def restrict(subject: str, key: ApiKey):
-    data = site_body_schema.load(json_body())
-    site, subject_id = _subject(key, data["site"], subject)
+    _, site, subject_id = _posted(site_body_schema, key, subject)
     return jsonify(restriction_result_schema.dump(rights.restrict(site, subject_id, True)))
 
 
@@ -140,8 +143,7 @@ def restrict(subject: str, key: ApiKey):
 )
 @requires(Scope.DSR, body=True)
 def unrestrict(subject: str, key: ApiKey):
-    data = site_body_schema.load(json_body())
-    site, subject_id = _subject(key, data["site"], subject)
+    _, site, subject_id = _posted(site_body_schema, key, subject)
     return jsonify(restriction_result_schema.dump(rights.restrict(site, subject_id, False)))
 
 
@@ -157,8 +159,7 @@ def unrestrict(subject: str, key: ApiKey):
 )
 @requires(Scope.DSR, body=True)
 def correct(subject: str, key: ApiKey):
-    data = correction_schema.load(json_body())
-    site, subject_id = _subject(key, data["site"], subject)
+    data, site, subject_id = _posted(correction_schema, key, subject)
     correction = rights.correct(
         site,
         subject_id,
@@ -182,6 +183,5 @@ def correct(subject: str, key: ApiKey):
 )
 @requires(Scope.DSR, body=True)
 def age(subject: str, key: ApiKey):
-    data = age_schema.load(json_body())
-    site, subject_id = _subject(key, data["site"], subject)
+    data, site, subject_id = _posted(age_schema, key, subject)
     return jsonify(age_result_schema.dump(rights.record_age(site, subject_id, data["age"], data["country"])))

@@ -40,7 +40,7 @@ from cmp.services.consent import (
 )
 from cmp.services.evidence import Evidence
 from cmp.services.identifiers import Identifier, InvalidIdentifier, new_event_id, parse_identifier
-from cmp.services.lookup import STATE_COLUMNS, Answer, answer, answer_for_subject
+from cmp.services.lookup import ADULT, STATE_COLUMNS, Answer, answer_for_subject, decide
 from cmp.services.notices import last_material_version
 from cmp.vocabulary import Action, Decision, Source
 
@@ -199,7 +199,7 @@ def _recorded_answer(site: Site, subject_id: str, purpose: str) -> Answer:
     Whether a subscription is already confirmed or already withdrawn is a fact about the record: a restricted
     subject's unsubscribe is still an unsubscribe, and is not recorded twice.
     """
-    return answer(_state(site, subject_id, purpose), utcnow(), last_material_version(site))
+    return decide(_state(site, subject_id, purpose), ADULT, utcnow(), last_material_version(site))
 
 
 def _require_subject(site: Site, subject_id: str, *, hold: bool = False) -> None:

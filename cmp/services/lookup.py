@@ -86,11 +86,6 @@ def decide(row, flags: SubjectFlags, now: datetime, material_version: int | None
     return Answer(False, reason, *fields)
 
 
-def answer(row, now: datetime, material_version: int | None, flags: SubjectFlags = ADULT) -> Answer:
-    """`decide` for a state row read elsewhere (an access request, an email link)."""
-    return decide(row, flags, now, material_version)
-
-
 def subject_flags(subject_id: str) -> SubjectFlags:
     row = db.session.execute(select(Subject.restricted, Subject.child).where(Subject.id == subject_id)).first()
     return SubjectFlags(*row) if row is not None else ADULT

@@ -40,7 +40,7 @@ from cmp.services.consent import (
 from cmp.services.evidence import Evidence
 from cmp.services.identifiers import Identifier, InvalidIdentifier, VisitorIds, new_event_id
 from cmp.services.jurisdiction import child_age, mode_for
-from cmp.services.lookup import answer, subject_flags
+from cmp.services.lookup import decide, subject_flags
 from cmp.services.notices import last_material_version
 from cmp.vocabulary import Action, Source
 
@@ -131,7 +131,7 @@ def access(site: Site, subject_id: str) -> SubjectRecord:
         .where(ConsentState.site_id == site.id, ConsentState.subject_id == subject_id)
         .order_by(ConsentState.purpose)
     ).scalars()
-    state = {r.purpose: PurposeState(r.decision, r.action, r.source, *answer(r, now, material, flags)) for r in rows}
+    state = {r.purpose: PurposeState(r.decision, r.action, r.source, *decide(r, flags, now, material)) for r in rows}
     events = list(
         db.session.scalars(
             select(ConsentEvent)

@@ -26,13 +26,13 @@ def test_marked_elements_inside_an_added_container_wait_for_their_purpose(page, 
     assert page.evaluate("() => window.nestedRuns") is None
     assert page.locator("img[data-src$='tag=nested']").get_attribute("src") is None
 
-    with page.expect_request(f"{pages.origin}/pv.gif?tag=nested"):
+    with page.expect_response(f"{pages.origin}/pv.gif?tag=nested"):
         page.locator(".cmp-banner").get_by_role("button", name="Accept all").click()
     assert page.evaluate("() => window.nestedRuns") == 1
     assert frame.get_attribute("src") == f"{pages.origin}/video?nested"
 
     # Granted already: a container added now runs what it holds at once, and only once.
-    with page.expect_request(f"{pages.origin}/pv.gif?tag=later"):
+    with page.expect_response(f"{pages.origin}/pv.gif?tag=later"):
         page.evaluate(ADD_CONTAINER, "later")
     page.wait_for_function("() => window.nestedRuns === 2")
     page.locator("iframe[title='later']").wait_for(state="visible")

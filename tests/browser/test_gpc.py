@@ -141,6 +141,8 @@ def test_gpc_after_a_grant_stops_sharing_even_when_it_cannot_be_recorded(new_con
         page.reload()
         wait_ready(page)
     assert [e["action"] for e in service.events()] == ["accept_all", "gpc"]
+    # The banner keeps the answer once it has read it, a moment after the response arrived.
+    page.wait_for_function("() => decodeURIComponent(document.cookie).includes('\"partner_sharing\":false')")
     assert stored_consent(context)["d"]["partner_sharing"] is False
 
 

@@ -1,15 +1,18 @@
 """Audit export: first byte, events per second and peak memory of `cmp export` and GET /api/v1/audit/events.
 
-For each backend: a fresh database, `cmp db upgrade` and `cmp demo`, then a valid hash chain of synthetic
-events for the demo site (hashed here in one pass, loaded with COPY on PostgreSQL), first `--small` events
-and then up to `--events`. At each size, each in a fresh process so that its peak memory is its own:
+For each backend: a fresh database, `cmp db upgrade` and `cmp demo`, then synthetic events for the demo site,
+first `--small` and then up to `--events`: hashed here in one pass and stored pending (loaded with COPY on
+PostgreSQL), then placed in the site's Merkle tree by the log's own sequencer (`tlog.integrate`), which writes its
+tiles and signs its checkpoints; that integration is timed. At each size, each in a fresh process so that its
+peak memory is its own:
 
 - `select`: the ceiling, a plain SELECT of the same rows in id order through a server-side cursor, each row
   written to a file as tab-separated text;
 - `cli`: `cmp export --site demo -o FILE`, the command itself, run in a fresh interpreter;
 - `http`: GET /api/v1/audit/events?site=demo from a fresh gunicorn (one gthread worker, as
   deploy/gunicorn.conf.py runs it), read by a client on loopback as it streams and written to a file;
-- `verify`: `cmp verify --file` on that export, offline, up to `--verify-up-to` events.
+- `verify`: `cmp verify --file` on that export, offline, with the log's verifier key, up to `--verify-up-to`
+  events.
 
 First byte is the time from the command's start or the request's sending to the first byte written or
 received. Memory is the peak resident set size above what the process held once ready (app built, database
@@ -41,6 +44,7 @@ from bench.options import (
     progress,
 )
 from bench.server import HOST, PROJECT, cmp, free_port, gunicorn
+from cmp.services.tlog import BATCH
 
 SITE = "demo"
 SUBJECTS = 1000
@@ -71,6 +75,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="verify the export offline at sizes up to this many events (%(default)s; its hashing is slow)",
     )
     parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="export format (%(default)s)")
+    parser.add_argument(
+        "--batch",
+        type=positive,
+        default=BATCH,
+        help="pending events the sequencer places per integration, each one transaction and checkpoint (%(default)s)",
+    )
 
 
 @dataclass
@@ -89,8 +99,11 @@ class Measure:
 @dataclass
 class Outcome:
     backend: str
+    batch: int = BATCH
     version: str = ""
     seed_seconds: dict[int, float] = field(default_factory=dict)
+    # Events integrated to reach each size, and how long the sequencer took.
+    integrated: dict[int, tuple[int, float]] = field(default_factory=dict)
     measures: list[Measure] = field(default_factory=list)
 
 
@@ -103,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def bench_backend(backend: str, args: argparse.Namespace) -> Outcome:
-    outcome = Outcome(backend)
+    outcome = Outcome(backend, batch=args.batch)
     sizes = sorted({size for size in (args.small, args.events) if size > 0})
     with prepared_demo(backend, args) as service:
         outcome.version = service.database.version
@@ -111,10 +124,15 @@ def bench_backend(backend: str, args: argparse.Namespace) -> Outcome:
         token = cmp(env, "key", "create", "--name", "bench", "--scope", "audit:read").stdout.split()[0]
         stored = 0
         for size in sizes:
-            progress(backend, f"storing events {stored + 1:,} to {size:,} (hashed in one pass)")
+            progress(backend, f"storing events {stored + 1:,} to {size:,} (hashed in one pass, pending)")
             started = time.perf_counter()
             seed_events(service.database.url, stored, size - stored)
             outcome.seed_seconds[size] = time.perf_counter() - started
+            progress(backend, f"integrating events {stored + 1:,} to {size:,}, {args.batch:,} per checkpoint")
+            report = _run_worker(env, "integrate", service.database.url, str(args.batch))
+            if report["rows"] != size - stored:
+                raise BenchError(f"the sequencer integrated {report['rows']:,} events, expected {size - stored:,}")
+            outcome.integrated[size] = (report["rows"], report["seconds"])
             stored = size
             out = directory / f"export.{args.format}"
             for name in ("select", "cli", "http", "verify"):
@@ -124,7 +142,7 @@ def bench_backend(backend: str, args: argparse.Namespace) -> Outcome:
                 if name == "http":
                     report = _measure_http(env, token, directory, out, args.format)
                 else:
-                    report = _measure(env, name, service.database.url, out, args.format)
+                    report = _run_worker(env, name, service.database.url, str(out), args.format)
                 outcome.measures.append(
                     Measure(
                         backend,
@@ -143,9 +161,9 @@ def bench_backend(backend: str, args: argparse.Namespace) -> Outcome:
     return outcome
 
 
-def _measure(env: dict[str, str], name: str, database_url: str, out: Path, fmt: str) -> dict:
-    """Run one measurement in a fresh interpreter: its peak memory is then its own."""
-    command = [sys.executable, "-m", "bench.export", name, database_url, str(out), fmt]
+def _run_worker(env: dict[str, str], name: str, *arguments: str) -> dict:
+    """Run one measurement in a fresh interpreter, with the app's settings: its peak memory is then its own."""
+    command = [sys.executable, "-m", "bench.export", name, *arguments]
     done = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=3600)
     if done.returncode != 0:
         raise BenchError(f"{name} exited {done.returncode}:\n{done.stderr[-3000:]}")
@@ -212,7 +230,10 @@ def _worker_of(master: int) -> int:
 
 
 def seed_events(database_url: str, stored: int, count: int) -> None:
-    """Append `count` events after the `stored` ones: ids in time order, hashes chained, the head moved."""
+    """Queue `count` pending events after the `stored` integrated ones: ids in time order, entries 1 to `count`.
+
+    Nothing is placed: `seq` and `prev_hash` stay NULL and the head stays where it is, for the sequencer to move.
+    """
     import sqlalchemy as sa
 
     from cmp.models import ChainHead, ConsentEvent, NoticeVersion, Site, Subject
@@ -223,30 +244,33 @@ def seed_events(database_url: str, stored: int, count: int) -> None:
         notice = connection.execute(
             sa.select(NoticeVersion.version, NoticeVersion.content_hash).where(NoticeVersion.site_id == site_id)
         ).first()
-        head = connection.execute(sa.select(ChainHead.seq, ChainHead.hash).where(ChainHead.site_id == site_id)).one()
-        if head.seq != stored:
-            raise BenchError(f"the chain head is at {head.seq}, expected {stored}")
+        size = connection.scalar(sa.select(ChainHead.seq).where(ChainHead.site_id == site_id))
+        if size != stored:
+            raise BenchError(f"the log's tree holds {size} events, expected {stored}")
+        pending = connection.scalar(
+            sa.select(sa.func.count()).where(ConsentEvent.site_id == site_id, ConsentEvent.seq.is_(None))
+        )
+        if pending:
+            raise BenchError(f"{pending:,} events are pending already: the sequencer has not caught up")
         subjects = [f"bench-subject-{n:05d}" for n in range(SUBJECTS)]
         latest = connection.scalar(
             sa.select(sa.func.max(ConsentEvent.received_at)).where(ConsentEvent.site_id == site_id)
         )
-        # One millisecond apart, after the events already stored: ids (ULIDs of those times) rise with seq.
+        # One millisecond apart, after the events already stored: ids (ULIDs of those times) rise with entry.
         start = (latest or datetime.now(UTC) - timedelta(days=30)) + timedelta(milliseconds=1)
         if stored == 0:
             now = datetime.now(UTC)
             connection.execute(sa.insert(Subject), [{"id": s, "site_id": site_id, "created_at": now} for s in subjects])
-    rows = _events(site_id, notice, subjects, head.seq, head.hash, count, start)
+    rows = _events(site_id, notice, subjects, count, start)
     if engine.dialect.name == "postgresql":
-        last = _copy(engine, rows)
+        _copy(engine, rows)
     else:
-        last = _insert(engine, ConsentEvent.__table__, rows)
-    with engine.begin() as connection:
-        connection.execute(sa.update(ChainHead).where(ChainHead.site_id == site_id).values(seq=last[0], hash=last[1]))
+        _insert(engine, ConsentEvent.__table__, rows)
     engine.dispose()
 
 
-def _events(site_id, notice, subjects, seq, prev_hash, count, start):
-    """Rows of events after (seq, prev_hash), hashed as chain.event_hash would hash them."""
+def _events(site_id, notice, subjects, count, start):
+    """Pending (version 2) events numbered 1 to `count` in entry order, hashed as chain.event_hash would hash them."""
     import hashlib
     from types import SimpleNamespace
 
@@ -255,7 +279,7 @@ def _events(site_id, notice, subjects, seq, prev_hash, count, start):
     from cmp.services import chain
 
     # RFC 8785 output equals sorted compact JSON for these values (ASCII text, integers, no floats);
-    # the first events are checked against the real canonicaliser, so the chain stays valid.
+    # the first events are checked against the real canonicaliser, so the log stays valid.
     def fast_hash(payload: dict) -> str:
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(text.encode()).hexdigest()
@@ -264,12 +288,12 @@ def _events(site_id, notice, subjects, seq, prev_hash, count, start):
     actions = ("accept_all", "reject_all", "save")
     for n in range(count):
         received = start + timedelta(milliseconds=n)
-        seq += 1
         granted = "granted" if n % 3 != 1 else "denied"
         event = SimpleNamespace(
             id=str(ULID.from_datetime(received)),
             site_id=site_id,
-            seq=seq,
+            seq=None,
+            entry=n + 1,
             subject_id=subjects[n % len(subjects)],
             action=actions[n % 3],
             source="banner",
@@ -288,13 +312,12 @@ def _events(site_id, notice, subjects, seq, prev_hash, count, start):
             page_url=None,
             evidence_salt=None,
             evidence_digest=evidence,
-            prev_hash=prev_hash,
+            prev_hash=None,
         )
         payload = chain.event_payload(event, SITE)
         event.hash = fast_hash(payload)
         if n < 100 and event.hash != chain.event_hash(event, SITE):
             raise BenchError("the fast hash differs from chain.event_hash")
-        prev_hash = event.hash
         yield event
 
 
@@ -302,6 +325,7 @@ EVENT_COLUMNS = (
     "id",
     "site_id",
     "seq",
+    "entry",
     "subject_id",
     "action",
     "source",
@@ -325,7 +349,7 @@ EVENT_COLUMNS = (
 )
 
 
-def _copy(engine, events, chunk: int = 20_000) -> tuple[int, str]:
+def _copy(engine, events, chunk: int = 20_000) -> None:
     """COPY the events in text format (no value holds a tab, newline or backslash)."""
 
     def text(value) -> str:
@@ -339,7 +363,6 @@ def _copy(engine, events, chunk: int = 20_000) -> tuple[int, str]:
             return value.isoformat()
         return str(value)
 
-    last = None
     connection = engine.raw_connection()
     try:
         cursor = connection.cursor()
@@ -350,31 +373,28 @@ def _copy(engine, events, chunk: int = 20_000) -> tuple[int, str]:
                 if len(lines) >= chunk:
                     copy.write("".join(lines))
                     lines = []
-                last = (event.seq, event.hash)
             copy.write("".join(lines))
         connection.commit()
         cursor.execute("ANALYZE consent_events")
         connection.commit()
     finally:
         connection.close()
-    return last
 
 
-def _insert(engine, table, events, chunk: int = 20_000) -> tuple[int, str]:
-    last, rows = None, []
+def _insert(engine, table, events, chunk: int = 20_000) -> None:
+    rows = []
     with engine.begin() as connection:
         for event in events:
             rows.append({c: getattr(event, c) for c in EVENT_COLUMNS})
-            last = (event.seq, event.hash)
             if len(rows) >= chunk:
                 connection.execute(table.insert(), rows)
                 rows = []
         if rows:
             connection.execute(table.insert(), rows)
-    return last
 
 
-# Measurements, each run as `python -m bench.export NAME DATABASE_URL FILE FORMAT` in its own process.
+# Measurements, each run as `python -m bench.export NAME DATABASE_URL FILE FORMAT` in its own process (the
+# sequencer as `python -m bench.export integrate DATABASE_URL BATCH`).
 
 
 def _status_kib(name: str, pid: int | str = "self") -> int:
@@ -486,13 +506,39 @@ def _count_events(path: Path, fmt: str) -> int:
         return sum(1 for line in stream if line.startswith(marker))
 
 
-def _verify(database_url: str, out: Path, fmt: str) -> dict:
-    """`cmp verify --file`, as an auditor runs it: the file alone."""
-    from cmp.services.export_verify import verify_file
+def _integrate(batch: int) -> dict:
+    """The log's sequencer over every pending event of the demo site, `batch` at a time, as its rounds place them.
 
+    Each call is one transaction: it places its events, writes their tiles, moves the head and signs a checkpoint.
+    """
+    from sqlalchemy import select
+
+    from cmp import create_app
+    from cmp.extensions import db
+    from cmp.models import Site
+    from cmp.services import tlog
+
+    app = create_app()
+    with app.app_context():
+        site = db.session.scalars(select(Site).where(Site.key == SITE)).one()
+        ready = _reset_peak()
+        started = time.perf_counter()
+        rows = 0
+        while (done := tlog.integrate(site, batch=batch)) is not None and done.integrated:
+            rows += done.integrated
+        seconds = time.perf_counter() - started
+    return {"rows": rows, "seconds": seconds, "bytes": 0, "ready_kib": ready, "result": "-"}
+
+
+def _verify(database_url: str, out: Path, fmt: str) -> dict:
+    """`cmp verify --file --key`, as an auditor runs it: the file and the log's verifier key."""
+    from cmp.services.export_verify import verify_file
+    from cmp.services.tlog import LogKey
+
+    key = LogKey.load(os.environ["CMP_LOG_KEY"]).verifier
     ready = _reset_peak()
     started = time.perf_counter()
-    report = verify_file(out)
+    report = verify_file(out, key=key)
     seconds = time.perf_counter() - started
     rows = sum(site.result.checked for site in report.sites)
     result = "ok" if report.ok else "FAILED: " + "; ".join(str(s.result.reason) for s in report.sites)
@@ -525,12 +571,29 @@ def print_report(outcomes: list[Outcome], skipped: list[str]) -> None:
     for outcome in outcomes:
         seeded = ", ".join(f"{size:,} in {seconds:.0f}s" for size, seconds in outcome.seed_seconds.items())
         print(f"{outcome.backend}: {outcome.version}; events stored: {seeded}")
+        integrated = ", ".join(
+            f"{rows:,} in {seconds:.2f}s ({per_100k(rows, seconds):.1f}s per 100,000)"
+            for rows, seconds in outcome.integrated.values()
+        )
+        print(f"{outcome.backend}: integrated by the sequencer ({outcome.batch:,} per checkpoint): {integrated}")
     for line in skipped:
         print(line)
 
 
+def per_100k(rows: int, seconds: float) -> float:
+    return seconds * 100_000 / rows if rows else float("nan")
+
+
 def _summarise(outcome: Outcome) -> None:
     """At the largest size: the HTTP export's first byte, its rate beside the plain SELECT, both exports' memory."""
+    rows = sum(rows for rows, _ in outcome.integrated.values())
+    seconds = sum(seconds for _, seconds in outcome.integrated.values())
+    if rows:
+        summary.record(
+            f"log integration s per 100,000 events ({outcome.backend}, {outcome.batch:,} per checkpoint)",
+            f"{per_100k(rows, seconds):.2f}",
+            f"{rows:,} events in {seconds:.1f}s",
+        )
     measured = {(m.events, m.name): m for m in outcome.measures}
     largest = max((m.events for m in outcome.measures), default=None)
     http, select = measured.get((largest, "http")), measured.get((largest, "select"))
@@ -566,8 +629,12 @@ def _summarise(outcome: Outcome) -> None:
 
 
 def _worker(argv: list[str]) -> None:
-    name, database_url, out, fmt = argv
-    report = {"select": _select, "cli": _cli, "verify": _verify}[name](database_url, Path(out), fmt)
+    name, database_url, *rest = argv
+    if name == "integrate":
+        report = _integrate(int(rest[0]))
+    else:
+        out, fmt = rest
+        report = {"select": _select, "cli": _cli, "verify": _verify}[name](database_url, Path(out), fmt)
     report["peak_kib"] = _status_kib("VmHWM")
     print(json.dumps(report))
 

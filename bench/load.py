@@ -22,6 +22,8 @@ class Call:
     expect: int
     body: bytes | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    # Keep each successful answer's body with the time it was read (for figures that follow a write further).
+    keep: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,14 +42,17 @@ class Round:
     errors: Counter = field(default_factory=Counter)
     # CPU microseconds per answered request, by group (bench.cpu), where measured.
     cpu_us: dict[str, float] = field(default_factory=dict)
+    # (time.perf_counter() when read, body) of each successful answer, when the call keeps them.
+    answers: list[tuple[float, bytes]] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
         return self.ok / self.elapsed if self.elapsed else 0.0
 
-    def add(self, ok: int, errors: Counter) -> None:
+    def add(self, ok: int, errors: Counter, answers: list[tuple[float, bytes]]) -> None:
         self.ok += ok
         self.errors.update(errors)
+        self.answers.extend(answers)
 
 
 class _Budget:
@@ -73,9 +78,9 @@ def drive(host: str, port: int, call: Call, clients: int, limit: Limit) -> Round
     def client() -> None:
         start.wait()
         deadline = clock["start"] + limit.seconds
-        ok, errors = _loop(host, port, call, budget, deadline, stop)
+        ok, errors, answers = _loop(host, port, call, budget, deadline, stop)
         with lock:
-            result.add(ok, errors)
+            result.add(ok, errors, answers)
 
     threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
     try:
@@ -89,10 +94,12 @@ def drive(host: str, port: int, call: Call, clients: int, limit: Limit) -> Round
     return result
 
 
-def _loop(host, port, call: Call, budget: _Budget, deadline: float, stop: threading.Event) -> tuple[int, Counter]:
+def _loop(
+    host, port, call: Call, budget: _Budget, deadline: float, stop: threading.Event
+) -> tuple[int, Counter, list[tuple[float, bytes]]]:
     # A server that answers "Connection: close" makes http.client reconnect on the next request.
     connection = http.client.HTTPConnection(host, port, timeout=30)
-    ok, errors = 0, Counter()
+    ok, errors, answers = 0, Counter(), []
     try:
         while not stop.is_set() and time.perf_counter() < deadline and budget.take():
             try:
@@ -105,8 +112,10 @@ def _loop(host, port, call: Call, budget: _Budget, deadline: float, stop: thread
                 continue
             if response.status == call.expect:
                 ok += 1
+                if call.keep:
+                    answers.append((time.perf_counter(), body))
             else:
                 errors[f"{call.name}: HTTP {response.status} {body[:200].decode(errors='replace')}"] += 1
     finally:
         connection.close()
-    return ok, errors
+    return ok, errors, answers

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench import BenchError
+from cmp.services.notes import generate_key
 
 PROJECT = Path(__file__).resolve().parent.parent
 # The interpreter's own scripts directory: the virtualenv the benchmark runs from.
@@ -30,6 +31,7 @@ def app_environment(database_url: str) -> dict[str, str]:
         CMP_ENV="production",
         CMP_SECRET_KEY=secrets.token_urlsafe(32),
         CMP_HMAC_KEY=secrets.token_urlsafe(32),
+        CMP_LOG_KEY=generate_key("bench.localhost")[0],
         CMP_DATABASE_URL=database_url,
         CMP_LOG_LEVEL="WARNING",
         # Production requires it for the links in emails and receipts; no benchmark follows one.

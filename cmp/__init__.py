@@ -51,11 +51,13 @@ def register_extensions(app: Flask) -> None:
     """Bind the shared extensions, then build the objects this app keeps for itself in `app.extensions`."""
     from cmp.extensions import db, migrate
     from cmp.limits import init_limits
+    from cmp.sequencer import init_sequencer
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
     init_limits(app)
     app.extensions.update(app_objects(app.config))
+    init_sequencer(app)
 
 
 def app_objects(config: Mapping) -> dict:
@@ -79,7 +81,17 @@ def app_objects(config: Mapping) -> dict:
         ),
         "cmp.lookup_cache": {"keys": Recent(cache_seconds), "sites": Recent(cache_seconds)},
         "cmp.locator": _locator(config),
+        "cmp.log_key": _log_key(config["CMP_LOG_KEY"]),
     }
+
+
+def _log_key(private_key: str):
+    from cmp.services.tlog import LogKey
+
+    try:
+        return LogKey.load(private_key)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _locator(config: Mapping):
@@ -98,7 +110,7 @@ def _locator(config: Mapping):
 
 def register_blueprints(app: Flask) -> None:
     from cmp import dashboard
-    from cmp.api import audit, email, email_links, health, lookup, openapi, receipts, rights, sites
+    from cmp.api import audit, email, email_links, health, log, lookup, openapi, receipts, rights, sites
     from cmp.banner import bp as banner_bp
     from cmp.banner import demo
     from cmp.limits import exempt_from_limits
@@ -112,6 +124,7 @@ def register_blueprints(app: Flask) -> None:
         receipts.bp,
         rights.bp,
         audit.bp,
+        log.bp,
         dashboard.bp,
         banner_bp,
         demo.bp,

@@ -86,16 +86,30 @@ def _public_url(value: str | None, env: str) -> str | None:
     return value
 
 
-def _development_secrets(instance_path: str) -> dict[str, str]:
-    """Keep generated secrets in the instance folder so signed ids survive restarts."""
+def _development_secrets(instance_path: str, public_url: str | None) -> dict[str, str]:
+    """Keep generated secrets in the instance folder so signed ids and the log's key survive restarts."""
     path = Path(instance_path) / "dev-secrets.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    values = {"CMP_SECRET_KEY": secrets.token_urlsafe(32), "CMP_HMAC_KEY": secrets.token_urlsafe(32)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(values))
-    path.chmod(0o600)
+    values = json.loads(path.read_text()) if path.exists() else {}
+    generated = {
+        "CMP_SECRET_KEY": lambda: secrets.token_urlsafe(32),
+        "CMP_HMAC_KEY": lambda: secrets.token_urlsafe(32),
+        "CMP_LOG_KEY": lambda: _log_key(public_url),
+    }
+    missing = {name: make() for name, make in generated.items() if name not in values}
+    if missing:
+        values.update(missing)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
+        path.chmod(0o600)
     return values
+
+
+def _log_key(public_url: str | None) -> str:
+    """A new signing key for the consent log, named after the service's host (the log's name in its origins)."""
+    from cmp.services.notes import generate_key
+
+    host = urlsplit(public_url).hostname if public_url else None
+    return generate_key(host or "cmp.localhost")[0]
 
 
 def load_settings(environ: Mapping[str, str], instance_path: str, overrides: Mapping | None = None) -> dict:
@@ -115,6 +129,12 @@ def load_settings(environ: Mapping[str, str], instance_path: str, overrides: Map
         "CMP_SECRET_KEY": environ.get("CMP_SECRET_KEY", ""),
         "CMP_SECRET_KEY_FALLBACKS": _list(environ, "CMP_SECRET_KEY_FALLBACKS"),
         "CMP_HMAC_KEY": environ.get("CMP_HMAC_KEY", ""),
+        # The consent log's Ed25519 key in the signed-note format (`cmp log keygen` makes one).
+        "CMP_LOG_KEY": environ.get("CMP_LOG_KEY", ""),
+        # Who integrates pending events into the log: a thread in each app process; `inline`, each request that
+        # wrote, once committed (one process, and the tests); or `off` where a `cmp sequencer` process does it.
+        "CMP_SEQUENCER": environ.get("CMP_SEQUENCER") or ("inline" if env == "testing" else "thread"),
+        "CMP_SEQUENCER_INTERVAL_MS": _int(environ, "CMP_SEQUENCER_INTERVAL_MS", 200, minimum=10),
         "CMP_GEOIP_DATABASE": environ.get("CMP_GEOIP_DATABASE") or None,
         "CMP_TRUSTED_PROXIES": _list(environ, "CMP_TRUSTED_PROXIES"),
         "CMP_COUNTRY_HEADER": environ.get("CMP_COUNTRY_HEADER") or None,
@@ -150,19 +170,21 @@ def load_settings(environ: Mapping[str, str], instance_path: str, overrides: Map
             f"CMP_EVIDENCE_RETENTION_DAYS may not exceed {MAX_EVIDENCE_RETENTION_DAYS} (3 years, policy section 5), "
             f"got {settings['CMP_EVIDENCE_RETENTION_DAYS']}"
         )
-    missing = [name for name in ("CMP_SECRET_KEY", "CMP_HMAC_KEY") if not settings[name]]
+    missing = [name for name in ("CMP_SECRET_KEY", "CMP_HMAC_KEY", "CMP_LOG_KEY") if not settings[name]]
     if missing:
         if env == "production":
             raise ConfigError(
-                f"{' and '.join(missing)} must be set in production "
-                "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+                f"{', '.join(missing)} must be set in production (generate a secret key with: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))', and the log key with: cmp log keygen)"
             )
-        generated = _development_secrets(instance_path)
+        generated = _development_secrets(instance_path, settings["CMP_PUBLIC_URL"])
         for name in missing:
             settings[name] = generated[name]
     if settings["CMP_HMAC_KEY"] == settings["CMP_SECRET_KEY"]:
         raise ConfigError("CMP_HMAC_KEY must differ from CMP_SECRET_KEY")
 
+    if settings["CMP_SEQUENCER"] not in ("thread", "inline", "off"):
+        raise ConfigError(f"CMP_SEQUENCER must be thread, inline or off, got {settings['CMP_SEQUENCER']!r}")
     settings["CMP_PUBLIC_URL"] = _public_url(settings["CMP_PUBLIC_URL"], env)
     for name, value in _rate_limit_settings(settings).items():
         settings.setdefault(name, value)

@@ -25,6 +25,7 @@ IN_CI = os.environ.get("CI") == "true"
 POSTGRES_ADMIN_URL = os.environ.get("CMP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SHARED_GEOIP = Path(__file__).resolve().parents[2] / "shared" / "geoip"
 
+from cmp.services.notes import generate_key  # noqa: E402
 from tests.helpers import ORIGIN, bearer  # noqa: E402
 
 
@@ -35,12 +36,17 @@ def skip_or_fail(reason: str):
     pytest.skip(reason)
 
 
+# The consent log's signing key for this run (tests read its public half from `tlog.log_key()`).
+LOG_KEY = generate_key("cmp.test")[0]
+
+
 def settings(database_url: str, **overrides) -> dict:
     return {
         "CMP_ENV": "testing",
         "SQLALCHEMY_DATABASE_URI": database_url,
         "CMP_SECRET_KEY": "test-secret-key-0123456789abcdef",
         "CMP_HMAC_KEY": "test-hmac-key-fedcba9876543210",
+        "CMP_LOG_KEY": LOG_KEY,
         "CMP_LOG_LEVEL": "WARNING",
         # Tests send many requests from one address; tests/test_rate_limits.py turns the limits on.
         "CMP_RATE_LIMIT_PUBLIC": "off",

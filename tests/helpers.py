@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from urllib.parse import urlsplit
+
 import sqlalchemy as sa
 
 from cmp.extensions import db
@@ -30,10 +33,31 @@ def counts() -> dict[str, int]:
 
 
 def events(site_id: int | None = None) -> list[ConsentEvent]:
-    query = sa.select(ConsentEvent).order_by(ConsentEvent.site_id, ConsentEvent.seq)
+    """The log's events in its order: integrated ones by place, then pending ones in the order they will take."""
+    query = sa.select(ConsentEvent).order_by(
+        ConsentEvent.site_id, ConsentEvent.seq.is_(None), ConsentEvent.seq, ConsentEvent.entry, ConsentEvent.id
+    )
     if site_id is not None:
         query = query.where(ConsentEvent.site_id == site_id)
     return list(db.session.scalars(query))
+
+
+def tree_root(event_hashes: list[str]) -> str:
+    """The RFC 9162 (section 2.1.1) root, hex, of a tree whose leaves are these event hashes (hex), in order.
+
+    Written from the RFC's recursive definition, apart from the service's tree code, so a test can check the
+    service's root against it.
+    """
+
+    def mth(leaves: list[bytes]) -> bytes:
+        if not leaves:
+            return hashlib.sha256(b"").digest()
+        if len(leaves) == 1:
+            return hashlib.sha256(b"\x00" + leaves[0]).digest()
+        split = 1 << ((len(leaves) - 1).bit_length() - 1)
+        return hashlib.sha256(b"\x01" + mth(leaves[:split]) + mth(leaves[split:])).digest()
+
+    return mth([bytes.fromhex(h) for h in event_hashes]).hex()
 
 
 def state(subject_id: str) -> dict[str, str]:
@@ -46,3 +70,14 @@ def bearer(*scopes: str, bound_to=()) -> dict[str, str]:
     token = keys.create_key("test", list(scopes), list(bound_to)).token
     db.session.commit()
     return {"Authorization": f"Bearer {token}"}
+
+
+def receipt_paths(client, count: int = 1) -> list[str]:
+    """Record `count` Accept all decisions from the banner; the path (with its token) of each one's receipt."""
+    paths = []
+    for _ in range(count):
+        response = post_consent(client, action="accept_all")
+        assert response.status_code == 201
+        parts = urlsplit(response.json["receipt_url"])
+        paths.append(f"{parts.path}?{parts.query}")
+    return paths

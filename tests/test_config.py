@@ -9,20 +9,44 @@ import pytest
 
 from cmp import ConfigError, create_app
 from cmp.config import load_settings
+from cmp.services.notes import generate_key
 
-SECRETS = {"CMP_SECRET_KEY": "s" * 32, "CMP_HMAC_KEY": "h" * 32}
+LOG_KEY = generate_key("cmp.example")[0]
+SECRETS = {"CMP_SECRET_KEY": "s" * 32, "CMP_HMAC_KEY": "h" * 32, "CMP_LOG_KEY": LOG_KEY}
 # What production needs besides the defaults.
 PRODUCTION = {**SECRETS, "CMP_PUBLIC_URL": "https://cmp.example"}
 
 
-def test_production_without_secret_key_refuses_to_start(tmp_path):
-    with pytest.raises(ConfigError, match="CMP_SECRET_KEY"):
-        load_settings({"CMP_HMAC_KEY": "h" * 32}, str(tmp_path))
+@pytest.mark.parametrize("name", sorted(SECRETS))
+def test_production_without_any_one_secret_refuses_to_start(tmp_path, name):
+    """The log key too: a log that signs nothing, or signs with a key nobody configured, proves nothing."""
+    without = {key: value for key, value in SECRETS.items() if key != name}
+    with pytest.raises(ConfigError, match=f"{name} must be set in production"):
+        load_settings({**without, "CMP_PUBLIC_URL": "https://cmp.example"}, str(tmp_path))
 
 
-def test_production_without_hmac_key_refuses_to_start(tmp_path):
-    with pytest.raises(ConfigError, match="CMP_HMAC_KEY"):
-        load_settings({"CMP_SECRET_KEY": "s" * 32}, str(tmp_path))
+def test_a_malformed_log_key_is_a_start_up_error(tmp_path):
+    public_half = generate_key("cmp.example")[1]
+    for bad in ("not-a-key", public_half):
+        with pytest.raises(ConfigError, match="CMP_LOG_KEY is not a signed-note private key"):
+            create_app({**PRODUCTION, "CMP_LOG_KEY": bad, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.db'}"})
+
+
+def test_the_configured_log_key_signs_the_log(tmp_path):
+    app = create_app({**PRODUCTION, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.sqlite3'}"})
+    assert app.extensions["cmp.log_key"].signer.private_key == LOG_KEY
+
+
+@pytest.mark.parametrize(
+    ("env", "sequencer"), [("production", "thread"), ("development", "thread"), ("testing", "inline")]
+)
+def test_the_sequencer_runs_in_a_thread_except_in_tests(tmp_path, env, sequencer):
+    assert load_settings({**PRODUCTION, "CMP_ENV": env}, str(tmp_path))["CMP_SEQUENCER"] == sequencer
+
+
+@pytest.mark.parametrize("mode", ["thread", "inline", "off"])
+def test_the_sequencer_mode_is_read_from_the_environment(tmp_path, mode):
+    assert load_settings({**PRODUCTION, "CMP_SEQUENCER": mode}, str(tmp_path))["CMP_SEQUENCER"] == mode
 
 
 def test_production_is_the_default_environment(tmp_path):
@@ -49,11 +73,13 @@ def test_a_public_url_too_long_for_a_one_line_list_unsubscribe_refuses_to_start(
 
 def test_create_app_reads_the_environment_in_the_factory(monkeypatch, tmp_path):
     monkeypatch.delenv("CMP_SECRET_KEY", raising=False)
+    monkeypatch.delenv("CMP_LOG_KEY", raising=False)
     monkeypatch.setenv("CMP_ENV", "production")
     with pytest.raises(ConfigError):
         create_app()
     monkeypatch.setenv("CMP_SECRET_KEY", "s" * 32)
     monkeypatch.setenv("CMP_HMAC_KEY", "h" * 32)
+    monkeypatch.setenv("CMP_LOG_KEY", LOG_KEY)
     monkeypatch.setenv("CMP_PUBLIC_URL", "https://cmp.example")
     monkeypatch.setenv("CMP_DATABASE_URL", f"sqlite:///{tmp_path / 'x.sqlite3'}")
     monkeypatch.setenv("CMP_CONSENT_LIFETIME_DAYS", "300")
@@ -68,6 +94,7 @@ def test_development_generates_and_keeps_secrets_in_the_instance_folder(tmp_path
     second = load_settings({"CMP_ENV": "development"}, str(tmp_path))
     assert first["CMP_SECRET_KEY"] and first["CMP_SECRET_KEY"] == second["CMP_SECRET_KEY"]
     assert first["CMP_HMAC_KEY"] != first["CMP_SECRET_KEY"]
+    assert first["CMP_LOG_KEY"] == second["CMP_LOG_KEY"]
     stored = json.loads((tmp_path / "dev-secrets.json").read_text())
     assert stored["CMP_HMAC_KEY"] == first["CMP_HMAC_KEY"]
     assert (tmp_path / "dev-secrets.json").stat().st_mode & 0o077 == 0
@@ -87,6 +114,8 @@ def test_database_defaults_to_sqlite_in_the_instance_folder(tmp_path):
         ({"CMP_TRUSTED_PROXIES": "10.0.0.0/8, not-a-network"}, "CMP_TRUSTED_PROXIES"),
         ({"CMP_ENV": "staging"}, "CMP_ENV"),
         ({"CMP_HMAC_KEY": "s" * 32}, "differ"),
+        ({"CMP_SEQUENCER": "cron"}, "CMP_SEQUENCER must be thread, inline or off"),
+        ({"CMP_SEQUENCER_INTERVAL_MS": "5"}, "CMP_SEQUENCER_INTERVAL_MS"),
     ],
 )
 def test_invalid_settings_are_start_up_errors(tmp_path, environ, message):

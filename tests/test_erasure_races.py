@@ -2,7 +2,7 @@
 
 Once an erasure commits, nothing more is recorded under the erased subject id: a later write by identifier
 starts a new subject, a later write by subject id records nothing. Some tests hold a request just before it
-queues on the site's chain lock, so the interleaving they check happens on every run, not by chance.
+holds its subject's row, so the interleaving they check happens on every run, not by chance.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ import sqlalchemy as sa
 from cmp.extensions import db
 from cmp.models import ConsentState, EmailActivity, Subject, SubjectIdentifier
 from cmp.services import chain, integrity, notices, sites
+from cmp.services import consent as consent_service
 from cmp.services import email as email_service
+from cmp.services import rights as rights_service
 from tests.conftest import running_app
 from tests.helpers import CHROME, ORIGIN, bearer, events
 
@@ -69,22 +71,24 @@ def run_together(*requests) -> list:
     return responses
 
 
-class ChainGate:
-    """Holds the requests of chosen threads just before they queue on the site's chain lock, until opened."""
+class SubjectGate:
+    """Holds the requests of chosen threads just before a write holds its subject's row, until opened."""
 
     def __init__(self, monkeypatch):
         self._held = threading.local()
         self._arrived = threading.Semaphore(0)
         self._open = threading.Event()
-        take = chain.next_link
+        take = consent_service.hold_subject
 
-        def next_link(site):
+        def hold_subject(*args, **kwargs):
             if getattr(self._held, "on", False):
+                self._held.on = False
                 self._arrived.release()
                 assert self._open.wait(WAIT), "the gate was never opened"
-            return take(site)
+            return take(*args, **kwargs)
 
-        monkeypatch.setattr(chain, "next_link", next_link)
+        for module in (consent_service, rights_service):
+            monkeypatch.setattr(module, "hold_subject", hold_subject)
 
     def hold(self, send):
         """`send`, run with this thread's requests held at the gate."""
@@ -97,7 +101,7 @@ class ChainGate:
 
     def wait_for(self, count: int) -> None:
         for _ in range(count):
-            assert self._arrived.acquire(timeout=WAIT), "a held request never reached the chain lock"
+            assert self._arrived.acquire(timeout=WAIT), "a held request never reached its subject"
 
     def open(self) -> None:
         self._open.set()
@@ -154,7 +158,7 @@ def person(client, keys) -> str:
 
 
 def test_a_consent_held_while_its_subject_is_erased_starts_a_new_subject(app, client, keys, person, monkeypatch):
-    gate = ChainGate(monkeypatch)
+    gate = SubjectGate(monkeypatch)
     with in_thread(gate.hold(lambda: consent(app.test_client(), keys["writer"]))) as held:
         gate.wait_for(1)
         assert erase(client, keys["dsr"]).status_code == 200
@@ -171,7 +175,7 @@ def test_a_consent_held_while_its_subject_is_erased_starts_a_new_subject(app, cl
 
 
 def test_a_withdrawal_held_while_its_subject_is_erased_records_nothing(app, client, keys, person, monkeypatch):
-    gate = ChainGate(monkeypatch)
+    gate = SubjectGate(monkeypatch)
     with in_thread(gate.hold(lambda: withdraw(app.test_client(), keys["dsr"]))) as held:
         gate.wait_for(1)
         assert erase(client, keys["dsr"]).status_code == 200
@@ -202,7 +206,7 @@ def test_an_unsubscribe_held_while_its_subject_is_erased_records_nothing(app, cl
     url = _subscribed(client, keys)
     subject_id = access(client, keys["dsr"], f"email:{ADDRESS}").json["subject_id"]
     db.session.remove()
-    gate = ChainGate(monkeypatch)
+    gate = SubjectGate(monkeypatch)
     with in_thread(gate.hold(lambda: one_click(app.test_client(use_cookies=False), url))) as held:
         gate.wait_for(1)
         assert erase(client, keys["dsr"], f"email:{ADDRESS}").status_code == 200
@@ -215,7 +219,7 @@ def test_an_unsubscribe_held_while_its_subject_is_erased_records_nothing(app, cl
 def test_two_one_click_unsubscribes_at_once_record_one(app, client, keys, monkeypatch):
     """Mail clients retry: the second POST, however close behind the first, records nothing (RFC 8058)."""
     url = _subscribed(client, keys)
-    gate = ChainGate(monkeypatch)
+    gate = SubjectGate(monkeypatch)
     send = gate.hold(lambda: one_click(app.test_client(use_cookies=False), url))
     with in_thread(send) as first, in_thread(send) as second:
         gate.wait_for(2)  # both have read the subscription as still active

@@ -203,6 +203,27 @@ def _requests(auth, links):
         ("/audit/verify", "GET", "/audit/verify?site=shop", {}),
         ("/audit/export", "GET", "/audit/export?site=shop&format=jsonl", {}),
         ("/audit/login", "POST", "/audit/login", {"sign_in": True}),
+        ("/api/v1/sites/<site_key>/log/checkpoint", "GET", "/api/v1/sites/shop/log/checkpoint", {}),
+        ("/api/v1/sites/<site_key>/log/checkpoints/<int:size>", "GET", "/api/v1/sites/shop/log/checkpoints/1", {}),
+        ("/api/v1/sites/<site_key>/log/tile/<path:path>", "GET", "/api/v1/sites/shop/log/tile/0/000.p/1", {}),
+        (
+            "/api/v1/sites/<site_key>/log/proofs/inclusion",
+            "GET",
+            "/api/v1/sites/shop/log/proofs/inclusion",
+            {"query_string": {"index": 0}},
+        ),
+        (
+            "/api/v1/sites/<site_key>/log/proofs/consistency",
+            "GET",
+            "/api/v1/sites/shop/log/proofs/consistency",
+            {"query_string": {"old": 1, "new": 1}},
+        ),
+        (
+            "/api/v1/sites/<site_key>/log/cosignatures",
+            "POST",
+            "/api/v1/sites/shop/log/cosignatures",
+            {"json": {"size": 1, "cosignature": "\u2014 witness.example AAAA"}},
+        ),
     ]
 
 

@@ -6,13 +6,19 @@ from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 
 from cmp import MIGRATIONS
 from cmp.extensions import db
+from cmp.models import ChainHead, ConsentEvent, LogCheckpoint, Site
+from cmp.models.types import utcnow
+from cmp.services import chain, tlog
+from cmp.services.identifiers import new_event_id
 from tests.conftest import make_app
+from tests.helpers import tree_root
 
 REVISIONS = len(list((MIGRATIONS / "versions").glob("*.py")))
 TABLES = {
@@ -31,6 +37,10 @@ TABLES = {
     "dashboard_sessions",
     "unsubscribe_links",
     "jurisdiction_acknowledgements",
+    "log_tiles",
+    "log_checkpoints",
+    "log_witnesses",
+    "log_cosignatures",
 }
 
 
@@ -179,3 +189,193 @@ def test_existing_state_learns_who_gave_it_from_the_log(empty_database):
         downgrade(revision="0013")  # with rows in every table it touches
         with db.engine.connect() as connection:
             assert connection.execute(sa.text("SELECT count(*) FROM consent_state")).scalar_one() == 2
+
+
+# --- 0016: the hash chain becomes a transparency log -------------------------------------------------------------
+
+NOW = "2026-01-01 00:00:00+00:00"
+REMOVED = "00" * 32  # the leaf of a position a purge removed before 0016
+
+
+def _v1_chain(site_key: str, site_id: int, count: int) -> list[dict]:
+    """`count` events linked as the version 1 chain links them: each hash covers its seq and the previous hash."""
+    rows, prev_hash = [], chain.GENESIS_HASH
+    for seq in range(1, count + 1):
+        row = {
+            "id": new_event_id(),
+            "site_id": site_id,
+            "seq": seq,
+            "subject_id": f"{site_key}-s{seq}",
+            "action": "accept_all",
+            "source": "api",
+            "decisions": {"analytics": "granted"},
+            "notice_version": None,
+            "notice_hash": None,
+            "locale": None,
+            "mode": "opt_in",
+            "country": None,
+            "gpc": False,
+            "received_at": utcnow(),
+            "expires_at": None,
+            "given_by": None,
+            "ip_prefix": None,
+            "user_agent": None,
+            "page_url": None,
+            "evidence_salt": None,
+            "evidence_digest": chain.evidence_digest(None, None, None, None),
+            "prev_hash": prev_hash,
+        }
+        row["hash"] = prev_hash = chain.event_hash(ConsentEvent(**row), site_key)
+        rows.append(row)
+    return rows
+
+
+@pytest.fixture
+def chains_before_0016(empty_database):
+    """At 0015: `shop` with four linked events; `blog` with four, of which a purge removed the first two; each
+    subject's state."""
+    with migrations_app(empty_database) as app:
+        upgrade(revision="0015")
+        shop, blog = _v1_chain("shop", 1, 4), _v1_chain("blog", 2, 4)
+        with db.engine.begin() as connection:
+            for site_id, key in ((1, "shop"), (2, "blog")):
+                connection.execute(
+                    sa.text(
+                        "INSERT INTO sites (id, key, name, allowed_origins, locales, default_locale,"
+                        " jurisdiction_overrides, texts, created_at)"
+                        " VALUES (:id, :key, :key, '[]', '[\"en\"]', 'en', '{}', '{}', :now)"
+                    ),
+                    {"id": site_id, "key": key, "now": NOW},
+                )
+            kept = shop + blog[2:]
+            for row in kept:
+                connection.execute(
+                    sa.text("INSERT INTO subjects (id, site_id, created_at) VALUES (:id, :site_id, :now)"),
+                    {"id": row["subject_id"], "site_id": row["site_id"], "now": NOW},
+                )
+            connection.execute(sa.insert(ConsentEvent.__table__), kept)
+            for row in kept:  # each subject's current state points at its event, as in every real database
+                connection.execute(
+                    sa.text(
+                        "INSERT INTO consent_state (site_id, subject_id, purpose, decision, action, source, event_id,"
+                        " decided_at) VALUES (:site_id, :subject_id, 'analytics', 'granted', 'accept_all', 'api',"
+                        " :id, :now)"
+                    ),
+                    {**row, "now": NOW},
+                )
+            connection.execute(
+                sa.text("INSERT INTO chain_heads (site_id, seq, hash) VALUES (1, 4, :shop), (2, 4, :blog)"),
+                {"shop": shop[-1]["hash"], "blog": blog[-1]["hash"]},
+            )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO chain_checkpoints (site_id, seq, hash, removed, created_at)"
+                    " VALUES (2, 2, :hash, 2, :now)"
+                ),
+                {"hash": blog[1]["hash"], "now": NOW},
+            )
+        yield app, {"shop": shop, "blog": blog}
+
+
+def _stored(site_id: int) -> list[tuple[str, int, str]]:
+    db.session.expire_all()
+    return [
+        tuple(row)
+        for row in db.session.execute(
+            sa.select(ConsentEvent.id, ConsentEvent.seq, ConsentEvent.hash)
+            .where(ConsentEvent.site_id == site_id)
+            .order_by(ConsentEvent.seq)
+        )
+    ]
+
+
+def _verified_chain(site_id: int, site_key: str, start: tuple[int, str]) -> chain.Verification:
+    """The version 1 check, from the rows alone: every link and hash, from `start`."""
+    columns = [column for column in ConsentEvent.__table__.columns if column.name != "entry"]  # added by 0016
+    rows = db.session.execute(sa.select(*columns).where(ConsentEvent.site_id == site_id).order_by(ConsentEvent.seq))
+    return chain.check_events(rows, site_key, 4, None, start=start, removed=None)
+
+
+def test_a_version_1_chain_becomes_the_first_leaves_of_its_tree(chains_before_0016):
+    app, written = chains_before_0016
+    shop, blog = written["shop"], written["blog"]
+    assert _verified_chain(1, "shop", (0, chain.GENESIS_HASH)).ok
+    assert _verified_chain(2, "blog", (2, blog[1]["hash"])).ok
+    before = {1: _stored(1), 2: _stored(2)}
+    db.session.remove()  # no reader may hold the table the upgrade alters
+
+    upgrade()
+    assert {1: _stored(1), 2: _stored(2)} == before  # places and hashes unchanged
+    shop_site, blog_site = db.session.get(Site, 1), db.session.get(Site, 2)
+    heads = {head.site_id: head for head in db.session.scalars(sa.select(ChainHead))}
+    assert (heads[1].seq, heads[1].hash) == (4, tree_root([row["hash"] for row in shop]))
+    # What a purge removed before the tree existed has no hash left: each such position is the removed leaf.
+    assert (heads[2].seq, heads[2].hash) == (4, tree_root([REMOVED, REMOVED] + [row["hash"] for row in blog[2:]]))
+    for site in (shop_site, blog_site):
+        result = chain.verify_site(site)
+        assert result.ok and result.checkpoint_size is None, result
+    assert (chain.verify_site(shop_site).checked, chain.verify_site(blog_site).checked) == (4, 2)
+
+    # The first checkpoint is the sequencer's, signed with the service's key: the migration holds none.
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(LogCheckpoint)) == 0
+    for site in (shop_site, blog_site):
+        done = tlog.integrate(site)
+        assert (done.integrated, done.checkpoint.size, done.checkpoint.root) == (0, 4, heads[site.id].hash)
+        result = chain.verify_site(site)
+        assert result.ok and result.checkpoint_size == 4, result
+    assert tlog.integrate(shop_site) is None  # nothing new: no second checkpoint of the same tree
+
+
+def test_a_migrated_tree_still_catches_an_edited_version_1_event(chains_before_0016):
+    app, written = chains_before_0016
+    upgrade()
+    site = db.session.get(Site, 1)
+    tlog.integrate(site)
+    table = ConsentEvent.__table__
+    db.session.execute(sa.update(table).where(table.c.id == written["shop"][1]["id"]).values(action="reject_all"))
+    db.session.commit()
+    result = chain.verify_site(site)
+    assert not result.ok and result.first_bad == written["shop"][1]["id"]
+    assert "altered" in result.reason
+
+
+def test_downgrade_puts_a_version_1_chain_back(chains_before_0016):
+    app, written = chains_before_0016
+    upgrade()
+    tlog.integrate(db.session.get(Site, 1))
+    db.session.commit()
+    db.session.remove()
+    downgrade(revision="0015")
+    assert "log_tiles" not in _tables(app)
+    heads = dict(db.session.execute(sa.text("SELECT site_id, hash FROM chain_heads")).all())
+    db.session.remove()
+    assert heads == {1: written["shop"][-1]["hash"], 2: written["blog"][-1]["hash"]}
+    assert _verified_chain(1, "shop", (0, chain.GENESIS_HASH)).ok
+
+
+def test_downgrade_refuses_once_an_event_has_no_chain_link(chains_before_0016):
+    app, written = chains_before_0016
+    upgrade()
+    site = db.session.get(Site, 1)
+    event = ConsentEvent(
+        id=new_event_id(),
+        subject_id=written["shop"][0]["subject_id"],
+        action="reject_all",
+        source="api",
+        decisions={"analytics": "denied"},
+        mode="opt_in",
+        gpc=False,
+        evidence_digest=chain.evidence_digest(None, None, None, None),
+        received_at=utcnow(),
+    )
+    chain.seal(event, site)
+    db.session.commit()
+    tlog.integrate(site)
+    db.session.remove()
+    # Alembic itself, for the migration's own error (Flask-Migrate turns it into an exit status).
+    config = app.extensions["migrate"].migrate.get_config()
+    with pytest.raises(RuntimeError, match="1 consent events were hashed into the tree without a chain link"):
+        command.downgrade(config, "0015")
+    db.session.remove()
+    assert "log_tiles" in _tables(app)
+    assert chain.verify_site(db.session.get(Site, 1)).ok

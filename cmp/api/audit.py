@@ -1,4 +1,4 @@
-"""The auditor's routes (scope `audit:read`): the consent log and notices exported, and the chain verified.
+"""The auditor's routes (scope `audit:read`): the consent log and notices exported, and the log verified.
 
 Every filter is checked, and the key's sites enforced, before the first byte is sent: a bad request gets the
 usual error; once streaming has begun, the export's end entry is the sign that it is whole.
@@ -59,7 +59,7 @@ EXPORT = (("application/x-ndjson", "text/csv"), "the export: an export entry, ev
 
 @bp.get("/events")
 @describe(
-    "Export consent events with their chain fields, streamed (JSON lines or CSV)",
+    "Export consent events with their log fields and signed checkpoints, streamed (JSON lines or CSV)",
     tag="audit",
     responses={200: EXPORT},
     query=ExportQuerySchema,
@@ -106,7 +106,7 @@ def notices(key: ApiKey):
 
 @bp.get("/verify")
 @describe(
-    "Recompute one site's hash chain and name the first event that does not match",
+    "Verify one site's log: every event, and its tree against the latest signed checkpoint; name the first fault",
     tag="audit",
     responses={200: VerificationSchema},
     query=VerifyQuerySchema,

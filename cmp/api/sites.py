@@ -30,7 +30,7 @@ from cmp.schemas.consent import (
     server_consent_schema,
 )
 from cmp.schemas.lookup import LinkResultSchema, LinkSchema, link_schema
-from cmp.services import keys, lookup, notices
+from cmp.services import keys, lookup, notices, tlog
 from cmp.services.consent import ConsentRequest, Lifetimes, record_consent
 from cmp.services.evidence import Evidence
 from cmp.services.identifiers import Identifier, InvalidIdentifier, new_visitor_id
@@ -138,11 +138,7 @@ def _record_from_banner(site: Site):
     identifier = Identifier(IdentifierKind.VISITOR, visitor_id)
     evidence = request_evidence(gpc=data["gpc"], page_url=data["page_url"])
     event = _record(site, identifier, Source.BANNER, evidence, data, new_subject=not data.get("visitor_id"))
-    body = {
-        **consent_result_schema.dump(event),
-        "receipt_url": receipt_url(site, event),
-        "visitor_id": visitor_ids.sign(site.key, visitor_id),
-    }
+    body = {**_acknowledgement(site, event), "visitor_id": visitor_ids.sign(site.key, visitor_id)}
     return jsonify(body), 201
 
 
@@ -153,7 +149,16 @@ def _record_from_server(site: Site):
     except InvalidIdentifier as exc:
         raise Invalid("invalid_subject", str(exc), {"subject": "invalid"}) from None
     event = _record(site, identifier, Source(data["source"]), server_evidence(data), data)
-    return jsonify({**consent_result_schema.dump(event), "receipt_url": receipt_url(site, event)}), 201
+    return jsonify(_acknowledgement(site, event)), 201
+
+
+def _acknowledgement(site: Site, event) -> dict:
+    """A recorded decision as its answer: the event, its receipt's address and the log's signed entry statement."""
+    return {
+        **consent_result_schema.dump(event),
+        "receipt_url": receipt_url(site, event),
+        "signed_entry": tlog.entry_statement(site, event.id, event.hash, event.received_at),
+    }
 
 
 def _record(site: Site, identifier: Identifier, source: Source, evidence: Evidence, data: dict, new_subject=False):

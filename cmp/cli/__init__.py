@@ -8,9 +8,9 @@ from flask.cli import FlaskGroup
 
 
 def register(app: Flask) -> None:
-    from cmp.cli import audit, chain, keys, lookup, retention, sites
+    from cmp.cli import audit, chain, keys, log, lookup, retention, sites
 
-    for module in (sites, keys, chain, lookup, audit, retention):
+    for module in (sites, keys, chain, lookup, audit, retention, log):
         for command in module.commands:
             app.cli.add_command(command)
 
@@ -22,9 +22,12 @@ def cli():
 
 def _offline_commands() -> None:
     """Commands found without building the app, so they run where no settings or database exist."""
-    from cmp.cli import chain
+    from cmp.cli import chain, log
 
     cli.add_command(chain.verify_command)
+    cli.add_command(log.log_group)
+    cli.add_command(log.verify_receipt_command)
+    cli.add_command(log.witness_command)
 
 
 _offline_commands()

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import click
 from flask import current_app
-from flask.cli import with_appcontext
+from flask.cli import NoAppException, ScriptInfo, with_appcontext
 
 from cmp.cli.params import DatabaseCommand, load_site
+from cmp.config import ConfigError
 from cmp.errors import DomainError
-from cmp.services import export
-from cmp.services.export_verify import FileReport, verify_file
+from cmp.services import export, notes, tlog
+from cmp.services.export_verify import FileReport, SiteReport, verify_file
 from cmp.services.sites import list_sites
 from cmp.vocabulary import EXPORT_FORMATS
 
@@ -56,7 +57,7 @@ def _output(path: str | None):
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write here. Default: stdout.")
 @click.option("--notices", is_flag=True, help="Export the notice versions instead of the events.")
 def export_command(site_keys, start, end, subject, purpose, fmt, output, notices):
-    """Export consent events with their chain fields (or, with --notices, notice versions) for an auditor.
+    """Export consent events with their log fields (or, with --notices, notice versions) for an auditor.
 
     Progress goes to stderr, so stdout can be piped. Check the file with `cmp verify --file`.
     """
@@ -89,12 +90,33 @@ def export_command(site_keys, start, end, subject, purpose, fmt, output, notices
             stream.write(chunk)
 
 
-def verify_export_file(path: str, notices: str | None, as_json: bool) -> None:
-    """`cmp verify --file`: check an export from the file alone, print one line per site, exit 1 on a fault."""
-    report = verify_file(Path(path), Path(notices) if notices else None)
+def verify_export_file(path: str, notices: str | None, as_json: bool, key: str | None = None) -> None:
+    """`cmp verify --file`: check an export from the file alone, print one line per site, exit 1 on a fault.
+
+    The checkpoints are checked with `key` (the log's verifier key, `name+hash+base64`) or, without it, this
+    service's own log key, for which the app is built: with `--key` no setting is needed.
+    """
+    report = verify_file(Path(path), Path(notices) if notices else None, key=log_verifier(key))
     print_report(report, as_json)
     if not report.ok:
         raise SystemExit(1)
+
+
+def log_verifier(key: str | None) -> notes.Verifier | None:
+    """The key given, or the app's log key; None where neither is there (the report then says what is missing)."""
+    if key:
+        try:
+            return notes.Verifier.from_key(key)
+        except notes.NoteError as exc:
+            raise click.BadParameter(f"not a signed-note verifier key: {exc}", param_hint="--key") from None
+    if current_app:
+        return tlog.log_key().verifier
+    try:
+        app = click.get_current_context().ensure_object(ScriptInfo).load_app()
+    except (ConfigError, NoAppException):
+        return None
+    with app.app_context():
+        return tlog.log_key().verifier
 
 
 def print_report(report: FileReport, as_json: bool) -> None:
@@ -108,8 +130,7 @@ def print_report(report: FileReport, as_json: bool) -> None:
             )
             continue
         if result.ok:
-            links = "links checked" if site.links_checked else "each event checked, links not checkable"
-            click.echo(f"{site.site}: ok, {result.checked} events checked ({links})")
+            click.echo(f"{site.site}: ok, {result.checked} events checked ({_what_was_checked(site)})")
         else:
             where = (
                 f"event {result.first_bad} (seq {result.first_bad_seq})"
@@ -119,6 +140,14 @@ def print_report(report: FileReport, as_json: bool) -> None:
             click.echo(f"{site.site}: FAILED at {where}: {result.reason}")
         for note in site.notes:
             click.echo(f"  note: {note}")
+
+
+def _what_was_checked(site: SiteReport) -> str:
+    if site.result.checkpoint_size is not None:
+        return f"tree checked against the signed checkpoint of {site.result.checkpoint_size}"
+    if site.links_checked:
+        return "links checked"
+    return "each event checked, its place in the log not checkable"
 
 
 commands = (export_command,)

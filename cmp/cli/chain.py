@@ -1,4 +1,5 @@
-"""`cmp verify`: recompute each site's hash chain and check that erasures left nothing behind."""
+"""`cmp verify`: recompute each site's log against its tree and signed checkpoint, and check that erasures left
+nothing behind."""
 
 from __future__ import annotations
 
@@ -27,9 +28,18 @@ from cmp.services.sites import list_sites
     type=click.Path(exists=True, dir_okay=False),
     help="With --file: the notices export, to check each notice's hash and the notices events refer to.",
 )
+@click.option(
+    "--key",
+    "log_key",
+    help="With --file: the log's verifier key (name+hash+base64) its checkpoints must be signed with. "
+    "Default: this service's own log key.",
+)
 @click.pass_context
-def verify_command(ctx, site_key, as_json, export_file, notices):
+def verify_command(ctx, site_key, as_json, export_file, notices, log_key):
     """Check that no consent event was edited, deleted, inserted or reordered; exit 1 if one was.
+
+    Every integrated event's hash, the tree's root in the log's head, and the latest checkpoint, whose signature
+    is checked with the log's key: a log rewritten whole, every hash and root recomputed, no longer matches it.
 
     From the database it also checks what erasure promises: no current state or email activity of a subject no
     identifier names, and no event after its subject's erasure; exit 1 if any is found.
@@ -42,10 +52,10 @@ def verify_command(ctx, site_key, as_json, export_file, notices):
             raise click.UsageError("--site applies to the database; a file is verified whole")
         from cmp.cli.audit import verify_export_file
 
-        verify_export_file(export_file, notices, as_json)
+        verify_export_file(export_file, notices, as_json, log_key)
         return
-    if notices:
-        raise click.UsageError("--notices goes with --file")
+    if notices or log_key:
+        raise click.UsageError("--notices and --key go with --file")
     # The app (and its database) only now: `cmp verify --file` must work where neither is configured.
     if current_app:
         _verify_database(site_key, as_json)
@@ -75,7 +85,12 @@ def _verify_database(site_key, as_json):
 
 def _echo(site_key: str, result: chain.Verification, found: integrity.Integrity) -> None:
     if result.ok:
-        click.echo(f"{site_key}: ok, {result.checked} events checked")
+        signed = (
+            f"tree checked against the signed checkpoint of {result.checkpoint_size}"
+            if result.checkpoint_size is not None
+            else "no signed checkpoint yet"
+        )
+        click.echo(f"{site_key}: ok, {result.checked} events checked ({signed})")
     else:
         where = (
             f"event {result.first_bad} (seq {result.first_bad_seq})"

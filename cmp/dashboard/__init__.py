@@ -19,7 +19,7 @@ from cmp.dashboard.charts import ACTION_LABELS, CHARTS, HEIGHT, MAX_COUNTRIES, W
 from cmp.errors import Invalid, Unauthenticated, Unknown
 from cmp.models.types import utcnow
 from cmp.schemas.dashboard import DashboardQuerySchema, dashboard_query_schema
-from cmp.services import chain, export, sites, stats
+from cmp.services import chain, export, sites, stats, tlog
 from cmp.vocabulary import EXPORT_FORMATS
 
 bp = Blueprint("audit_dashboard", __name__)
@@ -189,6 +189,8 @@ def dashboard(auditor: auth.Auditor):
             "summary": stats.summarise(site, period),
             "notices": stats.notice_history(site),
             "overrides": sites.weakened_countries(site),
+            "log": tlog.status(site),
+            "log_key": tlog.log_key(),
             "charts": {name: url_for(".chart", name=name, **query) for name in CHARTS},
             "verify_url": url_for(".verify", site=site.key),
             "exports": {fmt: url_for(".export_events", site=site.key, format=fmt) for fmt in EXPORT_FORMATS},

@@ -3,6 +3,7 @@
 from cmp.models.consent import ChainCheckpoint, ChainHead, ConsentEvent, ConsentState
 from cmp.models.email import EmailActivity, UnsubscribeLink
 from cmp.models.key import ApiKey, DashboardSession
+from cmp.models.log import LogCheckpoint, LogCosignature, LogTile, LogWitness
 from cmp.models.notice import ImmutableRecordError, NoticeVersion
 from cmp.models.site import Cookie, JurisdictionAcknowledgement, Purpose, Site
 from cmp.models.subject import Subject, SubjectIdentifier
@@ -18,6 +19,10 @@ __all__ = [
     "EmailActivity",
     "ImmutableRecordError",
     "JurisdictionAcknowledgement",
+    "LogCheckpoint",
+    "LogCosignature",
+    "LogTile",
+    "LogWitness",
     "NoticeVersion",
     "Purpose",
     "Site",

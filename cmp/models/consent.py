@@ -15,6 +15,7 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
     inspect,
+    text,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -30,12 +31,24 @@ class ConsentEvent(db.Model):
     __table_args__ = (
         UniqueConstraint("site_id", "seq"),
         Index("ix_consent_events_site_id_received_at", "site_id", "received_at"),
+        # What the sequencer has still to integrate, in the order the writes took effect.
+        Index(
+            "ix_consent_events_pending",
+            "site_id",
+            "entry",
+            postgresql_where=text("seq IS NULL"),
+            sqlite_where=text("seq IS NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(26), primary_key=True)
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
-    # Position in the site's chain, from 1 without gaps.
-    seq: Mapped[int] = mapped_column(BigInteger)
+    # Position in the site's log, from 1 without gaps: the leaf index plus one. None while the event is pending:
+    # acknowledged and durable, not yet integrated into the tree by the sequencer.
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    # The order in which writes took effect (a database sequence): the sequencer integrates pending events in it,
+    # so each subject's events enter the log in the order they changed its state.
+    entry: Mapped[int | None] = mapped_column(BigInteger)
     subject_id: Mapped[str] = mapped_column(key_string(32), ForeignKey("subjects.id"), index=True)
     action: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(16))
@@ -61,7 +74,9 @@ class ConsentEvent(db.Model):
     evidence_salt: Mapped[str | None] = mapped_column(String(32))
     evidence_digest: Mapped[str] = mapped_column(String(64))
 
-    prev_hash: Mapped[str] = mapped_column(String(64))
+    # The previous event's hash, for events hashed before the log became a tree (hash version 1); None after.
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    # The entry's hash: the leaf data of its place in the tree.
     hash: Mapped[str] = mapped_column(String(64))
 
     def __repr__(self) -> str:
@@ -135,7 +150,10 @@ class ConsentState(db.Model):
 
 
 class ChainHead(db.Model):
-    """The last link of a site's chain; writers lock this row, so the chain never forks."""
+    """The head of a site's log: the size of its tree and the tree's root hash (hex).
+
+    Only the sequencer moves it, forward and by compare-and-set on `seq`, so the tree never forks.
+    """
 
     __tablename__ = "chain_heads"
 

@@ -64,10 +64,16 @@ class ConsentResultSchema(Schema):
     gpc = fields.Boolean()
     received_at = fields.DateTime(format="iso")
     expires_at = fields.DateTime(format="iso")
-    seq = fields.Integer()
+    seq = fields.Integer(allow_none=True)
     hash = fields.String()
     given_by = fields.String(allow_none=True)
     receipt_url = fields.String(metadata={"description": "the visitor's own consent receipt, with its signed token"})
+    signed_entry = fields.String(
+        metadata={
+            "description": "the log's signed statement of this entry (origin, event id, hash, receive time) as a "
+            "C2SP signed note: its promise that the entry will be in the log; seq stays null until then"
+        }
+    )
 
 
 banner_consent_schema = BannerConsentSchema()

@@ -52,6 +52,28 @@ class ReceiptEvidenceSchema(Schema):
     pageUrl = fields.String(allow_none=True)
 
 
+class ReceiptLogSchema(Schema):
+    """The event's place in the site's transparency log: enough to check the receipt offline, from itself alone."""
+
+    status = fields.String(metadata={"description": "pending (acknowledged, not yet in a checkpoint) or integrated"})
+    origin = fields.String(metadata={"description": "the log's origin: the first line of its checkpoints"})
+    verifierKey = fields.String(metadata={"description": "the log's public key (signed-note verifier key)"})
+    entry = fields.Dict(
+        metadata={"description": "the fields the event's hash covers: SHA-256 of their RFC 8785 JSON is eventHash"}
+    )
+    signedEntry = fields.String(
+        metadata={"description": "the log's signed statement of the entry (hash and receive time), a signed note"}
+    )
+    index = fields.Integer(allow_none=True, metadata={"description": "leaf index; null while pending"})
+    treeSize = fields.Integer(allow_none=True)
+    inclusionProof = fields.List(
+        fields.String(), allow_none=True, metadata={"description": "RFC 9162 inclusion proof, base64 hashes"}
+    )
+    checkpoint = fields.String(
+        allow_none=True, metadata={"description": "the signed checkpoint of treeSize with witnesses' cosignatures"}
+    )
+
+
 class ReceiptSchema(Schema):
     """One consent event as its receipt."""
 
@@ -82,7 +104,8 @@ class ReceiptSchema(Schema):
     withdrawalMethod = fields.String()
     storageLocation = fields.String(allow_none=True, metadata={"description": "where the record is kept (§8)"})
     evidence = fields.Nested(ReceiptEvidenceSchema, allow_none=True, metadata={"description": "null once erased"})
-    eventHash = fields.String(metadata={"description": "the event's hash in the site's chain"})
+    eventHash = fields.String(metadata={"description": "the event's hash: its leaf in the site's log"})
+    log = fields.Nested(ReceiptLogSchema, metadata={"description": "what proves the event is in the site's log"})
 
 
 receipt_query_schema = ReceiptQuerySchema()

@@ -8,22 +8,25 @@ digest, so erasing them (and the salt) leaves every hash intact and the erased v
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-import rfc8785
-from sqlalchemy import select, update
+from sqlalchemy import func, select, text, update
 
 from cmp.extensions import db
-from cmp.models import ChainCheckpoint, ChainHead, ConsentEvent, NoticeVersion, Site
+from cmp.models import ChainCheckpoint, ChainHead, ConsentEvent, LogTile, NoticeVersion, Site
+from cmp.services import canonical, merkle
 
 GENESIS_HASH = "0" * 64
-HASH_VERSION = 1
+# Version 1 hashes linked each event to the previous one (`seq`, `prev_hash`); since the log became a Merkle tree,
+# an event is hashed when it is written, before it has a place, and the tree orders it (version 2).
+HASH_VERSION = 2
 
 
 def canonical_json(value) -> bytes:
-    return rfc8785.dumps(value)
+    """RFC 8785 (JCS) bytes of `value`: the fast encoder, proven byte-identical to the reference."""
+    return canonical.dumps(value)
 
 
 def sha256_hex(data: bytes) -> str:
@@ -43,28 +46,34 @@ def evidence_digest(salt: str | None, ip_prefix: str | None, user_agent: Mapping
 def event_payload(event: ConsentEvent, site_key: str) -> dict:
     """The fields an event's hash covers, by name.
 
-    Fields added after version 1 enter the payload only when set, so every earlier hash still verifies.
+    A version 1 event (one with a chain link) covers its place: `seq` and `prev_hash`. Fields added after version 1
+    enter the payload only when set, so every earlier hash still verifies.
     """
-    payload = {
-        "v": HASH_VERSION,
-        "id": event.id,
-        "site": site_key,
-        "seq": event.seq,
-        "subject_id": event.subject_id,
-        "action": event.action,
-        "source": event.source,
-        "decisions": dict(event.decisions),
-        "notice_version": event.notice_version,
-        "notice_hash": event.notice_hash,
-        "locale": event.locale,
-        "mode": event.mode,
-        "country": event.country,
-        "gpc": bool(event.gpc),
-        "received_at": format_time(event.received_at),
-        "expires_at": format_time(event.expires_at),
-        "evidence_digest": event.evidence_digest,
-        "prev_hash": event.prev_hash,
-    }
+    linked = event.prev_hash is not None
+    payload = (
+        {"v": 1, "id": event.id, "site": site_key, "seq": event.seq}
+        if linked
+        else {"v": 2, "id": event.id, "site": site_key}
+    )
+    payload.update(
+        {
+            "subject_id": event.subject_id,
+            "action": event.action,
+            "source": event.source,
+            "decisions": dict(event.decisions),
+            "notice_version": event.notice_version,
+            "notice_hash": event.notice_hash,
+            "locale": event.locale,
+            "mode": event.mode,
+            "country": event.country,
+            "gpc": bool(event.gpc),
+            "received_at": format_time(event.received_at),
+            "expires_at": format_time(event.expires_at),
+            "evidence_digest": event.evidence_digest,
+        }
+    )
+    if linked:
+        payload["prev_hash"] = event.prev_hash
     if getattr(event, "given_by", None) is not None:
         payload["given_by"] = event.given_by
     return payload
@@ -78,38 +87,46 @@ def start_chain(site: Site) -> None:
     db.session.add(ChainHead(site_id=site.id, seq=0, hash=GENESIS_HASH))
 
 
-def next_link(site: Site) -> tuple[int, str]:
-    """Take the next place in the site's chain: its sequence number and the previous hash.
-
-    This UPDATE is the first write of the transaction: PostgreSQL holds the head's row lock and
-    SQLite its write lock until commit, so concurrent writers queue here and the chain never forks.
-    """
-    seq, prev_hash = db.session.execute(
-        update(ChainHead)
-        .where(ChainHead.site_id == site.id)
-        .values(seq=ChainHead.seq + 1)
-        .returning(ChainHead.seq, ChainHead.hash)
-    ).one()
-    return seq, prev_hash
-
-
 def lock(site: Site) -> None:
-    """Queue on the site's chain head as `next_link` does, without taking a place in the chain.
-
-    For writes that append no event but change which subject an identifier names (links): they then never
-    interleave with a consent write or an erasure deciding the same.
+    """Queue on the site's log head without changing it: for writes that change which subject an identifier names
+    (links), so that two of them never decide the same new identifier differently.
     """
     db.session.execute(update(ChainHead).where(ChainHead.site_id == site.id).values(seq=ChainHead.seq))
 
 
-def seal(event: ConsentEvent, site: Site, seq: int, prev_hash: str) -> None:
-    """Link `event` at `seq` after `prev_hash`, hash it, and move the head to it."""
+def seal(event: ConsentEvent, site: Site) -> None:
+    """Hash `event` and queue it for the log: durable once committed, placed in the tree later by the sequencer.
+
+    No site-wide lock is taken: writers for different subjects do not wait for each other.
+    """
     event.site_id = site.id
-    event.seq = seq
-    event.prev_hash = prev_hash
+    event.seq = None
+    event.prev_hash = None
     event.hash = event_hash(event, site.key)
+    event.entry = _next_entry(site.id)
     db.session.add(event)
-    db.session.execute(update(ChainHead).where(ChainHead.site_id == site.id).values(hash=event.hash))
+    db.session.info.setdefault(SEALED, set()).add(site.id)
+
+
+SEALED = "cmp.sealed_sites"
+
+
+def sealed_sites() -> set[int]:
+    """The sites this session queued events for since the last call (an inline sequencer integrates them)."""
+    return db.session.info.pop(SEALED, set())
+
+
+def _next_entry(site_id: int):
+    """The SQL that numbers a pending event after every pending one: a sequence on PostgreSQL; on SQLite, whose
+    writers take turns, one more than the site's last pending entry (only pending events are ever ordered by it).
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        return text("nextval('consent_event_entries')")
+    return (
+        select(func.coalesce(func.max(ConsentEvent.entry), 0) + 1)
+        .where(ConsentEvent.site_id == site_id, ConsentEvent.seq.is_(None))
+        .scalar_subquery()
+    )
 
 
 @dataclass(frozen=True)
@@ -119,8 +136,11 @@ class Verification:
     first_bad: str | None = None
     first_bad_seq: int | None = None
     reason: str | None = None
-    # The last verified hash: kept outside the database, it proves the log was not rewritten whole.
+    # The root of the verified tree: kept outside the database (a witness's checkpoint), it proves the log was not
+    # rewritten whole.
     head_hash: str | None = None
+    # The signed checkpoint the tree was checked against: its size.
+    checkpoint_size: int | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -130,7 +150,44 @@ class Verification:
             "first_bad_seq": self.first_bad_seq,
             "reason": self.reason,
             "head_hash": self.head_hash,
+            "checkpoint_size": self.checkpoint_size,
         }
+
+
+class RootBuilder:
+    """The RFC 9162 root of a tree fed one leaf hash at a time, in O(log n) memory: its complete subtrees."""
+
+    def __init__(self):
+        self.size = 0
+        self._stack: list[tuple[int, bytes]] = []
+
+    @classmethod
+    def resume(cls, size: int, subtrees: list[bytes]) -> RootBuilder:
+        """A builder that has seen `size` leaves, from the hashes of the complete subtrees covering them, largest
+        first (`merkle.subtree_hashes`); ValueError unless there is one per set bit of `size`."""
+        heights = [height for height in range(size.bit_length() - 1, -1, -1) if size >> height & 1]
+        if len(subtrees) != len(heights):
+            raise ValueError(f"{len(subtrees)} subtree hashes given where {len(heights)} cover {size} leaves")
+        builder = cls()
+        builder.size = size
+        builder._stack = list(zip(heights, subtrees, strict=True))
+        return builder
+
+    def add(self, leaf: bytes) -> None:
+        self.size += 1
+        height, node = 0, leaf
+        while self._stack and self._stack[-1][0] == height:
+            node = merkle.node_hash(self._stack.pop()[1], node)
+            height += 1
+        self._stack.append((height, node))
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return merkle.EMPTY_TREE_HASH
+        node = self._stack[-1][1]
+        for _, left in reversed(self._stack[:-1]):
+            node = merkle.node_hash(left, node)
+        return node
 
 
 def check_events(
@@ -139,34 +196,83 @@ def check_events(
     head_seq: int | None = None,
     head_hash: str | None = None,
     notice_hashes: Mapping[int, str] | None = None,
-    start: tuple[int, str] = (0, GENESIS_HASH),
+    start: tuple[int, str | None] = (0, GENESIS_HASH),
+    removed: Iterable[bytes] | None = None,
+    checkpoint: tuple[int, str] | None = None,
+    stored: Iterable[bytes] | None = None,
 ) -> Verification:
-    """Walk events (objects or rows with the event's fields) in chain order; report the first that does not match.
+    """Walk integrated events (objects or rows with the event's fields) in log order; report the first fault.
 
-    Catches an edited event (its hash), a deleted or inserted one (a gap or a broken link),
-    reordering (links and hashes), edited evidence (its digest), events removed from or added
-    past the end (the head, when given), and an event whose notice is not the one it was shown
-    (`notice_hashes`, version -> hash of the stored content, when given).
+    Catches an edited event (its hash), a deleted or inserted one (a gap in the positions, a broken link between
+    version 1 events, or a tree whose root no longer matches), reordering (links and the root), edited evidence
+    (its digest), events removed from or added past the end (the head, when given), an event whose notice is not
+    the one it was shown (`notice_hashes`, version -> hash of the stored content, when given), and a tree that is
+    not the one the log signed (`checkpoint`: the size and root hex of a checkpoint whose signature the caller
+    verified).
 
-    `start` is the (seq, hash) the first event follows: the genesis, or a retention checkpoint.
+    `start` is the (seq, hash) the first event follows: the genesis, or a retention checkpoint. The tree is checked
+    only when every leaf is known: `removed` gives the stored leaf hashes of the positions a purge removed.
+    `stored`, the leaf hashes the tree stores from the first event on, names the first event that is not the one
+    stored at its place (changed or moved) where the root alone could only say that one is.
     """
     expected_seq, prev_hash, checked = start[0] + 1, start[1], 0
+    tree = RootBuilder() if removed is not None or start[0] == 0 else None
+    if tree is not None and removed is not None:
+        for leaf in removed:
+            tree.add(leaf)
+        if tree.size != start[0]:
+            return Verification(
+                False, 0, None, tree.size + 1, f"the tree holds {tree.size} removed leaves where {start[0]} were purged"
+            )
+    signed_root = None
+    stored = iter(stored) if stored is not None else None
     for event in events:
         checked += 1
         reason = _first_fault(event, site_key, expected_seq, prev_hash, head_seq) or _notice_fault(event, notice_hashes)
+        leaf = merkle.leaf_hash(bytes.fromhex(event.hash))
+        if not reason and stored is not None and next(stored, None) != leaf:
+            reason = "the event is not the one the tree holds at its place (it was changed or moved)"
         if reason:
             return Verification(False, checked, event.id, event.seq, reason)
         expected_seq, prev_hash = event.seq + 1, event.hash
-    if head_seq is not None and (head_seq != expected_seq - 1 or head_hash != prev_hash):
+        if tree is not None:
+            tree.add(leaf)
+            if checkpoint is not None and tree.size == checkpoint[0]:
+                signed_root = tree.root().hex()
+    if head_seq is not None and head_seq != expected_seq - 1:
         return Verification(
             False,
             checked,
             None,
             expected_seq,
-            f"the log ends at {expected_seq - 1} but the chain head is at {head_seq} "
-            "(events were removed from the end)",
+            f"the log ends at {expected_seq - 1} but its head is at {head_seq} (events were removed from the end)",
         )
-    return Verification(True, checked, head_hash=prev_hash)
+    root = tree.root().hex() if tree is not None else None
+    if root is not None and head_hash is not None and head_seq and root != head_hash:
+        return Verification(
+            False, checked, None, None, "the tree's root is not the one its head records (events were changed)"
+        )
+    if checkpoint is not None and tree is not None:
+        if checkpoint[0] > tree.size:
+            return Verification(
+                False,
+                checked,
+                None,
+                tree.size + 1,
+                f"the log signed a checkpoint of {checkpoint[0]} events but holds {tree.size} "
+                "(events were removed from the end)",
+            )
+        if checkpoint[0] == 0:
+            signed_root = merkle.EMPTY_TREE_HASH.hex()
+        if signed_root != checkpoint[1]:
+            return Verification(
+                False,
+                checked,
+                None,
+                None,
+                f"the tree of {checkpoint[0]} events is not the one the log signed (the log was rewritten)",
+            )
+    return Verification(True, checked, head_hash=root, checkpoint_size=checkpoint[0] if checkpoint else None)
 
 
 def _first_fault(event, site_key: str, expected_seq: int, prev_hash: str, head_seq: int | None) -> str | None:
@@ -174,7 +280,7 @@ def _first_fault(event, site_key: str, expected_seq: int, prev_hash: str, head_s
         return f"event {event.seq} lies beyond the chain head at {head_seq} (added outside the chain)"
     if event.seq != expected_seq:
         return f"sequence gap: expected {expected_seq}, found {event.seq} (an event was deleted or inserted)"
-    if event.prev_hash != prev_hash:
+    if event.prev_hash is not None and event.prev_hash != prev_hash:
         return "previous-hash link broken (an event was deleted, inserted or reordered)"
     if event_hash(event, site_key) != event.hash:
         return "hash does not match the event's content (the event was altered)"
@@ -208,9 +314,24 @@ def checkpoint(site_id: int) -> tuple[int, str]:
 
 
 def verify_site(site: Site, batch: int = 1000) -> Verification:
-    """Verify one site's chain from the database, streaming in batches, and the notices its events refer to."""
+    """Verify one site's log from the database, streaming in batches: every integrated event, the notices they
+    refer to, and the tree against the latest checkpoint, whose signature is checked with the log's key.
+    """
+    from cmp.services import notes, tlog
+
     head = db.session.get(ChainHead, site.id)
     start = checkpoint(site.id)
+    signed = tlog.latest_checkpoint(site.id)
+    stated = None
+    if signed is not None:
+        try:
+            note = notes.open_note(signed.note, [tlog.log_key().verifier])
+            stated_checkpoint = notes.Checkpoint.parse(note.text)
+        except notes.NoteError as exc:
+            return Verification(
+                False, 0, None, None, f"the latest checkpoint does not verify under the log's key: {exc}"
+            )
+        stated = (stated_checkpoint.size, stated_checkpoint.root.hex())
     # Each notice's hash is recomputed from its stored content: an edited text no longer matches the events.
     notice_hashes = {
         version: sha256_hex(canonical_json(content))
@@ -218,13 +339,52 @@ def verify_site(site: Site, batch: int = 1000) -> Verification:
             select(NoticeVersion.version, NoticeVersion.content).where(NoticeVersion.site_id == site.id)
         )
     }
-    # Plain rows rather than ORM objects: memory stays flat however long the chain.
+    # Plain rows rather than ORM objects: memory stays flat however long the log.
     events = db.session.execute(
         select(ConsentEvent.__table__)
-        .where(ConsentEvent.site_id == site.id)
+        .where(ConsentEvent.site_id == site.id, ConsentEvent.seq.is_not(None))
         .order_by(ConsentEvent.seq)
         .execution_options(yield_per=batch)
     )
     return check_events(
-        events, site.key, head.seq if head else 0, head.hash if head else GENESIS_HASH, notice_hashes, start
+        events,
+        site.key,
+        head.seq if head else 0,
+        head.hash if head else GENESIS_HASH,
+        notice_hashes,
+        start,
+        removed=removed_leaves(site.id, start[0]),
+        checkpoint=stated,
+        stored=_stored_leaves(site.id, start[0]),
     )
+
+
+def _stored_leaves(site_id: int, first: int) -> Iterator[bytes]:
+    """The leaf hashes the site's tree stores from position `first` + 1 on, read a tile at a time."""
+    index = first // merkle.TILE_WIDTH
+    skip = first % merkle.TILE_WIDTH
+    while True:
+        data = db.session.scalar(
+            select(LogTile.hashes).where(LogTile.site_id == site_id, LogTile.level == 0, LogTile.idx == index)
+        )
+        if data is None:
+            return
+        data = bytes(data)
+        for offset in range(skip * merkle.HASH_SIZE, len(data), merkle.HASH_SIZE):
+            yield data[offset : offset + merkle.HASH_SIZE]
+        if len(data) < merkle.TILE_WIDTH * merkle.HASH_SIZE:
+            return
+        index, skip = index + 1, 0
+
+
+def removed_leaves(site_id: int, count: int) -> list[bytes]:
+    """The stored leaf hashes of the first `count` positions, whose events a purge removed: the tree keeps them."""
+    if not count:
+        return []
+    tiles = db.session.execute(
+        select(LogTile.hashes)
+        .where(LogTile.site_id == site_id, LogTile.level == 0, LogTile.idx <= (count - 1) // merkle.TILE_WIDTH)
+        .order_by(LogTile.idx)
+    )
+    data = b"".join(bytes(row.hashes) for row in tiles)[: count * merkle.HASH_SIZE]
+    return [data[i : i + merkle.HASH_SIZE] for i in range(0, len(data), merkle.HASH_SIZE)]

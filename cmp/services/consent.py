@@ -59,7 +59,7 @@ class ConsentRequest:
     # The subject itself, known from a signed link that carries no identifier (no plaintext email in tokens).
     subject_id: str | None = None
     # (purpose, event id or None for no state yet): record only if that purpose's current state is still this.
-    # Checked under the chain lock, so of two requests acting on the same state (two clicks on one link) only
+    # Checked holding the subject, so of two requests acting on the same state (two clicks on one link) only
     # the first records; the others raise `StateChanged`.
     expected_state: tuple[str, str | None] | None = None
     # Who decided when it was not the subject: a parent or guardian (policy section 6). Covered by the hash.
@@ -127,17 +127,15 @@ def _write(request, site, notice, mode, decisions, by_gpc, digest, lifetimes) ->
         evidence_digest=evidence.digest,
         given_by=request.given_by.value if request.given_by else None,
     )
-    # Everything above runs before the chain is locked; only what needs the lock runs after it.
-    seq, prev_hash = chain.next_link(site)
-    # Which subject the event belongs to depends on other writers (an erasure, a link), so it is decided here:
-    # every statement from now on sees what committed before the lock was granted.
+    # Which subject the event belongs to depends on other writers (an erasure, a correction, a link): it is decided
+    # holding the subject's row, which every writer for that subject holds until commit, and nothing site-wide.
     event.subject_id = subject_id = _subject(request, site, digest)
     if request.expected_state is not None:
         _require_state(site.id, subject_id, *request.expected_state)
-    # Time is read once the chain is locked, so receive times rise with the sequence.
+    # Time is read holding the subject, so each subject's receive times rise in the order its decisions took effect.
     now = utcnow()
     event.received_at, event.expires_at = now, now + lifetime
-    chain.seal(event, site, seq, prev_hash)
+    chain.seal(event, site)
     db.session.flush()
     _write_state(site.id, subject_id, event, decisions, by_gpc, lifetimes, now)
     return event
@@ -172,52 +170,71 @@ def is_live(site_id: int, subject_id: str) -> bool:
     return db.session.scalar(select(linked.exists()))
 
 
-def hold_subject(site_id: int, subject_id: str, *, for_erasure: bool = False) -> bool:
-    """Lock the subject's row and answer whether it is live; for what is written outside the chain lock.
+def hold_subject(site_id: int, subject_id: str, *, exclusive: bool = False, shared: bool = False) -> bool:
+    """Lock the subject's row until commit and answer whether it is live.
 
-    Email opens and clicks and unsubscribe links are written without the site's chain lock, so that lock does
-    not order them against an erasure; the subject's row does. Such a write holds the row shared until it
-    commits, an erasure holds it exclusively: either the erasure waits and then deletes what the write stored,
-    or the write waits and then finds the subject erased. SQLite has one writer at a time: the write takes that
-    lock now (an erasure holds it already), since a read alone would not keep an erasure out until commit.
+    Every write about a subject holds its row, and nothing site-wide, so writers for different subjects never wait
+    for each other. Decisions and flags hold it for update: writes for one subject take effect one at a time, in the
+    order of their log entries (the sequencer integrates in that order), so replaying the log gives the state.
+    Email opens, clicks and unsubscribe links hold it `shared` (they order nothing among themselves); an erasure
+    holds it `exclusive`: either the erasure waits and then deletes what a write stored, or the write waits and then
+    finds the subject erased. SQLite has one writer at a time: a write takes that lock now, since a read alone would
+    not keep an erasure out until commit.
     """
     if db.session.get_bind().dialect.name == "sqlite":
-        if not for_erasure:
-            db.session.execute(update(Subject).where(Subject.id == subject_id).values(site_id=Subject.site_id))
+        db.session.execute(update(Subject).where(Subject.id == subject_id).values(site_id=Subject.site_id))
     else:
-        db.session.execute(select(Subject.id).where(Subject.id == subject_id).with_for_update(read=not for_erasure))
+        held = select(Subject.id).where(Subject.id == subject_id)
+        if exclusive:
+            held = held.with_for_update()
+        elif shared:
+            held = held.with_for_update(read=True)
+        else:
+            held = held.with_for_update(key_share=True)
+        db.session.execute(held)
     return is_live(site_id, subject_id)
 
 
 def _subject(request: ConsentRequest, site: Site, digest: str | None) -> str:
-    """The subject a request writes to; called under the chain lock.
+    """The subject a request writes to, held until commit.
 
-    By identifier: the subject it names now, or a new one where it names none (it never did, or it was erased).
-    By subject id: that subject, unless it was erased: then `Unknown`, as for a subject that never was.
+    By identifier: the subject it names now, or a new one where it names none (it never did, or it was erased or
+    corrected away meanwhile). By subject id: that subject, unless it was erased: then `Unknown`, as for a subject
+    that never was.
     """
     if request.subject_id is None:
         return _subject_for(site.id, request.identifier.kind, digest, known_new=request.new_subject)
-    if not is_live(site.id, request.subject_id):
+    if not hold_subject(site.id, request.subject_id):
         raise Unknown("unknown_subject", f"site {site.key!r} has no such subject")
     return request.subject_id
 
 
 def _subject_for(site_id: int, kind: str, digest: str, *, known_new: bool = False) -> str:
-    """The subject an identifier points to, created with the link if there is none."""
+    """The subject an identifier points to, held; created with the link if there is none.
+
+    Two writers creating a subject for the same new identifier collide on the link's unique key: the loser's
+    transaction is retried whole and then finds the winner's subject.
+    """
     if not known_new:
-        subject_id = db.session.scalar(
-            select(SubjectIdentifier.subject_id).where(
-                SubjectIdentifier.site_id == site_id, SubjectIdentifier.digest == digest
-            )
-        )
-        if subject_id is not None:
-            return subject_id
+        while (subject_id := _owner(site_id, digest)) is not None:
+            hold_subject(site_id, subject_id)
+            # Read again holding the subject: an erasure or a correction may have taken the link meanwhile.
+            if _owner(site_id, digest) == subject_id:
+                return subject_id
     subject_id = new_subject_id()
     db.session.execute(insert(Subject), {"id": subject_id, "site_id": site_id})
     db.session.execute(
         insert(SubjectIdentifier), {"site_id": site_id, "subject_id": subject_id, "kind": kind, "digest": digest}
     )
     return subject_id
+
+
+def _owner(site_id: int, digest: str) -> str | None:
+    return db.session.scalar(
+        select(SubjectIdentifier.subject_id).where(
+            SubjectIdentifier.site_id == site_id, SubjectIdentifier.digest == digest
+        )
+    )
 
 
 def _write_state(site_id, subject_id, event, decisions, by_gpc, lifetimes, now) -> None:

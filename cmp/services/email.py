@@ -206,9 +206,9 @@ def _require_subject(site: Site, subject_id: str, *, hold: bool = False) -> None
     """The link's subject exists on this site and was not erased (erasure removes every identifier link).
 
     An old link of an erased person must not record anything about them again, evidence included. With `hold`,
-    for writes outside the chain lock, the subject's row stays locked against an erasure until commit.
+    for writes that order nothing (opens, clicks), the subject's row stays locked against an erasure until commit.
     """
-    live = hold_subject(site.id, subject_id) if hold else is_live(site.id, subject_id)
+    live = hold_subject(site.id, subject_id, shared=True) if hold else is_live(site.id, subject_id)
     if not live:
         raise Unknown("unknown_subject", f"site {site.key!r} has no such subject")
 
@@ -352,7 +352,7 @@ def unsubscribe_token(site: Site, address: str, *, locale: str | None, hmac_key:
     SHA-256 digest, so the table alone unsubscribes no one. Erasing the subject deletes the row.
     """
     _, subject_id = _recipient(site, address, hmac_key)
-    if not hold_subject(site.id, subject_id):
+    if not hold_subject(site.id, subject_id, shared=True):
         raise Unknown("unknown_recipient", f"site {site.key!r} holds no consent record for this address")
     if locale is None:
         locale = db.session.scalar(
@@ -425,7 +425,7 @@ def unsubscribe(
                     decisions={link.purpose: Decision.DENIED.value},
                     locale=link.locale,
                     evidence=evidence,
-                    # Read again under the chain lock: of two requests that both saw no unsubscribe, one records.
+                    # Read again holding the subject: of two requests that both saw no unsubscribe, one records.
                     expected_state=(link.purpose, current.event_id),
                 ),
                 hmac_key=hmac_key,

@@ -1,12 +1,14 @@
-"""The auditor's export of the consent log: events (with their chain fields) and notice versions, streamed.
+"""The auditor's export of the consent log: events (with their log fields) and notice versions, streamed.
 
 An export is a sequence of entries, the same in both formats: an `export` entry first (what was asked for,
-whether the export is complete, and where each site's chain resumes after retention), then one `event`
-entry per event in id order, then an `end` entry (how many events, and each site's last link). The end
-entry is written only once every event has been, so a download cut short is told apart from a whole one.
+whether the export is complete, and per site the log's signed checkpoint, the log's key, and what the tree keeps
+of the positions retention purged), then one `event` entry per event in id order, then an `end` entry (how many
+events, and each site's last position). The end entry is written only once every event has been, so a download
+cut short is told apart from a whole one.
 
 Events come from one statement read through a server-side cursor, in one snapshot: memory stays flat at
-any size, and the manifest's checkpoints and the events agree even while retention runs.
+any size, and the checkpoint, the purged prefix and the events agree even while the sequencer and retention run.
+An export holds each site's events up to its checkpoint's size: exactly the tree the log signed.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from sqlalchemy import Connection, func, select
 
 from cmp.errors import Invalid
 from cmp.extensions import db
-from cmp.models import ChainCheckpoint, ConsentEvent, NoticeVersion, Site, SubjectIdentifier
+from cmp.models import ChainCheckpoint, ConsentEvent, LogCheckpoint, NoticeVersion, Site, SubjectIdentifier
 from cmp.models.types import utcnow
-from cmp.services import chain
+from cmp.services import chain, merkle, tlog
 from cmp.services.export_fields import (
     FIELDS,
     NAMES,
@@ -38,7 +40,9 @@ from cmp.services.identifiers import InvalidIdentifier, VisitorIds
 
 FORMAT = "cmp.consent-log"
 # 2: fields under the hash payload's own names; CSV cells quoted, and guarded against formulas.
-FORMAT_VERSION = 2
+# 3: the log is a Merkle tree: each site's signed checkpoint, the log's key and the purged prefix's subtree hashes
+# in the export entry (`sites`, in place of `checkpoints`); `seq` outside a version 2 event's hash; no `head_hash`.
+FORMAT_VERSION = 3
 MEDIA_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
 # Framing columns of a CSV export: what each row is, and the export or end entry's content as JSON.
 CSV_COLUMNS = ("entry", *NAMES, "meta")
@@ -130,7 +134,8 @@ def _subject_ids(
 
 
 def _where(query, selection: Selection):
-    query = query.where(EVENTS.c.site_id.in_([site.id for site in selection.sites]))
+    # Integrated events only: a pending one has no place in the log yet (the sequencer gives it one within a second).
+    query = query.where(EVENTS.c.site_id.in_([site.id for site in selection.sites]), EVENTS.c.seq.is_not(None))
     if selection.start is not None:
         query = query.where(EVENTS.c.received_at >= selection.start)
     if selection.end is not None:
@@ -152,15 +157,36 @@ def count_events(selection: Selection) -> int:
 
 @dataclass
 class _Tally:
-    """What the end entry reports: events per site and, per site, the last link (highest seq) seen."""
+    """What the end entry reports: events per site and, per site, the last position (highest seq) seen."""
 
     events: dict[str, int] = field(default_factory=dict)
-    last: dict[str, tuple[int, str]] = field(default_factory=dict)
+    last: dict[str, int] = field(default_factory=dict)
 
-    def add(self, site_key: str, seq: int, hash_: str) -> None:
+    def add(self, site_key: str, seq: int) -> None:
         self.events[site_key] = self.events.get(site_key, 0) + 1
-        if seq > self.last.get(site_key, (-1, ""))[0]:
-            self.last[site_key] = (seq, hash_)
+        self.last[site_key] = max(seq, self.last.get(site_key, 0))
+
+
+@dataclass(frozen=True)
+class SiteLog:
+    """What one site's log is in the export's snapshot: where retention resumed it, and its latest checkpoint."""
+
+    site_id: int
+    purged: tuple[int, str]  # (seq, hash) of the last purged event: (0, the genesis) when none was
+    checkpoint_id: int | None
+    size: int  # the checkpoint's tree size: the export holds the events up to it
+
+    def manifest(self) -> dict:
+        """The site's part of the export entry: everything the file needs to check the site's tree offline."""
+        checkpoint = db.session.get(LogCheckpoint, self.checkpoint_id) if self.checkpoint_id else None
+        return {
+            # With every witness's cosignature, as served; checked against the log's key, never the one below.
+            "checkpoint": tlog.cosigned_note(checkpoint) if checkpoint else None,
+            # For information: which key signed it. A verifier takes the key from elsewhere.
+            "log_key": tlog.log_key().verifier_key,
+            "purged": {"seq": self.purged[0], "hash": self.purged[1]},
+            "purged_subtrees": purged_subtrees(self.site_id, self.purged[0]),
+        }
 
 
 def export_entries(
@@ -173,7 +199,7 @@ def export_entries(
     """
     keys = {site.id: site.key for site in selection.sites}
     with _snapshot() as connection:
-        checkpoints = _checkpoints(connection, list(keys))
+        logs = _site_logs(connection, list(keys))
         yield {
             "entry": "export",
             "meta": {
@@ -183,11 +209,7 @@ def export_entries(
                 "exported_at": chain.format_time(utcnow()),
                 "complete": selection.complete,
                 "filters": selection.filters(),
-                # Where each chain resumes: the genesis, or the last event a retention purge removed.
-                "checkpoints": {
-                    key: dict(zip(("seq", "hash"), checkpoints.get(site_id, (0, chain.GENESIS_HASH)), strict=True))
-                    for site_id, key in keys.items()
-                },
+                "sites": {key: logs[site_id].manifest() for site_id, key in keys.items()},
             },
         }
         tally = _Tally()
@@ -198,8 +220,11 @@ def export_entries(
             result = connection.execute(query.execution_options(yield_per=batch))
             for rows in result.partitions():
                 for row in rows:
+                    # Integrated after the checkpoint was signed: under no signature yet, so left for the next export.
+                    if row.seq > logs[row.site_id].size:
+                        continue
                     site_key = keys[row.site_id]
-                    tally.add(site_key, row.seq, row.hash)
+                    tally.add(site_key, row.seq)
                     yield {"entry": "event", **event_record(row, site_key)}
                 if progress is not None:
                     progress(len(rows))
@@ -207,8 +232,7 @@ def export_entries(
         for site_id, key in keys.items():
             sites[key] = {"events": tally.events[key]}
             if selection.complete:
-                last_seq, head = tally.last.get(key, checkpoints.get(site_id, (0, chain.GENESIS_HASH)))
-                sites[key].update(last_seq=last_seq, head_hash=head)
+                sites[key]["last_seq"] = tally.last.get(key, logs[site_id].purged[0])
         yield {"entry": "end", "meta": {"events": sum(tally.events.values()), "sites": sites}}
 
 
@@ -227,14 +251,36 @@ class _snapshot:
         self._connection.close()
 
 
-def _checkpoints(connection: Connection, site_ids: list[int]) -> dict[int, tuple[int, str]]:
-    """Each site's latest retention checkpoint (chain.checkpoint, for several sites in the snapshot)."""
+def _site_logs(connection: Connection, site_ids: list[int]) -> dict[int, SiteLog]:
+    """Each site's retention checkpoint and latest signed checkpoint, read in the export's snapshot."""
+    purged = dict.fromkeys(site_ids, (0, chain.GENESIS_HASH))
     rows = connection.execute(
         select(ChainCheckpoint.site_id, ChainCheckpoint.seq, ChainCheckpoint.hash)
         .where(ChainCheckpoint.site_id.in_(site_ids))
         .order_by(ChainCheckpoint.site_id, ChainCheckpoint.seq)
     )
-    return {site_id: (seq, hash_) for site_id, seq, hash_ in rows}
+    for site_id, seq, hash_ in rows:
+        purged[site_id] = (seq, hash_)
+    signed = {}
+    for site_id in site_ids:
+        row = connection.execute(
+            select(LogCheckpoint.id, LogCheckpoint.size)
+            .where(LogCheckpoint.site_id == site_id)
+            .order_by(LogCheckpoint.size.desc())
+            .limit(1)
+        ).first()
+        signed[site_id] = (row.id, row.size) if row else (None, 0)
+    return {site_id: SiteLog(site_id, purged[site_id], *signed[site_id]) for site_id in site_ids}
+
+
+def purged_subtrees(site_id: int, count: int) -> list[str]:
+    """The hashes (hex) of the complete subtrees covering the first `count` positions, largest first.
+
+    Retention removes events but not their leaves: these O(log n) hashes stand for the purged prefix, so the file
+    alone rebuilds the whole tree. Stored hashes of complete subtrees never change, so reading them outside the
+    export's snapshot is safe.
+    """
+    return [node.hex() for node in merkle.subtree_hashes(count, tlog.tile_reader(site_id))]
 
 
 def notice_entries(sites: Sequence[Site]) -> Iterator[dict]:

@@ -1,7 +1,7 @@
 """The fields of an exported event and notice, their kinds, and how each is written as a CSV cell and read back.
 
-An event entry carries its fields under the names the chain's hash payload gives them (chain.event_payload),
-plus the evidence and chain fields: what an auditor reads is what the hash covers. The export claims no
+An event entry carries its fields under the names the log's hash payload gives them (chain.event_payload),
+plus the evidence and log fields: what an auditor reads is what the hash covers. The export claims no
 consent-record standard's element names: ISO/IEC TS 27560 records a consent's type, state and parties where
 this log records what happened, and the visitor's consent receipt is the document in standard form.
 docs/audit.md ("Field names") lists these fields.
@@ -105,9 +105,15 @@ class RecordError(ValueError):
 
 
 def event_record(row, site_key: str) -> dict:
-    """An event (object or row) as a record: what its hash covers, its evidence and chain fields, by export name."""
+    """An event (object or row) as a record: what its hash covers, its evidence and log fields, by export name.
+
+    Every record carries its place (`seq`) and `prev_hash`: a version 1 hash covers both; a version 2 hash covers
+    neither (`prev_hash` is null), and the log's tree, whose root the export's checkpoint signs, fixes the order.
+    """
     values = {
         **chain.event_payload(row, site_key),
+        "seq": row.seq,
+        "prev_hash": row.prev_hash,
         "given_by": row.given_by,
         "ip_prefix": row.ip_prefix,
         "user_agent": row.user_agent,

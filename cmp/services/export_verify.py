@@ -1,10 +1,13 @@
 """Verify an export from the file alone: no database, no application settings.
 
-A complete export is checked link by link per site, as `cmp verify` checks the database: each site's events
-in seq order through chain.check_events, from the checkpoint the export states (the genesis, or where
-retention resumed the chain, whose hash is taken as given) to the last link its end entry states. A filtered
-export is not contiguous: each event's own hash and evidence digest are checked, and the report says links
-were not checkable. Across the file, entries must be framed (export first, end last) and in id order.
+A complete export (format 3) is checked per site as `cmp verify` checks the database: each site's events in seq
+order through chain.check_events (hashes, evidence, positions without gaps, version 1 links), then the Merkle tree
+they make, seeded with the hashes the export states for a purged prefix, against the site's signed checkpoint,
+whose signature is checked with a key the caller trusts (never the one the file names). The file holds each site's
+events up to its checkpoint's size: an event past it is under no signature, and a fault. Exports in formats 1 and 2
+(a hash chain, no tree) are checked link by link to the last link their end entry states. A filtered export is not
+contiguous: each event's own hash and evidence digest are checked, and the report says its place was not.
+Across the file, entries must be framed (export first, end last) and in id order.
 """
 
 from __future__ import annotations
@@ -12,11 +15,11 @@ from __future__ import annotations
 import csv
 import heapq
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cmp.services import chain
+from cmp.services import chain, merkle, notes
 from cmp.services.export import CSV_COLUMNS, FORMAT, FORMAT_VERSION
 from cmp.services.export_fields import (
     FIELDS,
@@ -30,11 +33,15 @@ from cmp.services.export_fields import (
 )
 
 # Events of one site held back while waiting for a lower seq: writers take their id before their place in
-# the chain, so id order (the file's) and seq order differ by a few places under concurrency. Past this
+# the log, so id order (the file's) and seq order differ by a few places under concurrency. Past this
 # many, the lowest is released: a gap that large is a fault check_events then names.
 REORDER_WINDOW = 10_000
-# Versions of the format this release verifies: 1 differs from 2 only in field names and unescaped CSV cells.
-READABLE_VERSIONS = (1, FORMAT_VERSION)
+# Versions of the format this release verifies: 1 differs from 2 only in field names and unescaped CSV cells;
+# 3 carries each site's signed checkpoint, and its events may have version 2 hashes.
+READABLE_VERSIONS = (1, 2, FORMAT_VERSION)
+# The first format whose sites carry a signed tree.
+TREE_VERSION = 3
+HASH_VERSIONS = (1, chain.HASH_VERSION)
 FORMAT_1_CSV_COLUMNS = ("entry", *FORMAT_1_FIELD_NAMES, "meta")
 
 
@@ -117,12 +124,25 @@ class _Outline:
     """What one reading of the file establishes: the manifest, the end entry, events per site."""
 
     manifest: dict
+    sites: dict[str, dict]
     end: dict
     counts: dict[str, int]
 
 
+def _sites(manifest: Mapping) -> dict[str, dict]:
+    """Each site's part of the export entry, in format 3's shape: formats 1 and 2 stated only where the chain starts."""
+    if manifest.get("version") == TREE_VERSION:
+        sites = manifest.get("sites")
+        if not isinstance(sites, dict) or not all(isinstance(site, dict) for site in sites.values()):
+            raise _Fault("the export entry does not state each site's checkpoint")
+        return sites
+    if not isinstance(manifest.get("checkpoints"), dict):
+        raise _Fault("the export entry does not say where each site's chain starts")
+    return {key: {"purged": start} for key, start in manifest["checkpoints"].items()}
+
+
 def _outline(path: Path) -> _Outline:
-    manifest, end, counts, previous = None, None, {}, None
+    manifest, sites, end, counts, previous = None, None, None, {}, None
     for number, entry in _entries(path):
         kind = entry.get("entry")
         if manifest is None:
@@ -135,8 +155,7 @@ def _outline(path: Path) -> _Outline:
                     f"release reads {FORMAT!r} {' and '.join(map(str, READABLE_VERSIONS))}; check the file with "
                     "the release that wrote it)"
                 )
-            if not isinstance(manifest.get("checkpoints"), dict):
-                raise _Fault("the export entry does not say where each site's chain starts")
+            sites = _sites(manifest)
             continue
         if end is not None:
             raise _Fault(f"entry {number} follows the end entry (added after the export was written)")
@@ -149,9 +168,9 @@ def _outline(path: Path) -> _Outline:
             event = read_event(entry)
         except RecordError as exc:
             raise _Fault(f"entry {number}: {exc}", entry.get("id")) from None
-        if event.site not in manifest["checkpoints"]:
+        if event.site not in sites:
             raise _Fault(f"event of site {event.site!r}, which the export does not cover", event.id, event.seq)
-        if event.v != chain.HASH_VERSION:
+        if event.v not in HASH_VERSIONS:
             raise _Fault(f"hash version {event.v} is not one this version can check", event.id, event.seq)
         if previous is not None and event.id <= previous.id:
             # Exports are written in id order; the record before a step back is the one that came too early.
@@ -166,7 +185,7 @@ def _outline(path: Path) -> _Outline:
         raise _Fault("the file is empty")
     if not isinstance(end, dict) or not isinstance(end.get("sites"), dict):
         raise _Fault("the export has no end entry (the file was cut short)")
-    return _Outline(manifest, end, counts)
+    return _Outline(manifest, sites, end, counts)
 
 
 def _in_seq_order(path: Path, site: str, expected: int) -> Iterator[object]:
@@ -184,10 +203,14 @@ def _in_seq_order(path: Path, site: str, expected: int) -> Iterator[object]:
         yield heapq.heappop(waiting)[2]
 
 
-def verify_file(path: Path, notices_path: Path | None = None) -> FileReport:
-    """Check an export file (and, given, its notices file); the report names the first fault per site."""
+def verify_file(path: Path, notices_path: Path | None = None, *, key: notes.Verifier | None = None) -> FileReport:
+    """Check an export file (and, given, its notices file); the report names the first fault per site.
+
+    `key` is the log's verifier key the checkpoints must be signed with; without it, the app's own log key when an
+    app is running. A complete export in format 3 with neither fails: the key the file names proves nothing.
+    """
     try:
-        return _verify_file(path, notices_path)
+        return _verify_file(path, notices_path, key or _app_key())
     except (TypeError, ValueError, AttributeError, KeyError) as exc:
         # Entries of the wrong shape (an edited export or end entry): the file cannot be trusted as a whole.
         report = FileReport()
@@ -195,7 +218,15 @@ def verify_file(path: Path, notices_path: Path | None = None) -> FileReport:
         return report
 
 
-def _verify_file(path: Path, notices_path: Path | None) -> FileReport:
+def _app_key() -> notes.Verifier | None:
+    from flask import has_app_context
+
+    from cmp.services import tlog
+
+    return tlog.log_key().verifier if has_app_context() else None
+
+
+def _verify_file(path: Path, notices_path: Path | None, key: notes.Verifier | None) -> FileReport:
     report = FileReport()
     notice_hashes = None
     try:
@@ -206,18 +237,21 @@ def _verify_file(path: Path, notices_path: Path | None) -> FileReport:
         report.sites.append(_failed("file", fault))
         return report
     complete = bool(outline.manifest.get("complete"))
-    for site, start in outline.manifest["checkpoints"].items():
+    tree = outline.manifest.get("version") == TREE_VERSION
+    for site, stated in outline.sites.items():
         hashes = None if notice_hashes is None else notice_hashes.get(site, {})
+        end = outline.end["sites"].get(site) or {}
         try:
-            site_report = (
-                _complete(path, site, start, outline.end["sites"].get(site) or {}, hashes)
-                if complete
-                else _filtered(path, site, hashes)
-            )
+            if not complete:
+                site_report = _filtered(path, site, hashes)
+            elif tree:
+                site_report = _complete_tree(path, site, stated, end, hashes, key)
+            else:
+                site_report = _complete_chain(path, site, stated["purged"], end, hashes)
         except _Fault as fault:
             site_report = _failed(site, fault)
         if site_report.result.ok:
-            expected = (outline.end["sites"].get(site) or {}).get("events")
+            expected = end.get("events")
             found = outline.counts.get(site, 0)
             if expected != found:
                 site_report = _failed(
@@ -227,20 +261,155 @@ def _verify_file(path: Path, notices_path: Path | None) -> FileReport:
     return report
 
 
-def _complete(path: Path, site: str, start: Mapping, end: Mapping, notice_hashes) -> SiteReport:
-    seq, hash_ = int(start.get("seq", 0)), str(start.get("hash", chain.GENESIS_HASH))
-    notes = ()
+@dataclass(frozen=True)
+class _Signed:
+    """What a verified checkpoint states: the tree's size and root (hex)."""
+
+    size: int
+    root: str
+
+
+class _Walk:
+    """A site's events in seq order as check_events reads them, each added to a tree once it has been checked.
+
+    Keeps the last hash walked and the tree's root at `size` (the signed checkpoint's), for the checks that follow.
+    """
+
+    def __init__(self, events: Iterable, tree: chain.RootBuilder | None, start: tuple[int, str], size: int | None):
+        self.events, self.tree, self.size = events, tree, size
+        self.last_hash = start[1]
+        self.signed_root = self._root_at_size()
+
+    def _root_at_size(self) -> str | None:
+        if self.tree is None or self.tree.size != self.size:
+            return None
+        return self.tree.root().hex()
+
+    def __iter__(self):
+        for event in self.events:
+            yield event
+            self.last_hash = event.hash
+            if self.tree is not None:
+                self.tree.add(merkle.leaf_hash(bytes.fromhex(event.hash)))
+                self.signed_root = self._root_at_size() or self.signed_root
+
+
+def _complete_tree(
+    path: Path, site: str, stated: Mapping, end: Mapping, notice_hashes, key: notes.Verifier | None
+) -> SiteReport:
+    signed, notes_ = _signed_checkpoint(site, stated.get("checkpoint"), key)
+    purged = stated.get("purged") or {}
+    seq, hash_ = int(purged.get("seq", 0)), str(purged.get("hash", chain.GENESIS_HASH))
+    tree = _resumed_tree(seq, stated.get("purged_subtrees") or [])
     if seq:
-        notes = (f"the chain resumes after retention checkpoint seq {seq}; its hash {hash_} is taken as given",)
+        notes_ = (
+            f"positions 1 to {seq} were purged by retention: the tree holds them as the "
+            f"{len(stated['purged_subtrees'])} subtree hashes the export states, which the signed root covers",
+            *notes_,
+        )
+    walk = _Walk(_in_seq_order(path, site, seq + 1), tree, (seq, hash_), signed.size)
     result = chain.check_events(
-        _in_seq_order(path, site, seq + 1),
-        site,
-        head_seq=end.get("last_seq"),
-        head_hash=end.get("head_hash"),
-        notice_hashes=notice_hashes,
-        start=(seq, hash_),
+        walk, site, head_seq=end.get("last_seq"), notice_hashes=notice_hashes, start=(seq, hash_)
     )
-    return SiteReport(site, _explain_notice(result, notice_hashes), True, notes)
+    if result.ok:
+        result = _against_checkpoint(result, tree, walk.signed_root, signed)
+    return SiteReport(site, _explain_notice(result, notice_hashes), True, notes_)
+
+
+def _signed_checkpoint(site: str, note: object, key: notes.Verifier | None) -> tuple[_Signed, tuple[str, ...]]:
+    """The site's signed tree size and root, once the checkpoint verifies under `key` and names this site's log."""
+    if note is None:
+        # A log without a checkpoint has integrated nothing: its tree is empty, and the export holds no event.
+        return _Signed(0, merkle.EMPTY_TREE_HASH.hex()), ("the log had no signed checkpoint: its tree is empty",)
+    if key is None:
+        raise _Fault(
+            "no key to check the signed checkpoint with: give the log's verifier key (the key the file names is "
+            "never trusted)"
+        )
+    try:
+        opened = notes.open_note(str(note), [key])
+        checkpoint = notes.Checkpoint.parse(opened.text)
+    except notes.NoteError as exc:
+        raise _Fault(f"the checkpoint does not verify under the log's key {key.name}: {exc}") from None
+    origin = f"{key.name}/{site}"
+    if checkpoint.origin != origin:
+        raise _Fault(f"the checkpoint is of the log {checkpoint.origin!r}, not this site's ({origin!r})")
+    signed = _Signed(checkpoint.size, checkpoint.root.hex())
+    others = [signature.name for signature in opened.signatures if signature not in opened.verified]
+    if not others:
+        return signed, ()
+    return signed, (
+        f"the checkpoint carries {len(others)} cosignatures ({', '.join(others)}), not checked: no "
+        "witness key was given",
+    )
+
+
+def _resumed_tree(size: int, subtrees: object) -> chain.RootBuilder:
+    """A tree that has seen `size` leaves, from the hashes of the complete subtrees covering them, largest first."""
+    try:
+        if not isinstance(subtrees, list):
+            raise ValueError("no subtree hashes")
+        return chain.RootBuilder.resume(size, [bytes.fromhex(node) for node in subtrees])
+    except (TypeError, ValueError) as exc:
+        raise _Fault(f"the export's subtree hashes for the {size} purged positions do not cover them: {exc}") from None
+
+
+def _against_checkpoint(
+    result: chain.Verification, tree: chain.RootBuilder, signed_root: str | None, checkpoint: _Signed
+) -> chain.Verification:
+    """The walked tree against the signed checkpoint: same size, same root."""
+    size = checkpoint.size
+    if size > tree.size:
+        return chain.Verification(
+            False,
+            result.checked,
+            None,
+            tree.size + 1,
+            f"the log signed a checkpoint of {size} events but the export holds {tree.size} "
+            "(events were removed from the end)",
+        )
+    if size < tree.size:
+        return chain.Verification(
+            False,
+            result.checked,
+            None,
+            size + 1,
+            f"the export holds {tree.size} events but its checkpoint signs {size}: those past it are under no "
+            "signature (an older checkpoint was put in, or events were added)",
+        )
+    if signed_root != checkpoint.root:
+        return chain.Verification(
+            False,
+            result.checked,
+            None,
+            None,
+            f"the tree of {size} events is not the one the log signed (events were changed, reordered, inserted "
+            "or removed, or the log was rewritten)",
+        )
+    return chain.Verification(True, result.checked, head_hash=signed_root, checkpoint_size=size)
+
+
+def _complete_chain(path: Path, site: str, start: Mapping, end: Mapping, notice_hashes) -> SiteReport:
+    """Formats 1 and 2: a hash chain, checked link by link to the last link the end entry states."""
+    seq, hash_ = int(start.get("seq", 0)), str(start.get("hash", chain.GENESIS_HASH))
+    notes_ = ()
+    if seq:
+        notes_ = (f"the chain resumes after retention checkpoint seq {seq}; its hash {hash_} is taken as given",)
+    walk = _Walk(_in_seq_order(path, site, seq + 1), None, (seq, hash_), None)
+    result = chain.check_events(
+        walk, site, head_seq=end.get("last_seq"), notice_hashes=notice_hashes, start=(seq, hash_)
+    )
+    if result.ok and end.get("head_hash") != walk.last_hash:
+        result = chain.Verification(
+            False,
+            result.checked,
+            None,
+            None,
+            "the chain's last hash is not the one the end entry states (events were removed from the end)",
+        )
+    elif result.ok:
+        result = chain.Verification(True, result.checked, head_hash=walk.last_hash)
+    return SiteReport(site, _explain_notice(result, notice_hashes), True, notes_)
 
 
 def _filtered(path: Path, site: str, notice_hashes) -> SiteReport:
@@ -248,13 +417,13 @@ def _filtered(path: Path, site: str, notice_hashes) -> SiteReport:
     for _, event in _events(path):
         if event.site != site:
             continue
-        # Alone, an event still shows its own hash and evidence digest; the link to its predecessor cannot be.
+        # Alone, an event still shows its own hash and evidence digest; its place in the log cannot be.
         result = chain.check_events([event], site, notice_hashes=notice_hashes, start=(event.seq - 1, event.prev_hash))
         checked += 1
         if not result.ok:
             result = chain.Verification(False, checked, result.first_bad, result.first_bad_seq, result.reason)
             return SiteReport(site, _explain_notice(result, notice_hashes), False)
-    note = "filtered export: each event's hash and evidence were checked; links between events were not checkable"
+    note = "filtered export: each event's hash and evidence were checked; its place in the log was not checkable"
     return SiteReport(site, chain.Verification(True, checked), False, (note,))
 
 

@@ -105,17 +105,24 @@ def _marked_unlinked(site_id: int) -> Select:
 
 
 def _after_erasure(site_id: int) -> Select:
-    """The id of each event whose subject has an `erase` event earlier in the chain."""
+    """The id of each event whose subject has an `erase` event earlier in the log.
+
+    An event still pending (no place yet) comes after every integrated one, so it is found as soon as it is
+    written; an erasure still pending is compared once the sequencer places it.
+    """
     events = ConsentEvent.__table__
     erased = (
         select(events.c.subject_id, func.min(events.c.seq).label("seq"))
-        .where(events.c.site_id == site_id, events.c.action == Action.ERASE.value)
+        .where(events.c.site_id == site_id, events.c.action == Action.ERASE.value, events.c.seq.is_not(None))
         .group_by(events.c.subject_id)
         .subquery()
     )
     return (
         select(events.c.id)
-        .join(erased, (events.c.subject_id == erased.c.subject_id) & (events.c.seq > erased.c.seq))
+        .join(
+            erased,
+            (events.c.subject_id == erased.c.subject_id) & (events.c.seq.is_(None) | (events.c.seq > erased.c.seq)),
+        )
         .where(events.c.site_id == site_id)
     )
 

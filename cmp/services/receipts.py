@@ -20,7 +20,7 @@ from cmp.catalog import DEFAULT_PURPOSES
 from cmp.errors import NotPermitted, Unknown
 from cmp.extensions import db
 from cmp.models import ConsentEvent, NoticeVersion, Site
-from cmp.services import chain
+from cmp.services import chain, tlog
 from cmp.vocabulary import Action, Decision, Source
 
 KANTARA_VERSION = "KI-CR-v1.1.0"
@@ -151,6 +151,25 @@ def receipt_document(receipt: Receipt, *, storage_location: str | None) -> dict:
         "storageLocation": storage_location,
         "evidence": evidence,
         "eventHash": event.hash,
+        "log": log_section(event, site),
+    }
+
+
+def log_section(event: ConsentEvent, site: Site) -> dict:
+    """The event's proof of inclusion: pending (with the log's signed statement of the entry) until the sequencer
+    integrates it, then its index, its RFC 9162 inclusion proof and the signed, cosigned checkpoint it is in."""
+    key = tlog.log_key()
+    proof = tlog.inclusion(site, event)
+    return {
+        "status": "pending" if proof is None else "integrated",
+        "origin": key.origin(site.key),
+        "verifierKey": key.verifier_key,
+        "entry": chain.event_payload(event, site.key),
+        "signedEntry": tlog.entry_statement(site, event.id, event.hash, event.received_at, key),
+        "index": None if proof is None else proof.index,
+        "treeSize": None if proof is None else proof.size,
+        "inclusionProof": None if proof is None else [tlog.b64(h) for h in proof.hashes],
+        "checkpoint": None if proof is None else tlog.cosigned_note(proof.checkpoint),
     }
 
 

@@ -8,8 +8,9 @@ Three steps, each safe to repeat (a second run finds nothing left to do) and eac
    of events older than the evidence limit (at most 3 years) are emptied, and email opens and clicks
    older than it are deleted: both are "access behaviour data". The chain covers only the salted digest,
    so it still verifies.
-3. **Events.** Events older than the consent's life plus the proof period are removed from the start of
-   the chain, with the state rows that still point to them. A checkpoint keeps the sequence number and
+3. **Events.** Integrated events older than the consent's life plus the proof period are removed from the
+   start of the log, with the state rows that still point to them. Their leaves stay in the tree's tiles, so
+   every signed checkpoint and every remaining proof still verifies; a checkpoint row keeps the place and
    hash of the last removed event, and verification resumes from it.
 """
 
@@ -180,11 +181,12 @@ def _empty_evidence(site: Site, cutoff: datetime, report: PurgeReport, *, dry_ru
 
 def _remove_events(site: Site, cutoff: datetime, report: PurgeReport, *, dry_run: bool, now: datetime) -> None:
     events = ConsentEvent.__table__
-    # Purges of one site queue on its chain head, as writers do; appending at the end is not disturbed.
+    # Purges of one site queue on its log head, as the sequencer does; writers, who never take it, go on.
     db.session.execute(select(ChainHead.seq).where(ChainHead.site_id == site.id).with_for_update())
     start_seq, _ = chain.checkpoint(site.id)
-    # Receive times rise with the sequence (they are read under the chain lock), so everything before the
-    # first event still within its proof period is older than the cutoff: a prefix of the chain goes.
+    # Only placed events can go (a pending one has no place yet), and only a prefix of the log: everything
+    # before the first placed event still within its proof period. Receive times rise per subject, not across
+    # the log, so an old event after that one waits for a later purge.
     first_kept = db.session.scalar(
         select(func.min(events.c.seq)).where(events.c.site_id == site.id, events.c.received_at >= cutoff)
     )

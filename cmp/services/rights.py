@@ -7,8 +7,8 @@ earlier event (GDPR Art. 7(3)). Erasure keeps the proof honest: the log keeps it
 only a digest of the evidence), loses the evidence and every link to the person, and records that it happened.
 
 Restriction, correction and age checks are recorded as events that decide nothing (like `erase`), each in one
-transaction with what it changes, under the site's chain lock: writers decide which subject an identifier names
-under that lock, so none of these can interleave with a consent write, a link or an erasure of the same subject.
+transaction with what it changes, holding the subject's row as every write about the subject does: none of these
+can interleave with a consent write or an erasure of the same subject, and writes about other subjects go on.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from cmp.errors import Invalid, Refused, Unknown
 from cmp.extensions import db
@@ -33,7 +33,6 @@ from cmp.services.consent import (
     ConsentRequest,
     Lifetimes,
     hold_subject,
-    is_live,
     is_transient,
     record_consent,
 )
@@ -136,7 +135,8 @@ def access(site: Site, subject_id: str) -> SubjectRecord:
         db.session.scalars(
             select(ConsentEvent)
             .where(ConsentEvent.site_id == site.id, ConsentEvent.subject_id == subject_id)
-            .order_by(ConsentEvent.seq)
+            # In the log's order; events not yet integrated follow, in the order they took effect.
+            .order_by(ConsentEvent.seq.is_(None), ConsentEvent.seq, ConsentEvent.entry, ConsentEvent.id)
         )
     )
     return SubjectRecord(site.key, subject_id, flags.restricted, flags.child, identifiers, state, events)
@@ -166,17 +166,18 @@ def withdraw(site: Site, subject_id: str, *, hmac_key: str, lifetimes: Lifetimes
     )
 
 
-# --- events that decide nothing, written under the chain lock ------------------------------------------------
+# --- events that decide nothing, written holding the subject ------------------------------------------------
 
 
 R = TypeVar("R")
 
 
-def _under_chain_lock(write: Callable[[], R], changed: Callable[[R], bool] = lambda _: True) -> R:
-    """Run `write` (which takes the site's chain lock first) as one transaction and return its result.
+def _one_transaction(write: Callable[[], R], changed: Callable[[R], bool] = lambda _: True) -> R:
+    """Run `write` (which holds its subject first) as one transaction and return its result.
 
     Committed when `changed` says the result changed something; otherwise rolled back, so a request that finds
-    nothing to do leaves no trace, not even a place in the chain. Retried whole on a transient lock conflict.
+    nothing to do leaves no trace. Retried whole on a transient conflict (a lock, or a concurrent link of the same
+    new identifier).
     """
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
@@ -186,7 +187,7 @@ def _under_chain_lock(write: Callable[[], R], changed: Callable[[R], bool] = lam
             else:
                 db.session.rollback()
             return result
-        except OperationalError as exc:
+        except (IntegrityError, OperationalError) as exc:
             db.session.rollback()
             # A writer that read first (SQLite) may be refused its write lock rather than queued: try again whole.
             if attempt == MAX_ATTEMPTS or not is_transient(exc):
@@ -198,8 +199,8 @@ def _under_chain_lock(write: Callable[[], R], changed: Callable[[R], bool] = lam
     raise AssertionError("unreachable")
 
 
-def _append(site: Site, subject_id: str, action: Action, seq: int, prev_hash: str) -> ConsentEvent:
-    """Seal an event of `action` about the subject at `seq`: no decisions, no evidence, no identifier."""
+def _append(site: Site, subject_id: str, action: Action) -> ConsentEvent:
+    """Queue an event of `action` about the subject for the log: no decisions, no evidence, no identifier."""
     event = ConsentEvent(
         id=new_event_id(),
         subject_id=subject_id,
@@ -215,10 +216,10 @@ def _append(site: Site, subject_id: str, action: Action, seq: int, prev_hash: st
         gpc=False,
         evidence_salt=None,
         evidence_digest=chain.evidence_digest(None, None, None, None),
-        # Time is read once the chain is locked, so receive times rise with the sequence.
+        # Time is read holding the subject, so its receive times rise in the order its events took effect.
         received_at=utcnow(),
     )
-    chain.seal(event, site, seq, prev_hash)
+    chain.seal(event, site)
     db.session.flush()
     return event
 
@@ -240,17 +241,16 @@ def _mark(site: Site, subject_id: str, flag: str, value: bool) -> Marked:
     """Set one of the subject's flags and record the change; a repeat records nothing. `Unknown` once erased."""
 
     def write() -> Marked:
-        seq, prev_hash = chain.next_link(site)
-        # Checked under the lock: a subject erased since the request found it gets nothing recorded.
-        if not is_live(site.id, subject_id):
+        # Checked holding the subject: a subject erased since the request found it gets nothing recorded.
+        if not hold_subject(site.id, subject_id):
             raise _unknown(site)
         if db.session.scalar(select(getattr(Subject, flag)).where(Subject.id == subject_id)) == value:
             return Marked(subject_id, value, None)
         db.session.execute(update(Subject).where(Subject.id == subject_id).values({flag: value}))
         set_by, cleared_by = FLAGS[flag]
-        return Marked(subject_id, value, _append(site, subject_id, set_by if value else cleared_by, seq, prev_hash))
+        return Marked(subject_id, value, _append(site, subject_id, set_by if value else cleared_by))
 
-    return _under_chain_lock(write, changed=lambda marked: marked.event is not None)
+    return _one_transaction(write, changed=lambda marked: marked.event is not None)
 
 
 # --- restriction -------------------------------------------------------------------------------------------------
@@ -311,10 +311,11 @@ def correct(site: Site, subject_id: str, old: str, new: str, *, hmac_key: str, v
         )
 
     def write() -> Correction:
-        seq, prev_hash = chain.next_link(site)
-        # Decided under the lock, as links and consent writes decide which subject an identifier names: of two
+        # Decided holding the subject, as consent writes decide which subject an identifier names: of two
         # concurrent corrections of one identifier the second finds it gone, and an erasure either ran first
-        # (nothing left to correct) or runs after (and deletes the new link with the rest).
+        # (nothing left to correct) or runs after (and deletes the new link with the rest). A link of the new
+        # identifier made meanwhile collides on its unique key, and the retry finds it taken.
+        hold_subject(site.id, subject_id)
         if _owner(site, old_digest) != subject_id:
             raise _unknown(site)
         owner = _owner(site, new_digest)
@@ -334,9 +335,9 @@ def correct(site: Site, subject_id: str, old: str, new: str, *, hmac_key: str, v
                 insert(SubjectIdentifier),
                 {"site_id": site.id, "subject_id": subject_id, "kind": replacement.kind.value, "digest": new_digest},
             )
-        return Correction(subject_id, _append(site, subject_id, Action.CORRECT, seq, prev_hash))
+        return Correction(subject_id, _append(site, subject_id, Action.CORRECT))
 
-    return _under_chain_lock(write)
+    return _one_transaction(write)
 
 
 # --- erasure -----------------------------------------------------------------------------------------------------
@@ -363,32 +364,31 @@ ERASED_WITH_LINKS = (ConsentState, EmailActivity, UnsubscribeLink)
 
 
 def erase(site: Site, subject_id: str) -> Erasure:
-    """Erase a subject in one transaction under the site's chain lock; `Unknown` if it is already erased.
+    """Erase a subject in one transaction holding its row exclusively; `Unknown` if it is already erased.
 
     Appends an `erase` event (no evidence of its own), deletes the identifier links, the current state and the
     email activity, clears the subject's flags (restricted, child), and empties the evidence columns of all the
     subject's events. The events stay: their hashes cover a salted digest of the evidence, not the evidence, so
-    the chain still verifies. The subject's row stays too, with nothing about the person in it.
+    the log still verifies. The subject's row stays too, with nothing about the person in it.
 
-    Writers decide their subject under the same lock, so once this commits nothing more is recorded under the
-    subject id: a write by subject id is refused as for an unknown subject, and a write by one of its former
-    identifiers starts a new subject.
+    Writers hold the subject too, so once this commits nothing more is recorded under the subject id: a write by
+    subject id is refused as for an unknown subject, and a write by one of its former identifiers starts a new
+    subject.
     """
-    return _under_chain_lock(lambda: _erase(site, subject_id))
+    return _one_transaction(lambda: _erase(site, subject_id))
 
 
 def _erase(site: Site, subject_id: str) -> Erasure:
-    seq, prev_hash = chain.next_link(site)
-    # Waits for opens, clicks and unsubscribe links being stored for the subject, and stops new ones.
-    hold_subject(site.id, subject_id, for_erasure=True)
-    # Checked again under the lock: of two concurrent erasures, the second finds nothing left and records nothing.
+    # Waits for every write about the subject being made, and stops new ones.
+    hold_subject(site.id, subject_id, exclusive=True)
+    # Checked holding the subject: of two concurrent erasures, the second finds nothing left and records nothing.
     links = delete(SubjectIdentifier).where(
         SubjectIdentifier.site_id == site.id, SubjectIdentifier.subject_id == subject_id
     )
     identifiers = db.session.execute(links).rowcount
     if not identifiers:
         raise _unknown(site)
-    event = _append(site, subject_id, Action.ERASE, seq, prev_hash)
+    event = _append(site, subject_id, Action.ERASE)
     removed = {
         model: db.session.execute(
             delete(model).where(model.site_id == site.id, model.subject_id == subject_id)

@@ -20,6 +20,14 @@ WITHOUT_KEY = {
     ("OPTIONS", "/api/v1/sites/<site_key>/consents"),
     ("POST", "/api/v1/sites/<site_key>/consents"),
     ("GET", "/api/v1/sites/<site_key>/receipts/<event_id>"),
+    # The transparency log is public, as such logs are: checkpoints, tiles and proofs hold hashes, never content;
+    # a cosignature authenticates itself (it must verify under a witness key the operator registered).
+    ("GET", "/api/v1/sites/<site_key>/log/checkpoint"),
+    ("GET", "/api/v1/sites/<site_key>/log/checkpoints/<int:size>"),
+    ("GET", "/api/v1/sites/<site_key>/log/tile/<path:path>"),
+    ("GET", "/api/v1/sites/<site_key>/log/proofs/inclusion"),
+    ("GET", "/api/v1/sites/<site_key>/log/proofs/consistency"),
+    ("POST", "/api/v1/sites/<site_key>/log/cosignatures"),
 }
 PATH_VALUES = {"site_key": "shop", "subject": "user:42", "event_id": "01J0000000000000000000000"}
 # Something wrong with every parameter any route reads, and one it does not know.

@@ -8,8 +8,8 @@ import pytest
 
 from cmp.extensions import db
 from cmp.models import ConsentEvent, ConsentState
-from cmp.services import chain, keys, notices, sites
-from tests.helpers import CHROME, ORIGIN, bearer, counts, events, post_consent, state
+from cmp.services import chain, keys, notes, notices, sites, tlog
+from tests.helpers import CHROME, ORIGIN, bearer, counts, events, post_consent, state, tree_root
 
 
 def test_accept_all_records_event_state_and_chain(client, site):
@@ -32,8 +32,21 @@ def test_accept_all_records_event_state_and_chain(client, site):
     assert body["mode"] == "opt_in"  # no GeoIP database: unknown country, strictest rule
     assert body["country"] is None
 
+    # Acknowledged once durable, before it has a place: the answer carries the log's signed promise instead.
+    assert body["seq"] is None
+    promise = notes.open_note(body["signed_entry"], [tlog.log_key().verifier])
+    entry = notes.parse_entry_statement(promise.text)
+    assert (entry.origin, entry.event_id, entry.event_hash.hex()) == (
+        tlog.log_key().origin("shop"),
+        body["event_id"],
+        body["hash"],
+    )
+
     [event] = events()
-    assert event.id == body["event_id"] and event.seq == 1 and event.prev_hash == chain.GENESIS_HASH
+    assert event.id == body["event_id"] and event.hash == body["hash"]
+    # Integrated once the request committed: the first leaf of the site's tree, linked to nothing.
+    assert event.seq == 1 and event.prev_hash is None
+    assert tlog.latest_checkpoint(site.id).root == tree_root([event.hash])
     assert event.action == "accept_all" and event.source == "banner" and event.locale == "de"
     assert event.page_url == "https://shop.example/help/article"
     assert event.ip_prefix == "127.0.0.0"  # the test client's address, truncated; the untrusted XFF is ignored

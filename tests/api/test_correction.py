@@ -14,7 +14,7 @@ from cmp.services import chain, notices, sites
 from tests.api.test_rights import access, assert_error, erase, lookup
 from tests.conftest import running_app
 from tests.helpers import bearer, counts, events
-from tests.test_erasure_races import ChainGate, assert_erased_for_good, in_thread, run_together
+from tests.test_erasure_races import SubjectGate, assert_erased_for_good, in_thread, run_together
 from tests.test_log_privacy import captured_logs
 
 OLD = "ada.lovelace@example.org"
@@ -232,7 +232,7 @@ def test_a_corrected_subject_can_be_erased_by_its_new_identifier(client, site, d
 
 
 def test_of_two_corrections_of_one_identifier_the_second_finds_it_gone(app, client, site, dsr, person, monkeypatch):
-    gate = ChainGate(monkeypatch)
+    gate = SubjectGate(monkeypatch)
     held_request = gate.hold(lambda: correct(app.test_client(), dsr, f"email:{OLD}", "email:other@example.org"))
     with in_thread(held_request) as held:
         gate.wait_for(1)  # it found the subject by the old identifier, and waits to take the lock
@@ -248,7 +248,7 @@ def test_of_two_corrections_of_one_identifier_the_second_finds_it_gone(app, clie
 
 
 def test_a_correction_held_while_its_subject_is_erased_resurrects_nothing(app, client, site, dsr, person, monkeypatch):
-    gate = ChainGate(monkeypatch)
+    gate = SubjectGate(monkeypatch)
     with in_thread(gate.hold(lambda: correct(app.test_client(), dsr, f"email:{OLD}", f"email:{NEW}"))) as held:
         gate.wait_for(1)
         assert erase(client, dsr, "user:42").status_code == 200
@@ -262,7 +262,7 @@ def test_a_correction_held_while_its_subject_is_erased_resurrects_nothing(app, c
 def test_an_erasure_held_while_its_subject_is_corrected_still_erases_the_new_link(
     app, client, site, dsr, reader, person, monkeypatch
 ):
-    gate = ChainGate(monkeypatch)
+    gate = SubjectGate(monkeypatch)
     with in_thread(gate.hold(lambda: erase(app.test_client(), dsr, f"email:{OLD}"))) as held:
         gate.wait_for(1)  # it found the subject by the old identifier, before the correction
         assert correct(client, dsr, f"email:{OLD}", f"email:{NEW}").status_code == 200

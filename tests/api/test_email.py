@@ -20,7 +20,7 @@ from cmp.extensions import db
 from cmp.models import ConsentEvent, UnsubscribeLink
 from cmp.services import chain, notices, sites
 from cmp.services.email import EmailTokens, Link, LinkKind
-from tests.conftest import running_app
+from tests.conftest import LOG_KEY, running_app
 from tests.helpers import CHROME, ORIGIN, bearer, counts, events
 
 PUBLIC = "https://cmp.example"
@@ -478,6 +478,9 @@ def test_without_a_public_url_links_use_the_requests_host(database_url):
         assert confirm(client, url).status_code == 200
 
 
+SECRETS = {"CMP_SECRET_KEY": "s" * 32, "CMP_HMAC_KEY": "h" * 32, "CMP_LOG_KEY": LOG_KEY}
+
+
 @pytest.mark.parametrize(
     ("value", "env", "expected"),
     [
@@ -488,9 +491,7 @@ def test_without_a_public_url_links_use_the_requests_host(database_url):
     ],
 )
 def test_public_url_setting(tmp_path, value, env, expected):
-    settings = load_settings(
-        {"CMP_PUBLIC_URL": value, "CMP_ENV": env, "CMP_SECRET_KEY": "s" * 32, "CMP_HMAC_KEY": "h" * 32}, str(tmp_path)
-    )
+    settings = load_settings({"CMP_PUBLIC_URL": value, "CMP_ENV": env, **SECRETS}, str(tmp_path))
     assert settings["CMP_PUBLIC_URL"] == expected
     assert settings["CMP_CONFIRMATION_MAX_AGE_HOURS"] == 7 * 24
 
@@ -506,7 +507,7 @@ def test_public_url_setting(tmp_path, value, env, expected):
 )
 def test_bad_email_settings_stop_start_up(tmp_path, environ, message):
     with pytest.raises(ConfigError, match=message):
-        load_settings({"CMP_SECRET_KEY": "s" * 32, "CMP_HMAC_KEY": "h" * 32, **environ}, str(tmp_path))
+        load_settings({**SECRETS, **environ}, str(tmp_path))
 
 
 # --- keys, scopes and bad input -------------------------------------------------------------------------------------

@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from cmp.extensions import db
 from cmp.models import ConsentEvent, ConsentState, EmailActivity, SubjectIdentifier
 from cmp.models.types import utcnow
-from cmp.services import chain, sites
+from cmp.services import chain, sites, tlog
 from cmp.services.identifiers import new_event_id
-from tests.helpers import ORIGIN, bearer, counts, events, post_consent
+from tests.helpers import ORIGIN, bearer, counts, events, post_consent, tree_root
 
 ADDRESS = "Ada.Lovelace@Example.org"
 EVENTS = ConsentEvent.__table__
@@ -88,12 +88,14 @@ def test_access_by_each_identifier_kind_answers_the_whole_record(client, site, d
     assert [e["id"] for e in body["events"]] == [e.id for e in stored]
     first, second = body["events"]
     assert first["action"] == "accept_all" and first["source"] == "banner"
-    assert first["seq"] == 1 and first["prev_hash"] == chain.GENESIS_HASH and first["hash"] == stored[0].hash
+    assert first["seq"] == 1 and first["prev_hash"] is None and first["hash"] == stored[0].hash
     assert first["notice_version"] == 1 and first["notice_hash"] == stored[0].notice_hash
     assert first["evidence"]["page_url"] == "https://shop.example/help"
     assert first["evidence"]["ip_prefix"] == "127.0.0.0"
     assert first["given_by"] is None and first["evidence_digest"] == stored[0].evidence_digest
-    assert second["prev_hash"] == first["hash"] and second["evidence"]["ip_prefix"] == "203.0.113.0"
+    assert second["seq"] == 2 and second["evidence"]["ip_prefix"] == "203.0.113.0"
+    # The record's events are the leaves of the tree the log signed.
+    assert tlog.latest_checkpoint(site.id).root == tree_root([first["hash"], second["hash"]])
 
     assert body["state"]["analytics"]["decision"] == "granted"
     assert body["state"]["analytics"]["allowed"] is True and body["state"]["analytics"]["reason"] == "granted"

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 import cmp as cmp_package
 from cmp.cli import cli
 from cmp.extensions import db
+from cmp.services import notes, tlog
 from tests.helpers import events, post_consent
 
 
@@ -39,7 +40,7 @@ def test_export_to_a_file_then_verify_it(tmp_path, runner, site, logged):
     assert run(runner, f"export --format csv --output {path}").exit_code == 0
     result = run(runner, f"verify --file {path}")
     assert result.exit_code == 0, result.output
-    assert result.output == "shop: ok, 3 events checked (links checked)\n"
+    assert result.output == "shop: ok, 3 events checked (tree checked against the signed checkpoint of 3)\n"
 
 
 def test_export_notices_and_verify_with_them(tmp_path, runner, site, logged):
@@ -58,8 +59,8 @@ def test_a_filtered_export_says_links_were_not_checkable(tmp_path, runner, site,
     assert run(runner, f"export --from {since} --purpose analytics -o {path}").exit_code == 0
     result = run(runner, f"verify --file {path}")
     assert result.exit_code == 0
-    assert "2 events checked (each event checked, links not checkable)" in result.output
-    assert "links between events were not checkable" in result.output
+    assert "2 events checked (each event checked, its place in the log not checkable)" in result.output
+    assert "its place in the log was not checkable" in result.output
 
 
 def test_verify_file_exits_1_naming_the_first_bad_event(tmp_path, runner, site, logged):
@@ -103,15 +104,34 @@ def test_offline_verify_needs_neither_settings_nor_a_database(tmp_path, runner, 
 
     # The console script as an auditor runs it elsewhere: no CMP_* settings, and no app may be built.
     monkeypatch.setattr(cmp_package, "create_app", no_app)
-    offline = CliRunner(env={"CMP_DATABASE_URL": None, "CMP_SECRET_KEY": None, "CMP_HMAC_KEY": None})
-    result = offline.invoke(cli, ["verify", "--file", str(path)])
+    offline = CliRunner(
+        env={"CMP_DATABASE_URL": None, "CMP_SECRET_KEY": None, "CMP_HMAC_KEY": None, "CMP_LOG_KEY": None}
+    )
+    key = tlog.log_key().verifier_key  # the log's public key, which an auditor gets from the operator
+    result = offline.invoke(cli, ["verify", "--file", str(path), "--key", key])
     assert result.exit_code == 0, result.output
     assert "shop: ok, 3 events checked" in result.output
+    other = notes.generate_key("cmp.test")[1]
+    result = offline.invoke(cli, ["verify", "--file", str(path), "--key", other])
+    assert result.exit_code == 1 and "the checkpoint does not verify under the log's key cmp.test" in result.output
     path.write_text(path.read_text().replace(logged[0].hash, "f" * 64, 1))
-    assert offline.invoke(cli, ["verify", "--file", str(path)]).exit_code == 1
+    assert offline.invoke(cli, ["verify", "--file", str(path), "--key", key]).exit_code == 1
+
+
+def test_verify_file_without_a_key_uses_the_apps_log_key(tmp_path, runner, site, logged):
+    path = tmp_path / "export.jsonl"
+    assert run(runner, f"export -o {path}").exit_code == 0
+    assert run(runner, f"verify --file {path}").exit_code == 0
+    forged = notes.generate_key("cmp.test")[1]
+    result = run(runner, f"verify --file {path} --key {forged}")
+    assert result.exit_code == 1 and "does not verify" in result.output
+    assert run(runner, f"verify --file {path} --key not-a-key").exit_code == 2
 
 
 def test_verify_without_a_file_still_checks_the_database(runner, site, logged):
     result = run(runner, "verify --site shop")
-    assert result.exit_code == 0 and result.output == "shop: ok, 3 events checked\n"
+    assert (
+        result.exit_code == 0
+        and result.output == "shop: ok, 3 events checked (tree checked against the signed checkpoint of 3)\n"
+    )
     assert run(runner, "verify --notices x.jsonl").exit_code != 0

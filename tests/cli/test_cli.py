@@ -967,7 +967,7 @@ def test_verify_reports_ok_on_an_untouched_chain(runner, client, site):
     result = cmp(runner, "verify")
 
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == "shop: ok, 3 events checked"
+    assert result.output.strip() == "shop: ok, 3 events checked (tree checked against the signed checkpoint of 3)"
 
 
 def test_verify_fails_naming_the_event_that_was_altered(runner, client, site):
@@ -990,9 +990,9 @@ def test_verify_checks_only_the_site_asked_for(runner, client, site):
     every_site = cmp(runner, "verify")
 
     assert demo_only.exit_code == 0
-    assert demo_only.output.strip() == "demo: ok, 0 events checked"
+    assert demo_only.output.strip() == "demo: ok, 0 events checked (no signed checkpoint yet)"
     assert every_site.exit_code == 1
-    assert "demo: ok, 0 events checked" in every_site.output
+    assert "demo: ok, 0 events checked (no signed checkpoint yet)" in every_site.output
     assert "shop: FAILED" in every_site.output
 
 

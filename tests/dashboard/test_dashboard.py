@@ -10,7 +10,8 @@ import sqlalchemy as sa
 
 from cmp.extensions import db
 from cmp.models import ConsentEvent
-from cmp.services import notices, sites
+from cmp.models.types import utcnow
+from cmp.services import chain, notes, notices, sites, tlog
 from cmp.services.export_verify import verify_file
 from tests.conftest import running_app
 from tests.dashboard.pages import new_key, sign_in, table
@@ -313,3 +314,40 @@ def test_without_weakening_overrides_the_table_says_so(site, auditor):
     assert table(auditor.get("/audit").text, "overrides-table") == [
         ["No override weakens the mode of a country whose law requires prior consent."]
     ]
+
+
+def test_the_log_panel_shows_the_latest_checkpoint_its_witnesses_and_the_lag(recorded, auditor, site):
+    """What a witness cosigned, and what still waits for the sequencer, as an auditor reads them on the page."""
+    signer = notes.CosignatureSigner.generate("auditor.example")
+    tlog.add_witness(site, signer.verifier_key)
+    db.session.commit()
+    checkpoint = tlog.latest_checkpoint(site.id)
+    line = notes.cosign(checkpoint.note, signer, 1_800_000_000)
+    assert (
+        auditor.post(
+            "/api/v1/sites/shop/log/cosignatures", json={"size": checkpoint.size, "cosignature": line}
+        ).status_code
+        == 201
+    )
+
+    page = auditor.get("/audit")
+    assert f"<strong>{checkpoint.size}</strong> events, root" in page.text and checkpoint.root in page.text
+    assert table(page.text, "witnesses-table") == [["auditor.example", "2027-01-15 08:00:00"]]
+    assert "No event waits for the sequencer." in page.text
+
+    # An event written here, not by a request, waits for the sequencer: the page says so.
+    waiting = ConsentEvent(
+        id="01ZZZZZZZZZZZZZZZZZZZZZZZZ",
+        subject_id=events()[0].subject_id,
+        action="withdraw",
+        source="api",
+        decisions={},
+        mode="opt_in",
+        gpc=False,
+        received_at=utcnow(),
+        evidence_digest=chain.evidence_digest(None, None, None, None),
+    )
+    chain.seal(waiting, site)
+    db.session.commit()
+    lag = re.search(r'id="integration-lag">(.*?)</p>', auditor.get("/audit").text, re.S).group(1)
+    assert lag.split(";")[0].strip() == "1 events wait for the sequencer"

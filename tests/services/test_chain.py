@@ -1,4 +1,5 @@
-"""The hash chain: any edit, deletion, insertion or reordering made directly in the database is caught."""
+"""The consent log: any edit, deletion, insertion or reordering made directly in the database is caught, by each
+event's hash, the tree's root in the head, or the checkpoint the log signed."""
 
 from __future__ import annotations
 
@@ -10,9 +11,17 @@ import rfc8785
 import sqlalchemy as sa
 
 from cmp.extensions import db
-from cmp.models import ChainHead, ConsentEvent, ConsentState, ImmutableRecordError, NoticeVersion
-from cmp.services import chain, notices
-from tests.helpers import events, post_consent
+from cmp.models import (
+    ChainHead,
+    ConsentEvent,
+    ConsentState,
+    ImmutableRecordError,
+    LogCheckpoint,
+    LogTile,
+    NoticeVersion,
+)
+from cmp.services import chain, merkle, notes, notices, tlog
+from tests.helpers import events, post_consent, tree_root
 
 # The table itself: statements on it bypass the ORM guards, as direct database access would.
 EVENTS = ConsentEvent.__table__
@@ -20,16 +29,16 @@ EVENTS = ConsentEvent.__table__
 
 @pytest.fixture
 def logged(client, site):
-    """Six events on the `shop` site's chain."""
+    """Six events on the `shop` site's log, integrated (each request's writes are integrated once committed)."""
     for action in ("accept_all", "reject_all", "accept_all", "withdraw", "accept_all", "reject_all"):
         assert post_consent(client, action=action, page_url="https://shop.example/p").status_code == 201
     db.session.expire_all()
     return events()
 
 
-def _raw(statement):
+def _raw(statement, rows=None):
     """Change the table behind the application's back, as an intruder with database access would."""
-    db.session.execute(statement)
+    db.session.execute(statement, rows)
     db.session.commit()
     db.session.expire_all()
 
@@ -43,10 +52,50 @@ def test_hash_is_sha256_of_the_canonical_payload(site, logged):
     event = logged[2]
     payload = chain.event_payload(event, site.key)
     assert event.hash == hashlib.sha256(rfc8785.dumps(payload)).hexdigest()
-    assert payload["prev_hash"] == logged[1].hash
+    assert payload["v"] == chain.HASH_VERSION == 2
     assert payload["evidence_digest"] == event.evidence_digest
+    # An event is hashed before it has a place: the tree, not the hash, orders it.
+    assert not {"seq", "prev_hash"} & set(payload) and event.prev_hash is None
     # Evidence enters only through its digest, so it can be erased without breaking the chain.
     assert not {"ip_prefix", "user_agent", "page_url"} & set(payload)
+
+
+def test_integrated_events_are_the_leaves_of_the_signed_tree(site, logged):
+    assert [event.seq for event in logged] == [1, 2, 3, 4, 5, 6]
+    root = tree_root([event.hash for event in logged])
+    head = db.session.get(ChainHead, site.id)
+    assert (head.seq, head.hash) == (6, root)
+    latest = tlog.latest_checkpoint(site.id)
+    signed = notes.Checkpoint.parse(notes.open_note(latest.note, [tlog.log_key().verifier]).text)
+    assert (signed.origin, signed.size, signed.root.hex()) == (tlog.log_key().origin(site.key), 6, root)
+    result = chain.verify_site(site)
+    assert (result.head_hash, result.checkpoint_size) == (root, 6)
+
+
+def test_an_event_written_outside_a_request_waits_for_the_sequencer(app, site, logged):
+    from cmp.services.consent import ConsentRequest, Lifetimes, record_consent
+    from cmp.vocabulary import Action, Source
+
+    request = ConsentRequest(
+        site=site,
+        identifier=None,
+        subject_id=logged[0].subject_id,
+        action=Action.WITHDRAW,
+        source=Source.SYSTEM,
+        decisions={},
+        notice_version=1,
+    )
+    written = record_consent(
+        request, hmac_key=app.config["CMP_HMAC_KEY"], lifetimes=Lifetimes.from_settings(app.config)
+    ).id
+    db.session.expire_all()
+    assert db.session.get(ConsentEvent, written).seq is None
+    assert chain.verify_site(site).checked == 6  # verification covers integrated events only
+    assert tlog.integrate(site).integrated == 1
+    db.session.expire_all()
+    assert db.session.get(ConsentEvent, written).seq == 7
+    result = chain.verify_site(site)
+    assert result.ok and (result.checked, result.checkpoint_size) == (7, 7)
 
 
 def test_edited_decision_is_caught(site, logged):
@@ -109,13 +158,68 @@ def test_inserted_event_is_caught(site, logged):
     assert result.first_bad == forged["id"]
 
 
+def _forge(template: ConsentEvent, site, **values) -> dict:
+    """A row copied from `template` with `values` changed and its hash recomputed, as a careful forger would."""
+    forged = {c.name: getattr(template, c.key) for c in EVENTS.columns}
+    forged.update(values)
+    row = ConsentEvent(**{c.key: forged[c.name] for c in EVENTS.columns})
+    forged["hash"] = chain.event_hash(row, site.key)
+    return forged
+
+
+def test_inserted_event_with_every_hash_recomputed_is_caught_by_the_signed_checkpoint(site, logged):
+    """The intruder shifts later events up, inserts a well-hashed event and writes the new tree's root into the
+    head: every event and the head agree, but the log signed a different tree of six."""
+    for event in reversed(logged[3:]):
+        _raw(sa.update(EVENTS).where(EVENTS.c.id == event.id).values(seq=event.seq + 1))
+    forged = _forge(logged[2], site, id="01ZZZZZZZZZZZZZZZZZZZZZZZX", seq=4, decisions={"analytics": "granted"})
+    _raw(sa.insert(EVENTS).values(**forged))
+    hashes = [e.hash for e in logged[:3]] + [forged["hash"]] + [e.hash for e in logged[3:]]
+    _raw(sa.update(ChainHead).where(ChainHead.site_id == site.id).values(seq=7, hash=tree_root(hashes)))
+    # With the stored tree left as it was, the first event out of place is named.
+    result = chain.verify_site(site)
+    assert not result.ok and result.first_bad == forged["id"]
+    assert "not the one the tree holds at its place" in result.reason
+    # With the tree rebuilt too, everything in the database agrees: only the signed checkpoint tells.
+    _raw(sa.delete(LogTile.__table__).where(LogTile.__table__.c.site_id == site.id))
+    tiles, _ = merkle.append(0, {}, [merkle.leaf_hash(bytes.fromhex(h)) for h in hashes])
+    _raw(
+        sa.insert(LogTile.__table__),
+        [{"site_id": site.id, "level": level, "idx": idx, "hashes": data} for (level, idx), data in tiles.items()],
+    )
+    result = chain.verify_site(site)
+    assert not result.ok
+    assert "the tree of 6 events is not the one the log signed" in result.reason
+
+
+def test_last_event_deleted_with_the_head_rewound_is_caught_by_the_signed_checkpoint(site, logged):
+    _delete(logged[-1].id)
+    root = tree_root([event.hash for event in logged[:-1]])
+    _raw(sa.update(ChainHead).where(ChainHead.site_id == site.id).values(seq=5, hash=root))
+    result = chain.verify_site(site)
+    assert not result.ok
+    assert "signed a checkpoint of 6 events but holds 5" in result.reason
+
+
+def test_a_forged_checkpoint_is_caught_by_its_signature(site, logged):
+    """Rewriting the log and signing a checkpoint of it needs the log's key, which the database does not hold."""
+    forger = notes.Signer.generate(tlog.log_key().name)
+    body = notes.Checkpoint(tlog.log_key().origin(site.key), 6, bytes(32)).body()
+    table = LogCheckpoint.__table__
+    _raw(
+        sa.update(table)
+        .where(table.c.site_id == site.id, table.c.size == 6)
+        .values(root=bytes(32).hex(), note=notes.sign_note(body, forger))
+    )
+    result = chain.verify_site(site)
+    assert not result.ok
+    assert "does not verify under the log's key" in result.reason
+
+
 def test_event_appended_outside_the_chain_is_caught(site, logged):
     last = logged[-1]
-    forged = {c.name: getattr(last, c.key) for c in ConsentEvent.__table__.columns}
-    forged.update(id="01ZZZZZZZZZZZZZZZZZZZZZZZY", seq=7, prev_hash=last.hash)
-    row = ConsentEvent(**{c.key: forged[c.name] for c in ConsentEvent.__table__.columns})
-    forged["hash"] = chain.event_hash(row, site.key)  # even a correctly computed hash does not help
-    _raw(sa.insert(ConsentEvent.__table__).values(**forged))
+    forged = _forge(last, site, id="01ZZZZZZZZZZZZZZZZZZZZZZZY", seq=7)
+    _raw(sa.insert(EVENTS).values(**forged))  # even a correctly computed hash does not help
     result = chain.verify_site(site)
     assert not result.ok
     assert result.first_bad == forged["id"]
@@ -129,7 +233,8 @@ def test_reordered_events_are_caught(site, logged):
     _raw(sa.update(EVENTS).where(EVENTS.c.id == a).values(seq=b_seq))
     result = chain.verify_site(site)
     assert not result.ok
-    assert result.first_bad == b  # now in second place, it does not follow the first
+    # Places are not in the hashes: the first event at another place than the tree holds it is named.
+    assert result.first_bad == b and "not the one the tree holds at its place" in result.reason
 
 
 def test_forged_hash_is_caught(site, logged):
@@ -172,7 +277,10 @@ def test_chains_are_per_site(client, site, logged):
     other = sites.create_site("blog", "Blog", origins=["https://shop.example"])
     notices.publish_notice(other)
     body = post_consent(client, "blog", action="accept_all").json
-    assert body["seq"] == 1
+    db.session.expire_all()
+    assert [(event.id, event.seq) for event in events(other.id)] == [(body["event_id"], 1)]
+    assert tlog.latest_checkpoint(other.id).root == tree_root([body["hash"]])
+    assert tlog.latest_checkpoint(site.id).size == 6
     assert chain.verify_site(other).ok and chain.verify_site(site).ok
 
 
@@ -198,7 +306,8 @@ def test_verify_result_serialises(site, logged):
         "first_bad": None,
         "first_bad_seq": None,
         "reason": None,
-        "head_hash": logged[-1].hash,
+        "head_hash": tree_root([event.hash for event in logged]),
+        "checkpoint_size": 6,
     }
 
 

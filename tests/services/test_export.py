@@ -16,11 +16,12 @@ from flask import current_app
 from cmp.extensions import db
 from cmp.models import ChainCheckpoint, ConsentEvent, ConsentState
 from cmp.models.types import utcnow
-from cmp.services import chain, export, notices, sites
+from cmp.services import chain, export, notes, notices, sites, tlog
 from cmp.services import consent as consent_service
 from cmp.services.export_fields import FIELDS, NAMES, read_event
 from cmp.services.export_verify import verify_file
-from tests.helpers import bearer, events, post_consent
+from tests.conftest import LOG_KEY
+from tests.helpers import bearer, events, post_consent, tree_root
 
 EVENTS = ConsentEvent.__table__
 
@@ -86,10 +87,23 @@ def test_export_holds_every_field_as_recorded_in_id_order(site, logged):
         for name in ("user_agent", "page_url", "evidence_salt", "evidence_digest", "prev_hash", "hash"):
             assert getattr(back, name) == getattr(event, name)
         assert back.site == "shop" and chain.event_hash(back, "shop") == event.hash
-    assert found[-1]["meta"] == {
-        "events": 6,
-        "sites": {"shop": {"events": 6, "last_seq": 6, "head_hash": logged[-1].hash}},
-    }
+    assert found[-1]["meta"] == {"events": 6, "sites": {"shop": {"events": 6, "last_seq": 6}}}
+
+
+def test_the_export_carries_the_signed_checkpoint_of_its_events(tmp_path, site, logged):
+    manifest = entries()[0]["meta"]
+    assert manifest["version"] == 3
+    shop = manifest["sites"]["shop"]
+    assert shop["checkpoint"] == tlog.cosigned_note(tlog.latest_checkpoint(site.id))
+    assert shop["log_key"] == tlog.log_key().verifier_key
+    assert shop["purged"] == {"seq": 0, "hash": chain.GENESIS_HASH} and shop["purged_subtrees"] == []
+    opened = notes.open_note(shop["checkpoint"], [tlog.log_key().verifier])
+    signed = notes.Checkpoint.parse(opened.text)
+    assert (signed.origin, signed.size) == ("cmp.test/shop", 6)
+    assert signed.root.hex() == tree_root([e.hash for e in logged])
+    report = verify_file(write(tmp_path, entries()), key=tlog.log_key().verifier)
+    assert report.ok, report
+    assert (report.sites[0].result.checkpoint_size, report.sites[0].result.head_hash) == (6, signed.root.hex())
 
 
 def test_an_event_entry_carries_what_its_hash_covers_under_the_same_names(site, logged):
@@ -159,7 +173,7 @@ def test_filtered_export_is_verified_event_by_event(tmp_path, site, logged):
     assert report.ok
     [shop] = report.sites
     assert shop.result.checked == 2 and not shop.links_checked
-    assert "links between events were not checkable" in shop.notes[0]
+    assert "its place in the log was not checkable" in shop.notes[0]
 
 
 def test_an_edit_in_a_filtered_export_is_caught_at_that_event(tmp_path, site, logged):
@@ -250,23 +264,77 @@ def test_two_lines_swapped_are_caught(tmp_path, site, logged):
     assert not result.ok and result.first_bad == logged[2].id  # it came before the event it follows
 
 
-def test_two_events_swapped_in_the_chain_are_caught(tmp_path, site, logged):
-    # The places exchanged, lines left where they are: the order by seq no longer links.
+NOT_SIGNED = "the tree of 6 events is not the one the log signed"
+
+
+def test_two_events_swapped_in_the_log_are_caught(tmp_path, site, logged):
+    # The places exchanged, lines left where they are: no hash covers a place, but the tree's leaves are in seq order.
     path, text = lines(tmp_path)
     text[2], text[3] = edit(text[2], seq=3), edit(text[3], seq=2)
     result = verdict(path, text)
-    assert not result.ok and result.first_bad == logged[2].id
+    assert not result.ok and result.reason.startswith(NOT_SIGNED) and result.checked == 6
 
 
-def test_a_recomputed_hash_breaks_the_next_link(tmp_path, site, logged):
+def test_a_recomputed_hash_no_longer_makes_the_signed_root(tmp_path, site, logged):
     path, text = lines(tmp_path)
     entry = json.loads(text[3])
     entry["action"] = "reject_all"
-    event = read_event(entry)
-    entry["hash"] = chain.event_hash(event, "shop")
+    entry["hash"] = chain.event_hash(read_event(entry), "shop")
     text[3] = json.dumps(entry) + "\n"
     result = verdict(path, text)
-    assert result.first_bad == logged[3].id and "link" in result.reason
+    assert not result.ok and result.reason.startswith(NOT_SIGNED)
+
+
+def resign(found: list[dict], signer: notes.Signer) -> None:
+    """What a forger with `signer` does after changing events: recompute every hash and the root, sign again."""
+    chained = sorted(event_entries(found), key=lambda e: e["seq"])
+    for entry in chained:
+        entry["hash"] = chain.event_hash(read_event(entry), entry["site"])
+    shop = found[0]["meta"]["sites"]["shop"]
+    origin = notes.Checkpoint.parse(notes.parse_note(shop["checkpoint"]).text).origin
+    root = bytes.fromhex(tree_root([e["hash"] for e in chained]))
+    shop["checkpoint"] = notes.sign_note(notes.Checkpoint(origin, len(chained), root).body(), signer)
+    shop["log_key"] = signer.verifier_key
+
+
+def test_a_log_rewritten_and_signed_with_another_key_fails_under_the_logs_key(tmp_path, site, logged):
+    found = entries()
+    event_entries(found)[2]["action"] = "reject_all"
+    forger = notes.Signer.from_private(notes.generate_key("cmp.test")[0])  # the log's name, not its key
+    resign(found, forger)
+    path = write(tmp_path, found)
+    for key in (tlog.log_key().verifier, None):  # given, or the app's own
+        result = verify_file(path, key=key).sites[0].result
+        assert not result.ok and result.checked == 0
+        assert result.reason.startswith("the checkpoint does not verify under the log's key cmp.test")
+    # Everything but the signature holds together: the key is what tells the log from a forgery.
+    assert verify_file(path, key=forger.verifier()).ok
+
+
+def test_an_older_checkpoint_put_in_fails_unless_the_file_ends_with_it(tmp_path, site, logged):
+    found = entries()
+    older = tlog.checkpoint_of_size(site.id, 4)
+    found[0]["meta"]["sites"]["shop"]["checkpoint"] = older.note
+    result = verify_file(write(tmp_path, found)).sites[0].result
+    # Events 5 and 6 would be under no signature: they could have been made up after the checkpoint.
+    assert not result.ok and result.first_bad_seq == 5
+    assert result.reason.startswith("the export holds 6 events but its checkpoint signs 4")
+    # Cut at the checkpoint, the file is what an export of that moment was, and proves that much.
+    earlier = [found[0], *[e for e in event_entries(found) if e["seq"] <= 4], found[-1]]
+    earlier[-1] = {"entry": "end", "meta": {"events": 4, "sites": {"shop": {"events": 4, "last_seq": 4}}}}
+    report = verify_file(write(tmp_path, earlier, name="earlier"))
+    assert report.ok and report.sites[0].result.checkpoint_size == 4
+
+
+def test_a_checkpoint_of_another_site_is_refused(tmp_path, client, site, logged):
+    other = sites.create_site("blog", "Blog", origins=["https://shop.example"])
+    notices.publish_notice(other)
+    db.session.commit()
+    assert post_consent(client, "blog", action="accept_all").status_code == 201
+    found = entries([site])
+    found[0]["meta"]["sites"]["shop"]["checkpoint"] = tlog.latest_checkpoint(other.id).note
+    result = verify_file(write(tmp_path, found)).sites[0].result
+    assert not result.ok and "is of the log 'cmp.test/blog', not this site's ('cmp.test/shop')" in result.reason
 
 
 def test_notices_file_checks_each_notice_and_what_events_refer_to(tmp_path, site, logged):
@@ -296,7 +364,7 @@ def test_notices_file_checks_each_notice_and_what_events_refer_to(tmp_path, site
 
 
 def _purge_first(site, logged, count: int) -> None:
-    """What retention leaves: a checkpoint at the last removed event, and the events after it."""
+    """What retention leaves: a checkpoint at the last removed event, the events after it, and every leaf."""
     removed = logged[:count]
     state = ConsentState.__table__
     ids = [event.id for event in removed]
@@ -308,14 +376,30 @@ def _purge_first(site, logged, count: int) -> None:
     db.session.commit()
 
 
-def test_an_export_after_a_retention_checkpoint_verifies_and_says_so(tmp_path, site, logged):
-    _purge_first(site, logged, 2)
+@pytest.mark.parametrize(("count", "subtrees"), [(2, [(0, 2)]), (3, [(0, 2), (2, 3)]), (5, [(0, 4), (4, 5)])])
+def test_an_export_after_a_retention_checkpoint_verifies_and_says_so(tmp_path, site, logged, count, subtrees):
+    _purge_first(site, logged, count)
     found = entries()
-    assert found[0]["meta"]["checkpoints"] == {"shop": {"seq": 2, "hash": logged[1].hash}}
+    shop = found[0]["meta"]["sites"]["shop"]
+    assert shop["purged"] == {"seq": count, "hash": logged[count - 1].hash}
+    leaves = [e.hash for e in logged]
+    assert shop["purged_subtrees"] == [tree_root(leaves[lo:hi]) for lo, hi in subtrees]
     report = verify_file(write(tmp_path, found))
-    assert report.ok and report.sites[0].result.checked == 4
-    assert "checkpoint seq 2" in report.sites[0].notes[0] and "taken as given" in report.sites[0].notes[0]
+    assert report.ok, report
+    assert (report.sites[0].result.checked, report.sites[0].result.checkpoint_size) == (6 - count, 6)
+    assert report.sites[0].notes[0].startswith(f"positions 1 to {count} were purged by retention")
     assert chain.verify_site(site).ok
+
+
+def test_a_purged_subtree_hash_changed_is_caught(tmp_path, site, logged):
+    _purge_first(site, logged, 3)
+    found = entries()
+    found[0]["meta"]["sites"]["shop"]["purged_subtrees"][1] = logged[0].hash
+    result = verify_file(write(tmp_path, found)).sites[0].result
+    assert not result.ok and result.reason.startswith(NOT_SIGNED)
+    del found[0]["meta"]["sites"]["shop"]["purged_subtrees"][1]
+    result = verify_file(write(tmp_path, found)).sites[0].result
+    assert not result.ok and "1 subtree hashes given where 2 cover 3 leaves" in result.reason
 
 
 def test_first_event_after_a_checkpoint_deleted_is_caught(tmp_path, site, logged):
@@ -328,14 +412,12 @@ def test_first_event_after_a_checkpoint_deleted_is_caught(tmp_path, site, logged
 
 
 def test_a_file_in_id_order_unlike_seq_order_still_verifies(tmp_path, site, logged):
-    # Writers take their id before their place in the chain, so under concurrency seq 4 may hold the lower id.
+    # Writers take their id before their place in the log, so under concurrency seq 4 may hold the lower id: such
+    # a log is made here by exchanging two ids and signing its tree with the log's key.
     found = entries()
     chained = event_entries(found)
     chained[2]["id"], chained[3]["id"] = chained[3]["id"], chained[2]["id"]
-    for previous, entry in zip(chained[1:], chained[2:], strict=False):
-        entry["prev_hash"] = previous["hash"]
-        entry["hash"] = chain.event_hash(read_event(entry), "shop")
-    found[-1]["meta"]["sites"]["shop"]["head_hash"] = chained[-1]["hash"]
+    resign(found, notes.Signer.from_private(LOG_KEY))
     in_id_order = sorted(chained, key=lambda e: e["id"])
     assert [e["seq"] for e in in_id_order] == [1, 2, 4, 3, 5, 6]
     assert verify_file(write(tmp_path, [found[0], *in_id_order, found[-1]])).ok
@@ -346,21 +428,22 @@ def test_every_field_in_the_mapping_is_exported_once(site, logged):
     assert set(chain.event_payload(logged[0], "shop")) <= {f.name for f in FIELDS}
 
 
-def test_verify_from_the_database_catches_a_recomputed_hash_at_the_next_event(site, logged):
+def test_verify_from_the_database_catches_a_recomputed_hash_at_that_event(site, logged):
     target = logged[2]
     row = db.session.execute(sa.select(EVENTS).where(EVENTS.c.id == target.id)).one()
     new_hash = chain.event_hash(SimpleNamespace(**{**row._mapping, "action": "reject_all"}), "shop")
     db.session.execute(sa.update(EVENTS).where(EVENTS.c.id == target.id).values(action="reject_all", hash=new_hash))
     db.session.commit()
     result = chain.verify_site(site)
-    assert result.first_bad == logged[3].id and "link" in result.reason
+    # The tree stores the event's leaf at its place: the recomputed hash no longer matches it.
+    assert not result.ok and result.first_bad == target.id and "not the one the tree holds" in result.reason
 
 
 @pytest.mark.parametrize(
     "change",
     [
         lambda text: text[1:],  # the export entry removed
-        lambda text: [text[0].replace('"checkpoints":{', '"checkpoints":[0,{', 1).replace("}}}", "}]}}", 1), *text[1:]],
+        lambda text: [text[0].replace('"sites":{"shop":{', '"sites":{"shop":7,"x":{', 1), *text[1:]],
         lambda text: [*text[:-1], '{"entry":"end","meta":{"sites":{"shop":7}}}\n'],
         lambda text: [*text[:-1], text[-1], text[1]],  # an entry after the end
         lambda text: ["not json\n", *text],

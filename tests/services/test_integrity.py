@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from cmp.extensions import db
 from cmp.models import ConsentEvent, ConsentState, EmailActivity, Subject
 from cmp.models.types import utcnow
-from cmp.services import chain, integrity, notices, sites
+from cmp.services import chain, integrity, notices, sites, tlog
 from cmp.services.identifiers import new_event_id
 from tests.helpers import bearer
 
@@ -96,12 +96,11 @@ def test_email_activity_of_an_erased_subject_is_found(site, erased):
     assert codes(site) == {"email_activity_without_identifier": (1, [erased["gone"]])}
 
 
-def test_an_event_sealed_into_the_chain_after_its_subjects_erasure_is_found(site, erased):
-    """What the race used to store: a well-formed event, so the hash chain alone still verifies."""
-    seq, prev_hash = chain.next_link(site)
+def _event_of(site, subject_id: str) -> ConsentEvent:
+    """What the race used to store: a well-formed event, so the log alone still verifies."""
     event = ConsentEvent(
         id=new_event_id(),
-        subject_id=erased["gone"],
+        subject_id=subject_id,
         action="accept_all",
         source="api",
         decisions={"analytics": "granted"},
@@ -112,11 +111,24 @@ def test_an_event_sealed_into_the_chain_after_its_subjects_erasure_is_found(site
         evidence_digest=chain.evidence_digest(None, None, None, None),
         received_at=utcnow(),
     )
-    chain.seal(event, site, seq, prev_hash)
+    chain.seal(event, site)
     db.session.commit()
+    return event
+
+
+def test_an_event_sealed_into_the_chain_after_its_subjects_erasure_is_found(site, erased):
+    event_id = _event_of(site, erased["gone"]).id
+    tlog.integrate(site)
 
     assert chain.verify_site(site).ok
-    assert codes(site) == {"event_after_erasure": (1, [event.id])}  # the erase event itself is no finding
+    assert codes(site) == {"event_after_erasure": (1, [event_id])}  # the erase event itself is no finding
+
+
+def test_an_event_still_pending_after_its_subjects_erasure_is_found(site, erased):
+    """Pending events come after every integrated one: found before the sequencer places them."""
+    event_id = _event_of(site, erased["gone"]).id
+    assert db.session.get(ConsentEvent, event_id).seq is None
+    assert codes(site) == {"event_after_erasure": (1, [event_id])}
 
 
 def test_findings_belong_to_their_site(site, erased):

@@ -9,12 +9,13 @@ import pytest
 import sqlalchemy as sa
 
 from cmp.extensions import db
-from cmp.models import ChainCheckpoint, EmailActivity, SubjectIdentifier
+from cmp.models import ChainCheckpoint, ConsentEvent, EmailActivity, LogTile, SubjectIdentifier
 from cmp.models.types import utcnow
-from cmp.services import chain, retention
+from cmp.services import chain, merkle, notes, retention, tlog
 from cmp.services import consent as consent_service
 from cmp.services.identifiers import new_event_id
-from tests.helpers import counts, events
+from cmp.vocabulary import Action, Source
+from tests.helpers import counts, events, tree_root
 
 LOOKUP = "/api/v1/consents/lookup"
 NOW = utcnow()
@@ -81,13 +82,20 @@ def test_a_dry_run_reports_what_would_go_and_changes_nothing(app, site, history)
     assert all(event.evidence_salt is not None for event in events())
 
 
+def integrate(app, site) -> None:
+    """Place the events a purge recorded (expiries): a service called outside a request leaves them pending."""
+    with app.app_context():
+        tlog.integrate(site)
+    db.session.expire_all()
+
+
 def test_purge_expires_empties_removes_and_the_chain_still_verifies(app, client, site, history, reader):
     removed_hash = events()[2].hash
     report = purge(app, site)
 
     assert (report.expired_subjects, report.expired_grants, report.skipped) == (3, 6, 0)
     assert report.events_removed == 3 and report.subjects_removed == 1
-    db.session.expire_all()
+    integrate(app, site)
     log = events()
     # What is left: the two recent decisions, then one expire event for each expired grant.
     assert [e.seq for e in log] == [4, 5, 6, 7, 8]
@@ -97,7 +105,7 @@ def test_purge_expires_empties_removes_and_the_chain_still_verifies(app, client,
     assert (checkpoint.seq, checkpoint.hash, checkpoint.removed) == (3, removed_hash, 3)
 
     result = chain.verify_site(site)
-    assert result.ok and result.checked == 5, result
+    assert result.ok and result.checked == 5 and result.checkpoint_size == 8, result
 
     assert answer(client, reader, "user:a")["reason"] == "expired"
     assert answer(client, reader, "user:d")["reason"] == "expired"
@@ -108,12 +116,69 @@ def test_purge_expires_empties_removes_and_the_chain_still_verifies(app, client,
     assert db.session.scalar(sa.select(sa.func.count()).select_from(SubjectIdentifier)) == 4
 
 
+def test_purge_keeps_the_leaves_and_a_removed_position_is_still_in_the_signed_tree(app, site, history):
+    removed = [(e.id, e.seq, e.hash) for e in events()[:3]]
+    purge(app, site)
+    integrate(app, site)
+    ids = [event_id for event_id, _, _ in removed]
+    assert db.session.scalars(sa.select(ConsentEvent).where(ConsentEvent.id.in_(ids))).all() == []
+    hashes = [digest for _, _, digest in removed]
+    assert chain.removed_leaves(site.id, 3) == [merkle.leaf_hash(bytes.fromhex(digest)) for digest in hashes]
+
+    latest = tlog.latest_checkpoint(site.id)
+    signed = notes.Checkpoint.parse(notes.open_note(latest.note, [tlog.log_key().verifier]).text)
+    assert signed.root.hex() == tree_root(hashes + [e.hash for e in events()])
+    # No row is left for the second event, but its leaf is, and the log's signed tree still includes it.
+    _, seq, digest = removed[1]
+    index = seq - 1
+    proof = merkle.inclusion_proof(index, signed.size, tlog.tile_reader(site.id))
+    leaf = merkle.leaf_hash(bytes.fromhex(digest))
+    assert merkle.verify_inclusion(leaf, index, signed.size, proof, signed.root)
+    assert not merkle.verify_inclusion(leaf, index + 1, signed.size, proof, signed.root)
+
+
+def test_a_removed_leaf_changed_in_the_tiles_is_caught(app, site, history):
+    purge(app, site)
+    integrate(app, site)
+    tiles = LogTile.__table__
+    where = (tiles.c.site_id == site.id) & (tiles.c.level == 0) & (tiles.c.idx == 0)
+    stored = db.session.scalar(sa.select(tiles.c.hashes).where(where))
+    db.session.execute(sa.update(tiles).where(where).values(hashes=bytes(32) + stored[32:]))
+    db.session.commit()
+    result = chain.verify_site(site)
+    assert not result.ok
+    assert "root" in result.reason
+
+
+def test_purge_removes_only_integrated_events(app, site, history, monkeypatch):
+    """An old event still waiting for the sequencer has no place yet: no prefix of the tree can hold it."""
+    monkeypatch.setattr(consent_service, "utcnow", lambda: OLD)
+    request = consent_service.ConsentRequest(
+        site=site,
+        identifier=None,
+        subject_id=events()[4].subject_id,  # user:e, who refused: nothing of theirs expires
+        action=Action.WITHDRAW,
+        source=Source.SYSTEM,
+        notice_version=1,
+    )
+    pending = consent_service.record_consent(
+        request, hmac_key=app.config["CMP_HMAC_KEY"], lifetimes=consent_service.Lifetimes.from_settings(app.config)
+    ).id
+    monkeypatch.undo()
+    report = purge(app, site)
+    assert report.events_removed == 3
+    integrate(app, site)
+    assert db.session.get(ConsentEvent, pending).seq == 6  # placed after the five decisions, before the expiries
+    result = chain.verify_site(site)
+    assert result.ok and result.checked == 6, result
+
+
 def test_evidence_is_emptied_after_its_limit_and_the_digest_stays(app, site, history, monkeypatch):
     app.config["CMP_PROOF_PERIOD_DAYS"] = 10 * 365  # keep the events: only their evidence is old enough to go
     digests = {e.id: e.evidence_digest for e in events()}
     report = purge(app, site)
     assert report.evidence_emptied == 3 and report.events_removed == 0
-    db.session.expire_all()
+    integrate(app, site)
     for event in events():
         assert event.evidence_digest == digests.get(event.id, event.evidence_digest)
         emptied = event.received_at < NOW - timedelta(days=3 * 365)
@@ -150,8 +215,10 @@ def test_purging_again_changes_nothing(app, site, history):
 def test_the_chain_continues_after_a_checkpoint(app, client, site, history, writer, monkeypatch):
     purge(app, site)
     record(client, writer, monkeypatch, "user:f", "accept_all", utcnow())
+    db.session.expire_all()
     result = chain.verify_site(site)
-    assert result.ok and result.checked == 6
+    # The request integrated the purge's three expiries with its own event.
+    assert result.ok and (result.checked, result.checkpoint_size) == (6, 9)
 
 
 def test_a_removed_checkpoint_is_caught(app, site, history):
@@ -177,7 +244,9 @@ def test_a_grant_decided_again_meanwhile_is_not_expired(app, client, site, histo
     report = purge(app, site)
     assert report.skipped == 1 and report.expired_subjects == 2
     assert answer(client, reader, "user:d")["reason"] == "granted"
-    assert chain.verify_site(site).ok
+    integrate(app, site)
+    result = chain.verify_site(site)
+    assert result.ok and result.checked == 5, result
 
 
 def test_purge_command(app, runner, site, history):
@@ -188,6 +257,7 @@ def test_purge_command(app, runner, site, history):
     assert done.exit_code == 0, done.output
     assert "shop: did expire 6 grant(s) of 3 subject(s)" in done.output
     assert "chain resumes after seq 3" in done.output
+    integrate(app, site)
     verify = runner.invoke(args=["verify", "--site", "shop"])
     assert verify.exit_code == 0 and "ok, 5 events checked" in verify.output
 

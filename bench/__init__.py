@@ -9,4 +9,4 @@ class BenchError(RuntimeError):
 
 
 # Each name is a module of this package exposing `configure(parser)` and `run(args) -> int`.
-BENCHMARKS = ("consent_writes", "lookups", "export", "canonical", "banner_size", "banner_time")
+BENCHMARKS = ("consent_writes", "lookups", "export", "proofs", "canonical", "banner_size", "banner_time")

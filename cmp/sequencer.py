@@ -83,8 +83,9 @@ def init_sequencer(app: Flask) -> None:
 def _integrate_written(response):
     """Integrate the sites this request queued events for, once its writes are committed.
 
-    The write is acknowledged already (it is durable); a failure here leaves the events pending for the next
-    round and does not fail the response.
+    It waits for an integration of the same site under way elsewhere, so the response leaves with its events in a
+    signed checkpoint. The write is durable already: a failure here leaves the events pending for the next round
+    and does not fail the response.
     """
     from cmp.services import chain, tlog
 
@@ -92,7 +93,7 @@ def _integrate_written(response):
     if site_ids:
         try:
             for site_id in sorted(site_ids):
-                tlog.integrate(db.session.get(Site, site_id))
+                tlog.integrate(db.session.get(Site, site_id), wait=True)
         except Exception:
             log.exception("inline integration failed; the events stay pending")
     return response

@@ -19,6 +19,7 @@ from cmp.models import ConsentState, EmailActivity, Subject, SubjectIdentifier
 from cmp.services import chain, integrity, notices, sites
 from cmp.services import consent as consent_service
 from cmp.services import email as email_service
+from cmp.services import lookup as lookup_service
 from cmp.services import rights as rights_service
 from tests.conftest import running_app
 from tests.helpers import CHROME, ORIGIN, bearer, events
@@ -87,7 +88,7 @@ class SubjectGate:
                 assert self._open.wait(WAIT), "the gate was never opened"
             return take(*args, **kwargs)
 
-        for module in (consent_service, rights_service):
+        for module in (consent_service, rights_service, lookup_service):
             monkeypatch.setattr(module, "hold_subject", hold_subject)
 
     def hold(self, send):
@@ -185,6 +186,27 @@ def test_a_withdrawal_held_while_its_subject_is_erased_records_nothing(app, clie
     assert late.status_code == 404
     assert late.json["error"]["code"] == "unknown_subject"
     assert_erased_for_good(person)
+
+
+def test_a_link_held_while_its_subject_is_erased_links_nothing_to_it(app, client, keys, person, monkeypatch):
+    asked = ["user:X", "email:grace@example.org"]
+    gate = SubjectGate(monkeypatch)
+    with in_thread(
+        gate.hold(
+            lambda: app.test_client().post("/api/v1/sites/shop/links", json={"subjects": asked}, headers=keys["writer"])
+        )
+    ) as held:
+        gate.wait_for(1)
+        assert erase(client, keys["dsr"]).status_code == 200
+        gate.open()
+
+    # Read again once it held the subject, the link found user:X erased: both identifiers name a new subject.
+    late = held[0]
+    assert late.status_code == 200, late.json
+    assert late.json["subject_id"] != person
+    assert_erased_for_good(person)
+    db.session.expire_all()
+    assert _subject_rows(SubjectIdentifier, late.json["subject_id"]) == 2
 
 
 def _subscribed(client, keys) -> str:

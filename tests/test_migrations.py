@@ -15,8 +15,10 @@ from cmp import MIGRATIONS
 from cmp.extensions import db
 from cmp.models import ChainHead, ConsentEvent, LogCheckpoint, Site
 from cmp.models.types import utcnow
-from cmp.services import chain, tlog
-from cmp.services.identifiers import new_event_id
+from cmp.services import chain, notices, sites, tlog
+from cmp.services.consent import ConsentRequest, Lifetimes, record_consent
+from cmp.services.identifiers import Identifier, new_event_id
+from cmp.vocabulary import Action, IdentifierKind, Source
 from tests.conftest import make_app
 from tests.helpers import tree_root
 
@@ -41,6 +43,9 @@ TABLES = {
     "log_checkpoints",
     "log_witnesses",
     "log_cosignatures",
+    "decision_rollups",
+    "purpose_rollups",
+    "log_verifications",
 }
 
 
@@ -379,3 +384,45 @@ def test_downgrade_refuses_once_an_event_has_no_chain_link(chains_before_0016):
     db.session.remove()
     assert "log_tiles" in _tables(app)
     assert chain.verify_site(db.session.get(Site, 1)).ok
+
+
+def _rollup_rows() -> set[tuple]:
+    return {
+        tuple(row)
+        for table in ("decision_rollups", "purpose_rollups")
+        for row in db.session.execute(sa.text(f"SELECT * FROM {table}"))
+    }
+
+
+def test_rollups_are_filled_from_the_integrated_events(empty_database):
+    """Revision 0018 counts what the log holds as the sequencer would have; pending events are left to it."""
+    with migrations_app(empty_database):
+        upgrade()
+        site = sites.create_site("shop", "Shop")
+        notices.publish_notice(site)
+        db.session.commit()
+        for visitor, action, decisions in [
+            ("a", Action.ACCEPT_ALL, {}),
+            ("b", Action.SAVE, {"analytics": "granted", "preferences": "denied"}),
+            ("c", Action.DEFAULT, {}),
+        ]:
+            request = ConsentRequest(
+                site, Identifier(IdentifierKind.VISITOR, visitor), action, Source.BANNER, decisions=decisions
+            )
+            record_consent(request, hmac_key="k" * 32, lifetimes=Lifetimes())
+        tlog.integrate(site)
+        counted = _rollup_rows()
+        assert sum(row[-1] for row in counted if len(row) == 6) == 2  # two banner decisions, one default
+        record_consent(
+            ConsentRequest(site, Identifier(IdentifierKind.VISITOR, "d"), Action.REJECT_ALL, Source.BANNER),
+            hmac_key="k" * 32,
+            lifetimes=Lifetimes(),
+        )
+        db.session.remove()
+
+        downgrade(revision="0017")
+        upgrade()
+        assert _rollup_rows() == counted
+        tlog.integrate(db.session.get(Site, site.id))
+        assert sum(row[-1] for row in _rollup_rows() if len(row) == 6) == 3
+        db.session.remove()

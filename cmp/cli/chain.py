@@ -1,5 +1,5 @@
 """`cmp verify`: recompute each site's log against its tree and signed checkpoint, and check that erasures left
-nothing behind."""
+nothing behind. Each site's result is recorded, for the dashboard's verify page to show (run it from cron)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import click
 from flask import current_app
 from flask.cli import ScriptInfo
 
-from cmp.cli.params import DatabaseCommand, load_site
-from cmp.services import chain, integrity
+from cmp.cli.params import DatabaseCommand, load_site, unit_of_work
+from cmp.services import chain, integrity, stats
 from cmp.services.sites import list_sites
 
 
@@ -40,6 +40,7 @@ def verify_command(ctx, site_key, as_json, export_file, notices, log_key):
 
     Every integrated event's hash, the tree's root in the log's head, and the latest checkpoint, whose signature
     is checked with the log's key: a log rewritten whole, every hash and root recomputed, no longer matches it.
+    Each site's result is kept, and the auditor dashboard shows the latest with its age.
 
     From the database it also checks what erasure promises: no current state or email activity of a subject no
     identifier names, and no event after its subject's erasure; exit 1 if any is found.
@@ -74,6 +75,8 @@ def _verify_database(site_key, as_json):
         result, found = chain.verify_site(site), integrity.check_site(site)
         ok = result.ok and found.ok
         failed |= not ok
+        with unit_of_work():
+            stats.record_verification(site, ok, result.checked, _reason(result, found), result.checkpoint_size)
         if as_json:
             # `ok` covers both checks; `integrity` lists what erasures left behind.
             click.echo(json.dumps({"site": site.key, **result.as_dict(), "ok": ok, "integrity": found.as_dict()}))
@@ -81,6 +84,13 @@ def _verify_database(site_key, as_json):
             _echo(site.key, result, found)
     if failed:
         raise SystemExit(1)
+
+
+def _reason(result: chain.Verification, found: integrity.Integrity) -> str | None:
+    """Why the site failed, in one line: the log's first problem, else what erasures left behind."""
+    if not result.ok:
+        return result.reason
+    return "; ".join(f"{finding.count} {finding.description}" for finding in found.findings) or None
 
 
 def _echo(site_key: str, result: chain.Verification, found: integrity.Integrity) -> None:

@@ -13,7 +13,8 @@ from pygal.style import Style
 
 from cmp.models import Site
 from cmp.services import stats
-from cmp.services.stats import DECISION_ACTIONS, ActionMix, Period
+from cmp.services.rollups import DECISION_ACTIONS
+from cmp.services.stats import ActionMix, Period
 from cmp.vocabulary import Action
 
 ACTION_LABELS = {

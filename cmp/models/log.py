@@ -1,14 +1,26 @@
-"""The consent log as a transparency log: its tree's tiles, its signed checkpoints, and the witnesses' cosignatures."""
+"""The consent log as a transparency log: its tree's tiles, its signed checkpoints, the witnesses' cosignatures,
+the daily counts the sequencer keeps of it, and the results of its full verifications."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import BigInteger, ForeignKey, LargeBinary, SmallInteger, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cmp.extensions import db
-from cmp.models.types import UTCDateTime, utcnow
+from cmp.models.types import UTCDateTime, key_string, utcnow
 
 
 class LogTile(db.Model):
@@ -69,3 +81,49 @@ class LogCosignature(db.Model):
     line: Mapped[str] = mapped_column(Text)
     timestamp: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class DecisionRollup(db.Model):
+    """How many banner decisions a site's log holds for one UTC day, action, country and mode.
+
+    Kept by the sequencer in the transaction that places the events, so it counts exactly the integrated events;
+    the dashboard reads these rows instead of the log. `country` is '' where none was determined.
+    """
+
+    __tablename__ = "decision_rollups"
+
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    action: Mapped[str] = mapped_column(String(16), primary_key=True)
+    country: Mapped[str] = mapped_column(String(2), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(16), primary_key=True)
+    events: Mapped[int] = mapped_column(BigInteger)
+
+
+class PurposeRollup(db.Model):
+    """How many of a site's banner decisions of one UTC day granted, or denied, one purpose."""
+
+    __tablename__ = "purpose_rollups"
+
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    purpose: Mapped[str] = mapped_column(key_string(64), primary_key=True)
+    decision: Mapped[str] = mapped_column(String(8), primary_key=True)
+    events: Mapped[int] = mapped_column(BigInteger)
+
+
+class LogVerification(db.Model):
+    """The result of one full verification of a site's log (`cmp verify`), kept for the dashboard to show."""
+
+    __tablename__ = "log_verifications"
+    __table_args__ = (Index("ix_log_verifications_site_id_checked_at", "site_id", "checked_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ok: Mapped[bool] = mapped_column(Boolean)
+    # Integrated events checked, and why the log failed (None when it verified).
+    checked: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str | None] = mapped_column(Text)
+    # The size of the signed checkpoint the tree was checked against; None before the first one.
+    checkpoint_size: Mapped[int | None] = mapped_column(BigInteger)

@@ -15,13 +15,13 @@ from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import Executable, Row, Select, String, and_, any_, bindparam, func, insert, select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from cmp.errors import Invalid, Refused
 from cmp.extensions import db
 from cmp.models import ConsentState, NoticeVersion, Site, Subject, SubjectIdentifier
 from cmp.models.types import utcnow
-from cmp.services import chain
+from cmp.services.consent import MAX_ATTEMPTS, hold_subject, is_transient
 from cmp.services.identifiers import Digester, Identifier, InvalidIdentifier, VisitorIds, new_subject_id
 from cmp.vocabulary import MAX_SUBJECTS, Action, Decision, GivenBy
 
@@ -361,42 +361,47 @@ def link(site: Site, subjects: Sequence[str], *, hmac_key: str, visitor_ids: Vis
     """Make several identifiers name one subject (a logged-in visitor's banner consent then answers by user id).
 
     Identifiers already linked to two different subjects are refused rather than merged: their histories stay apart.
-    One unit of work: committed here, or rolled back with nothing linked.
+    One unit of work: committed here, or rolled back with nothing linked. Two links of the same new identifiers
+    collide on the identifier's unique key; the loser is retried whole and then finds the winner's subject.
     """
     identifiers = _identifiers(site.key, subjects, visitor_ids)
-    try:
-        subject_id = _link(site, identifiers, hmac_key)
-    except BaseException:
-        db.session.rollback()
-        raise
-    db.session.commit()
-    return subject_id
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            subject_id = _link(site, identifiers, hmac_key)
+            db.session.commit()
+            return subject_id
+        except (IntegrityError, OperationalError) as exc:
+            db.session.rollback()
+            if attempt == MAX_ATTEMPTS or not is_transient(exc):
+                raise
+            time.sleep(0.005 * attempt)
+        except BaseException:
+            db.session.rollback()
+            raise
+    raise AssertionError("unreachable")
 
 
 def _link(site: Site, identifiers: list[Identifier], hmac_key: str) -> str:
     digests = {identifier.digest(hmac_key, site.key): identifier for identifier in identifiers}
-    # Decided on the site's chain lock, as consent writes and erasures decide it: parallel links of the same new
-    # identifiers then agree on one subject, and none links to a subject erased meanwhile.
-    chain.lock(site)
-    known = dict(
-        db.session.execute(
-            select(SubjectIdentifier.digest, SubjectIdentifier.subject_id).where(
-                SubjectIdentifier.site_id == site.id, SubjectIdentifier.digest.in_(list(digests))
+    # Decided holding the owner's row, as consent writes and erasures decide which subject an identifier names:
+    # read again once held, so nothing is linked to a subject erased (or corrected away) meanwhile.
+    while True:
+        known = _owners(site, list(digests))
+        owners = set(known.values())
+        if len(owners) > 1:
+            raise Refused(
+                "identifiers_conflict",
+                "these identifiers already belong to different subjects; they are not merged",
+                {"kinds": sorted({digests[d].kind.value for d in known})},
             )
-        ).all()
-    )
-    owners = set(known.values())
-    if len(owners) > 1:
-        raise Refused(
-            "identifiers_conflict",
-            "these identifiers already belong to different subjects; they are not merged",
-            {"kinds": sorted({digests[d].kind.value for d in known})},
-        )
-    if owners:
+        if not owners:
+            subject_id = new_subject_id()
+            db.session.execute(insert(Subject), {"id": subject_id, "site_id": site.id})
+            break
         subject_id = owners.pop()
-    else:
-        subject_id = new_subject_id()
-        db.session.execute(insert(Subject), {"id": subject_id, "site_id": site.id})
+        hold_subject(site.id, subject_id)
+        if _owners(site, list(digests)) == known:
+            break
     missing = [d for d in digests if d not in known]
     if missing:
         db.session.execute(
@@ -407,3 +412,14 @@ def _link(site: Site, identifiers: list[Identifier], hmac_key: str) -> str:
             ],
         )
     return subject_id
+
+
+def _owners(site: Site, digests: list[str]) -> dict[str, str]:
+    """The subject each of these identifier digests names, for those that name one."""
+    return dict(
+        db.session.execute(
+            select(SubjectIdentifier.digest, SubjectIdentifier.subject_id).where(
+                SubjectIdentifier.site_id == site.id, SubjectIdentifier.digest.in_(digests)
+            )
+        ).all()
+    )

@@ -34,7 +34,7 @@ from cmp.models import (
     SubjectIdentifier,
 )
 from cmp.models.types import utcnow
-from cmp.services import chain, notices
+from cmp.services import chain, notices, rollups
 from cmp.services.consent import ConsentRequest, Lifetimes, record_consent
 from cmp.vocabulary import Action, Decision, Source
 
@@ -218,6 +218,8 @@ def _remove_events(site: Site, cutoff: datetime, report: PurgeReport, *, dry_run
     report.state_rows_removed = db.session.execute(
         delete(ConsentState).where(ConsentState.event_id.in_(doomed)).execution_options(synchronize_session=False)
     ).rowcount
+    # The dashboard counts what the log holds: purged decisions leave its figures with their events.
+    rollups.retract(site.id, start_seq + 1, end)
     db.session.execute(delete(events).where(in_range))
     db.session.add(
         ChainCheckpoint(site_id=site.id, seq=end, hash=last_hash, removed=report.events_removed, created_at=now)

@@ -1,14 +1,15 @@
 """Consent statistics for auditors: rates of banner decisions by purpose, day, country and mode.
 
-Every figure is a count of consent events grouped in SQL, so it costs one indexed range scan per
-measure however many events there are, and no row about a person ever leaves the database (policy §1.3:
-statistics are kept apart from personal data).
+Every figure is a sum over the daily rollups the sequencer keeps as it integrates events (`cmp.services.rollups`),
+never a scan of the log: a measure reads one row per day and group of its period however many events there are,
+and no row about a person is read at all (policy §1.3: statistics are kept apart from personal data). The rollups
+count the events the log holds: pending events once integrated, and no longer those a retention purge removed.
 
 The measures, as the dashboard states them:
 
 - A *banner decision* is an event recorded from the banner (source `banner`) whose action is one of
-  `DECISION_ACTIONS`: the visitor accepted all, rejected all, saved a choice of their own, withdrew what
-  they had granted, or their browser's Global Privacy Control signal refused sale and sharing. The
+  `cmp.services.rollups.DECISION_ACTIONS`: the visitor accepted all, rejected all, saved a choice of their
+  own, withdrew what they had granted, or their browser's Global Privacy Control signal refused sale and sharing. The
   `default` action (defaults applied without a choice) and events recorded by servers, email links and
   the system are not decisions made in the banner and are left out.
 - A purpose's *consent rate* is the share of the banner decisions naming that purpose that grant it;
@@ -25,38 +26,25 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import Date, Row, case, func, select
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.expression import ColumnElement, FunctionElement
+from sqlalchemy import Row, func, select
+from sqlalchemy.sql.expression import ColumnElement
 
+from cmp.errors import Invalid
 from cmp.extensions import db
-from cmp.models import ConsentEvent, NoticeVersion, Site
-from cmp.vocabulary import Action, Channel, Decision, Source
+from cmp.models import (
+    ChainHead,
+    DecisionRollup,
+    LogCheckpoint,
+    LogVerification,
+    NoticeVersion,
+    PurposeRollup,
+    Site,
+)
+from cmp.models.types import utcnow
+from cmp.services import merkle, notes, tlog
+from cmp.vocabulary import Channel, Decision
 
-# In the order the dashboard shows them.
-DECISION_ACTIONS = (Action.ACCEPT_ALL, Action.SAVE, Action.REJECT_ALL, Action.WITHDRAW, Action.GPC)
 UNKNOWN_COUNTRY = "unknown"
-
-
-class utc_day(FunctionElement):
-    """The UTC calendar day of a timestamp column.
-
-    SQLite stores naive UTC text, so its date() is already the UTC day; PostgreSQL stores timestamptz,
-    whose cast to date would follow the session's time zone, so the value is first taken in UTC.
-    """
-
-    type = Date()
-    inherit_cache = True
-
-
-@compiles(utc_day)
-def _utc_day_sqlite(element, compiler, **kw):
-    return f"date({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(utc_day, "postgresql")
-def _utc_day_postgresql(element, compiler, **kw):
-    return f"CAST(({compiler.process(element.clauses, **kw)}) AT TIME ZONE 'UTC' AS DATE)"
 
 
 @dataclass(frozen=True)
@@ -124,18 +112,9 @@ def _share(part: int, whole: int) -> float:
     return 100.0 * part / whole if whole else 0.0
 
 
-def _decisions(site: Site, period: Period) -> list[ColumnElement[bool]]:
-    """The WHERE clause of every measure: the site's banner decisions in the period.
-
-    Site and time come first, as in the (site_id, received_at) index the scan uses.
-    """
-    return [
-        ConsentEvent.site_id == site.id,
-        ConsentEvent.received_at >= period.start,
-        ConsentEvent.received_at < period.end,
-        ConsentEvent.source == Source.BANNER.value,
-        ConsentEvent.action.in_([action.value for action in DECISION_ACTIONS]),
-    ]
+def _in_period(model, site: Site, period: Period) -> list[ColumnElement[bool]]:
+    """The rollup rows of the site's days in the period: a range of the rollup's primary key."""
+    return [model.site_id == site.id, model.day >= period.first, model.day <= period.last]
 
 
 def banner_purposes(site: Site) -> list[str]:
@@ -156,57 +135,52 @@ def banner_purposes(site: Site) -> list[str]:
 
 
 def purpose_rates(site: Site, period: Period, purposes: Iterable[str] | None = None) -> list[PurposeRate]:
-    """Granted and denied counts per purpose, in one scan: two conditional counts per purpose."""
+    """Granted and denied counts per purpose, summed over the period's days."""
     purposes = list(banner_purposes(site) if purposes is None else purposes)
     if not purposes:
         return []
-    columns = []
-    for purpose in purposes:
-        decision = ConsentEvent.decisions[purpose].as_string()
-        columns.append(func.count(case((decision == Decision.GRANTED.value, 1))))
-        columns.append(func.count(case((decision == Decision.DENIED.value, 1))))
-    row = db.session.execute(select(*columns).where(*_decisions(site, period))).one()
-    return [PurposeRate(purpose, row[2 * i], row[2 * i + 1]) for i, purpose in enumerate(purposes)]
+    rows = db.session.execute(
+        select(PurposeRollup.purpose, PurposeRollup.decision, func.sum(PurposeRollup.events))
+        .where(*_in_period(PurposeRollup, site, period), PurposeRollup.purpose.in_(purposes))
+        .group_by(PurposeRollup.purpose, PurposeRollup.decision)
+    )
+    counts = {(purpose, decision): int(total) for purpose, decision, total in rows}
+    return [
+        PurposeRate(purpose, counts.get((purpose, Decision.GRANTED), 0), counts.get((purpose, Decision.DENIED), 0))
+        for purpose in purposes
+    ]
 
 
 def _action_mix(site: Site, period: Period, group: ColumnElement) -> dict:
     rows = db.session.execute(
-        select(group.label("grp"), ConsentEvent.action, func.count())
-        .where(*_decisions(site, period))
-        .group_by(group, ConsentEvent.action)
+        select(group, DecisionRollup.action, func.sum(DecisionRollup.events))
+        .where(*_in_period(DecisionRollup, site, period))
+        .group_by(group, DecisionRollup.action)
     )
     mixes: dict = {}
     for key, action, count in rows:
-        mixes.setdefault(key, {})[action] = count
+        if count:
+            mixes.setdefault(key, {})[action] = int(count)
     return mixes
 
 
 def by_day(site: Site, period: Period) -> list[ActionMix]:
     """The action mix per UTC day, oldest first; days without a banner decision are left out."""
-    mixes = _action_mix(site, period, utc_day(ConsentEvent.received_at))
-    return [ActionMix(_as_date(day).isoformat(), counts) for day, counts in sorted(mixes.items(), key=_day_key)]
+    mixes = _action_mix(site, period, DecisionRollup.day)
+    return [ActionMix(day.isoformat(), counts) for day, counts in sorted(mixes.items())]
 
 
 def by_country(site: Site, period: Period) -> list[ActionMix]:
     """The action mix per country, most decisions first; `unknown` where no country was determined."""
-    mixes = _action_mix(site, period, ConsentEvent.country)
+    mixes = _action_mix(site, period, DecisionRollup.country)
     found = [ActionMix(country or UNKNOWN_COUNTRY, counts) for country, counts in mixes.items()]
     return sorted(found, key=lambda mix: (-mix.total, mix.group))
 
 
 def by_mode(site: Site, period: Period) -> list[ActionMix]:
     """The action mix per jurisdiction mode, in mode order."""
-    mixes = _action_mix(site, period, ConsentEvent.mode)
+    mixes = _action_mix(site, period, DecisionRollup.mode)
     return [ActionMix(mode, counts) for mode, counts in sorted(mixes.items())]
-
-
-def _as_date(value) -> date:
-    # psycopg returns a date; SQLite's date() text is parsed by the Date type, but be lenient with either.
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
-
-
-def _day_key(item) -> date:
-    return _as_date(item[0])
 
 
 @dataclass(frozen=True)
@@ -245,3 +219,94 @@ def notice_history(site: Site) -> list[Row]:
             .order_by(NoticeVersion.version.desc())
         )
     )
+
+
+# --- the log's checks, as the dashboard's verify page shows them ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckpointCheck:
+    """The latest signed checkpoint checked in O(log n): its signature, and that it extends the one before it."""
+
+    ok: bool
+    reason: str | None = None
+    size: int | None = None
+    root: str | None = None
+    signed_at: datetime | None = None
+    # The checkpoint it was proved consistent with; None when it is the site's first.
+    previous_size: int | None = None
+
+
+def check_latest_checkpoint(site: Site) -> CheckpointCheck:
+    """Check the site's latest checkpoint without reading the log: a few tiles and two checkpoints.
+
+    Its signature must verify under the log's key and state this site's origin, size and root; the log's head must
+    hold that root; and a consistency proof read from the stored tree must show the previous checkpoint's tree is a
+    prefix of it. A log rewritten since the previous checkpoint fails here; one rewritten before it takes the full
+    verification (`cmp verify`) or a witness.
+    """
+    latest = tlog.latest_checkpoint(site.id)
+    if latest is None:
+        return CheckpointCheck(True, "the log has no signed checkpoint yet")
+    found = {"size": latest.size, "root": latest.root, "signed_at": latest.created_at}
+    problem = _signed_as_stored(site, latest)
+    head = db.session.get(ChainHead, site.id)
+    if problem is None and head is not None and head.seq == latest.size and head.hash != latest.root:
+        problem = "the log's head does not hold the latest checkpoint's root"
+    previous = db.session.scalars(
+        select(LogCheckpoint)
+        .where(LogCheckpoint.site_id == site.id, LogCheckpoint.size < latest.size)
+        .order_by(LogCheckpoint.size.desc())
+        .limit(1)
+    ).first()
+    if previous is None:
+        return CheckpointCheck(problem is None, problem, **found)
+    problem = problem or _signed_as_stored(site, previous) or _inconsistent(site, previous, latest)
+    return CheckpointCheck(problem is None, problem, previous_size=previous.size, **found)
+
+
+def _signed_as_stored(site: Site, checkpoint: LogCheckpoint) -> str | None:
+    """Why the checkpoint's signed note is not the log key's signature of its stored size and root, or None."""
+    key = tlog.log_key()
+    try:
+        signed = notes.Checkpoint.parse(notes.open_note(checkpoint.note, [key.verifier]).text)
+    except notes.NoteError as exc:
+        return f"the checkpoint of size {checkpoint.size} does not verify under the log's key: {exc}"
+    if (signed.origin, signed.size, signed.root.hex()) != (key.origin(site.key), checkpoint.size, checkpoint.root):
+        return f"the checkpoint of size {checkpoint.size} does not sign the tree stored for this site"
+    return None
+
+
+def _inconsistent(site: Site, old: LogCheckpoint, new: LogCheckpoint) -> str | None:
+    """Why the stored tree does not prove `old` a prefix of `new`, or None."""
+    try:
+        proof = tlog.consistency(site, old.size, new.size)
+    except (ValueError, Invalid) as exc:
+        return f"no consistency proof from {old.size} to {new.size} can be read from the stored tree: {exc}"
+    if not merkle.verify_consistency(old.size, new.size, bytes.fromhex(old.root), bytes.fromhex(new.root), proof):
+        return f"the tree of the checkpoint of size {new.size} does not extend the one of size {old.size}"
+    return None
+
+
+def record_verification(site: Site, ok: bool, checked: int, reason: str | None, checkpoint_size: int | None):
+    """Keep the result of a full verification of the site's log (the caller commits)."""
+    db.session.add(
+        LogVerification(
+            site_id=site.id,
+            checked_at=utcnow(),
+            ok=ok,
+            checked=checked,
+            reason=reason,
+            checkpoint_size=checkpoint_size,
+        )
+    )
+
+
+def last_verification(site: Site) -> LogVerification | None:
+    """The site's most recent full verification, or None if the log was never verified in full."""
+    return db.session.scalars(
+        select(LogVerification)
+        .where(LogVerification.site_id == site.id)
+        .order_by(LogVerification.checked_at.desc(), LogVerification.id.desc())
+        .limit(1)
+    ).first()

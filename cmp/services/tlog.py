@@ -24,7 +24,7 @@ from cmp.errors import Invalid, Refused, Unknown
 from cmp.extensions import db, insert_or_merge
 from cmp.models import ChainHead, ConsentEvent, LogCheckpoint, LogCosignature, LogTile, LogWitness, Site
 from cmp.models.types import utcnow
-from cmp.services import merkle, notes
+from cmp.services import merkle, notes, rollups
 
 log = logging.getLogger(__name__)
 
@@ -79,15 +79,16 @@ class Integration:
     checkpoint: LogCheckpoint
 
 
-def integrate(site: Site, key: LogKey | None = None, *, batch: int = BATCH) -> Integration | None:
+def integrate(site: Site, key: LogKey | None = None, *, batch: int = BATCH, wait: bool = False) -> Integration | None:
     """Integrate up to `batch` of the site's pending events and sign a checkpoint of the new tree, in one transaction.
 
-    Returns None when another process is integrating this site or there is nothing to do. A site whose tree has
+    Returns None when there is nothing to do, or when another process is integrating this site and `wait` is not
+    set; with `wait`, it queues behind that process and then integrates what is still pending. A site whose tree has
     no checkpoint yet (its first events, or a tree planted by the migration) gets one even with nothing pending.
     """
     key = key or log_key()
     try:
-        if not _hold_sequencer(site.id):
+        if not _hold_sequencer(site.id, wait):
             db.session.rollback()
             return None
         size, root = _head(site.id)
@@ -133,9 +134,12 @@ def _sites_to_integrate() -> list[Site]:
     return [db.session.get(Site, site_id) for site_id in sorted(ids)]
 
 
-def _hold_sequencer(site_id: int) -> bool:
-    """Take the site's sequencer lock for this transaction, or answer False when another process has it."""
+def _hold_sequencer(site_id: int, wait: bool) -> bool:
+    """Take the site's sequencer lock for this transaction: wait for it, or answer False when another process has it."""
     if db.session.get_bind().dialect.name == "postgresql":
+        if wait:
+            db.session.execute(select(func.pg_advisory_xact_lock(LOCK_CLASS, site_id)))
+            return True
         return bool(db.session.scalar(select(func.pg_try_advisory_xact_lock(LOCK_CLASS, site_id))))
     # SQLite: the first write takes the file's write lock; any other integration waits for it.
     db.session.execute(update(ChainHead).where(ChainHead.site_id == site_id).values(seq=ChainHead.seq))
@@ -150,7 +154,8 @@ def _head(site_id: int) -> tuple[int, bytes]:
 
 
 def _grow(site_id: int, size: int, pending: Sequence) -> tuple[int, bytes]:
-    """Place `pending` (id, hash) after position `size`: seq, tiles and head, all in the caller's transaction."""
+    """Place `pending` (id, hash) after position `size`: seq, rollups, tiles and head, all in the caller's
+    transaction."""
     edge = read_tiles(site_id, merkle.edge_tiles(size))
     leaves = [merkle.leaf_hash(bytes.fromhex(row.hash)) for row in pending]
     written, root = merkle.append(size, edge, leaves)
@@ -167,6 +172,7 @@ def _grow(site_id: int, size: int, pending: Sequence) -> tuple[int, bytes]:
     )
     if placed.rowcount != len(pending):
         raise RuntimeError(f"site {site_id}: {len(pending) - placed.rowcount} events were placed by another sequencer")
+    rollups.add_placed(site_id, size + 1, size + len(pending))
     _write_tiles(site_id, written)
     new_size = size + len(pending)
     moved = db.session.execute(
@@ -279,8 +285,16 @@ def inclusion_at(site: Site, index: int, size: int | None = None) -> InclusionPr
 
 
 def _prove(site: Site, index: int, checkpoint: LogCheckpoint) -> InclusionProof:
-    hashes = merkle.inclusion_proof(index, checkpoint.size, tile_reader(site.id))
-    level0 = read_tiles(site.id, [(0, index // merkle.TILE_WIDTH)])[(0, index // merkle.TILE_WIDTH)]
+    leaf_tile = (0, index // merkle.TILE_WIDTH)
+    tiles: dict[tuple[int, int], bytes] = {}
+
+    def read(keys):
+        # The proof's one read also fetches the tile holding the leaf itself: one statement for both.
+        tiles.update(read_tiles(site.id, {*keys, leaf_tile}))
+        return tiles
+
+    hashes = merkle.inclusion_proof(index, checkpoint.size, read)
+    level0 = tiles[leaf_tile]
     offset = (index % merkle.TILE_WIDTH) * merkle.HASH_SIZE
     present = db.session.scalar(
         select(func.count())

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from cmp.dashboard import age
 from cmp.extensions import db
-from cmp.models import ConsentEvent
+from cmp.models import ConsentEvent, LogCheckpoint, LogTile, LogVerification
 from cmp.models.types import utcnow
 from cmp.services import chain, notes, notices, sites, tlog
 from cmp.services.export_verify import verify_file
@@ -179,28 +181,92 @@ def test_export_links_for_both_formats(auditor):
     assert 'href="/audit/export?site=shop&amp;format=csv"' in page
 
 
-def test_verify_reports_an_intact_chain(recorded, auditor):
+def verify_page(auditor) -> str:
+    response = auditor.get("/audit/verify?site=shop")
+    assert response.status_code == 200
+    return response.text
+
+
+def test_verify_checks_the_latest_checkpoint_against_the_one_before(recorded, auditor):
     page = auditor.get("/audit?site=shop").text
     assert 'href="/audit/verify?site=shop"' in page
 
-    result = auditor.get("/audit/verify?site=shop")
-    assert result.status_code == 200
-    assert "verifies" in result.text and "does not verify" not in result.text
-    assert "<dt>Events checked</dt><dd>4</dd>" in result.text
+    result = verify_page(auditor)
+    latest = tlog.latest_checkpoint(events()[0].site_id)
+    assert "The latest checkpoint of <code>shop</code> verifies" in result and "does not verify" not in result
+    assert "<dt>Tree size</dt><dd>4</dd>" in result and latest.root in result
+    assert "<dt>Consistent with</dt><dd>the checkpoint of size 3</dd>" in result
+    assert "has never been verified in full" in result
 
 
-def test_verify_names_the_first_bad_event_and_why(recorded, auditor):
+def test_verify_catches_a_tree_rewritten_since_the_previous_checkpoint(recorded, auditor):
+    """A stored tree whose first leaf was replaced no longer proves the previous checkpoint a prefix of the latest."""
+    tiles = LogTile.__table__
+    where = (tiles.c.level == 0) & (tiles.c.idx == 0)
+    stored = db.session.scalar(sa.select(tiles.c.hashes).where(where))
+    db.session.execute(sa.update(tiles).where(where).values(hashes=bytes([stored[0] ^ 1]) + stored[1:]))
+    db.session.commit()
+
+    result = verify_page(auditor)
+
+    assert "does not verify" in result
+    assert "the tree of the checkpoint of size 4 does not extend the one of size 3" in result
+
+
+def test_verify_catches_a_checkpoint_that_does_not_sign_the_stored_tree(recorded, auditor):
+    checkpoint = tlog.latest_checkpoint(events()[0].site_id)
+    checkpoint_table = LogCheckpoint.__table__
+    db.session.execute(sa.update(checkpoint_table).where(checkpoint_table.c.id == checkpoint.id).values(root="00" * 32))
+    db.session.commit()
+
+    db.session.expire_all()
+
+    assert "the checkpoint of size 4 does not sign the tree stored for this site" in verify_page(auditor)
+
+
+def test_verify_shows_the_last_full_verification_with_its_age(recorded, auditor, runner):
+    assert runner.invoke(args=["verify", "--site", "shop"]).exit_code == 0
+
+    result = verify_page(auditor)
+    assert "verified in full 0 s ago" in result
+    assert "<dt>Events checked</dt><dd>4</dd>" in result
+    assert "<dt>Against the checkpoint of size</dt><dd>4</dd>" in result
+
     target = events()[1]
     table_ = ConsentEvent.__table__
     db.session.execute(sa.update(table_).where(table_.c.id == target.id).values(action="accept_all"))
     db.session.commit()
+    assert runner.invoke(args=["verify", "--site", "shop"]).exit_code == 1
 
-    result = auditor.get("/audit/verify?site=shop").text
-
-    assert "does not verify" in result
-    assert f"<code>{target.id}</code>, at position 2" in result
-    assert "the event was altered" in result
+    result = verify_page(auditor)
+    assert "did not verify in full 0 s" in result and "the event was altered" in result
     assert "<dt>Events checked</dt><dd>2</dd>" in result
+    # The latest checkpoint still verifies: an edited event is what the full verification is for.
+    assert "The latest checkpoint of <code>shop</code> verifies" in result
+
+
+def test_each_full_verification_is_kept(recorded, runner):
+    site_id = events()[0].site_id
+    for _ in range(2):
+        assert runner.invoke(args=["verify"]).exit_code == 0
+    rows = db.session.execute(
+        sa.select(
+            LogVerification.ok, LogVerification.checked, LogVerification.reason, LogVerification.checkpoint_size
+        ).where(LogVerification.site_id == site_id)
+    ).all()
+    assert [tuple(row) for row in rows] == [(True, 4, None, 4)] * 2
+
+
+def test_a_site_without_checkpoint_says_so(auditor):
+    assert "has no signed checkpoint yet" in verify_page(auditor)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(0, "0 s"), (59, "59 s"), (61, "1 min 1 s"), (3600 * 5 + 120, "5 h 2 min"), (86400 * 3 + 3600, "3 d 1 h")],
+)
+def test_ages_read_as_the_two_largest_units(seconds, shown):
+    assert age(timedelta(seconds=seconds)) == shown
 
 
 @pytest.mark.parametrize(

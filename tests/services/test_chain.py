@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 import rfc8785
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cmp.extensions import db
 from cmp.models import (
@@ -344,3 +348,49 @@ def test_the_orm_refuses_bulk_changes_to_the_log_and_notices(site, logged):
             db.session.execute(statement)
         db.session.rollback()
     assert chain.verify_site(site).ok
+
+
+ANY_TIME = st.datetimes(min_value=datetime(1, 1, 1), timezones=st.sampled_from([None, UTC]))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(ANY_TIME)
+def test_format_time_writes_what_strftime_writes(value):
+    assert chain.format_time(value) == value.strftime(chain.TIME_FORMAT)
+
+
+def test_format_time_keeps_every_field():
+    value = datetime(2026, 1, 2, 3, 4, 5, 60, tzinfo=UTC)
+    assert chain.format_time(value) == "2026-01-02T03:04:05.000060Z"
+    assert chain.format_time(None) is None
+
+
+def test_a_version_1_payload_keeps_its_fields_in_their_order():
+    event = SimpleNamespace(
+        id="01J0000000000000000000000",
+        seq=7,
+        prev_hash="ab" * 32,
+        subject_id="s",
+        action="accept_all",
+        source="banner",
+        decisions={"analytics": "granted"},
+        notice_version=1,
+        notice_hash="cd" * 32,
+        locale="en",
+        mode="opt_in",
+        country=None,
+        gpc=False,
+        received_at=datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC),
+        expires_at=None,
+        evidence_digest="ef" * 32,
+        given_by="guardian",
+    )
+    payload = chain.event_payload(event, "shop")
+    assert list(payload) == [
+        "v", "id", "site", "seq", "subject_id", "action", "source", "decisions", "notice_version", "notice_hash",
+        "locale", "mode", "country", "gpc", "received_at", "expires_at", "evidence_digest", "prev_hash", "given_by",
+    ]  # fmt: skip
+    assert (payload["v"], payload["seq"], payload["prev_hash"]) == (1, 7, "ab" * 32)
+    unlinked = chain.event_payload(SimpleNamespace(**{**vars(event), "prev_hash": None}), "shop")
+    assert list(unlinked) == [name for name in payload if name not in ("seq", "prev_hash")]
+    assert unlinked["v"] == 2

@@ -5,21 +5,32 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
 from flask import current_app
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cmp.extensions import db
 from cmp.models import ChainCheckpoint, ConsentEvent, ConsentState
 from cmp.models.types import utcnow
 from cmp.services import chain, export, notes, notices, sites, tlog
 from cmp.services import consent as consent_service
-from cmp.services.export_fields import FIELDS, NAMES, read_event
-from cmp.services.export_verify import verify_file
+from cmp.services.export_fields import (
+    CANONICAL_TIME,
+    FIELDS,
+    NAMES,
+    TIME_FORMAT,
+    RecordError,
+    _read_event_field_by_field,
+    parse_time,
+    read_event,
+)
+from cmp.services.export_verify import json_line, verify_file
 from tests.conftest import LOG_KEY
 from tests.helpers import bearer, events, post_consent, tree_root
 
@@ -517,3 +528,101 @@ def test_an_edit_in_a_format_1_export_is_caught(tmp_path):
     report = verify_file(edited)
     assert not report.ok
     assert "altered" in report.sites[0].result.reason
+
+
+def outcome(read, value):
+    """What reading `value` gives, as something comparable: the value's repr (types included), or the error."""
+    try:
+        result = read(value)
+    except (ValueError, RecordError) as exc:
+        return type(exc), str(exc)
+    return repr(vars(result)) if isinstance(result, SimpleNamespace) else repr(result)
+
+
+TIMES = st.datetimes(min_value=datetime(1, 1, 1), timezones=st.just(UTC))
+TIME_LIKE = st.one_of(
+    TIMES.map(chain.format_time),
+    st.from_regex(r"[0-9]{1,5}-[0-9]{1,3}-[0-9]{1,3}T[0-9]{1,2}:[0-9]{2}:[0-9]{1,2}\.[0-9]{1,7}Z?", fullmatch=True),
+    st.text(max_size=30),
+)
+
+
+def strptime_reading(text: str) -> datetime:
+    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(TIME_LIKE)
+def test_parse_time_reads_what_strptime_reads(text):
+    assert outcome(parse_time, text) == outcome(strptime_reading, text)
+
+
+def test_parse_time_takes_the_fast_path_for_canonical_times():
+    assert CANONICAL_TIME.fullmatch("2026-01-31T12:00:00.000000Z")
+    assert parse_time("2026-01-31T12:00:00.000001Z") == datetime(2026, 1, 31, 12, 0, 0, 1, tzinfo=UTC)
+    assert parse_time("2026-1-31T12:00:00.5Z") == datetime(2026, 1, 31, 12, 0, 0, 500000, tzinfo=UTC)
+    with pytest.raises(ValueError):
+        parse_time("2026-02-30T12:00:00.000000Z")
+
+
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), st.text(max_size=8), TIME_LIKE)
+FIELD_VALUES = st.one_of(
+    SCALARS, st.dictionaries(st.text(max_size=4), SCALARS, max_size=3), st.lists(SCALARS, max_size=3)
+)
+
+
+@st.composite
+def records(draw) -> dict:
+    """Records as an export holds them, each field of its own kind or, now and then, of another or missing."""
+    sample = {
+        "decisions": {"analytics": "granted"},
+        "user_agent": {"browser": "Firefox"},
+        "gpc": False,
+        "received_at": "2026-01-31T12:00:00.000000Z",
+        "expires_at": None,
+    }
+    record = {"entry": "event"}
+    for field in FIELDS:
+        if draw(st.integers(0, 49)) == 0:
+            continue
+        typical = sample.get(field.name, 7 if field.kind.value == "integer" else "text")
+        record[field.name] = draw(st.one_of(st.none(), FIELD_VALUES)) if draw(st.integers(0, 19)) == 0 else typical
+    return record
+
+
+@settings(max_examples=2000, deadline=None)
+@given(records())
+def test_read_event_reads_what_the_field_by_field_reading_reads(record):
+    assert outcome(read_event, record) == outcome(_read_event_field_by_field, record)
+
+
+JSON_VALUES = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**80), 2**80),
+        st.floats(),
+        st.text(st.characters(codec=None, exclude_categories=()), max_size=8),
+    ),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(JSON_VALUES, st.booleans())
+def test_json_line_reads_what_json_reads(value, ascii_only):
+    line = json.dumps({"entry": "event", "value": value}, ensure_ascii=ascii_only) + "\n"
+    assert outcome(json_line, line) == outcome(json.loads, line)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(st.sampled_from('{}[]":,0123456789-+.eE \\uNaIfity'), max_size=24))
+def test_json_line_refuses_what_json_refuses(line):
+    assert outcome(json_line, line) == outcome(json.loads, line)
+
+
+def test_json_line_reads_large_integers_and_floats_as_json_does():
+    for line in ('{"seq": 123456789012345678901234567890}', '{"seq": -9223372036854775809}', '{"a": 1e400}'):
+        assert repr(json_line(line)) == repr(json.loads(line))
+    assert type(json_line('{"seq": 18446744073709551615}')["seq"]) is int

@@ -15,7 +15,8 @@ from cmp.services import chain, merkle, notes, retention, tlog
 from cmp.services import consent as consent_service
 from cmp.services.identifiers import new_event_id
 from cmp.vocabulary import Action, Source
-from tests.helpers import counts, events, tree_root
+from tests.helpers import counts, events, post_consent, tree_root
+from tests.services.test_rollups import assert_rollups_match_the_scan, rollup_rows
 
 LOOKUP = "/api/v1/consents/lookup"
 NOW = utcnow()
@@ -297,3 +298,16 @@ def test_purge_of_every_site_reports_counts_in_text_and_json(app, client, runner
     again = runner.invoke(args=["purge"])
     assert again.exit_code == 0, again.output
     assert all("0 event(s), 0 state row(s) and 0 subject(s)" in line for line in again.output.splitlines())
+
+
+def test_purge_takes_the_removed_decisions_out_of_the_dashboards_figures(app, client, site, monkeypatch):
+    for action, at in (("accept_all", OLD), ("reject_all", OLD), ("accept_all", RECENT)):
+        monkeypatch.setattr(consent_service, "utcnow", lambda at=at: at)
+        assert post_consent(client, action=action).status_code == 201
+        monkeypatch.undo()
+    counted_before = rollup_rows()
+    assert purge(app, site).events_removed == 2
+    integrate(app, site)
+    # The figures are those of the banner decisions the log still holds, as a count of them gives.
+    assert rollup_rows() != counted_before
+    assert_rollups_match_the_scan(site)

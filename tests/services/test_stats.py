@@ -1,4 +1,8 @@
-"""Consent statistics: the counts the dashboard shows are exactly what was recorded, on SQLite and PostgreSQL."""
+"""Consent statistics: the counts the dashboard shows are exactly what was recorded, on SQLite and PostgreSQL.
+
+The figures come from the rollups the sequencer keeps: events recorded here, not by a request, are counted once
+integrated (`tlog.integrate_pending`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from cmp.extensions import db
-from cmp.services import notices, sites, stats
+from cmp.services import notices, sites, stats, tlog
 from cmp.services.consent import ConsentRequest, Lifetimes, record_consent
 from cmp.services.evidence import Evidence
 from cmp.services.identifiers import Identifier
@@ -104,6 +108,8 @@ def record_march(shop, clock):
         hmac_key=HMAC_KEY,
         lifetimes=Lifetimes(),
     )
+    db.session.commit()
+    tlog.integrate_pending()
 
 
 @pytest.fixture
@@ -179,6 +185,17 @@ def test_by_mode(recorded):
     }
     opt_in = next(mix for mix in found if mix.group == "opt_in")
     assert (opt_in.total, opt_in.count("reject_all"), opt_in.share("save")) == (3, 0, pytest.approx(100 / 3))
+
+
+def test_pending_events_count_once_integrated(recorded, clock):
+    clock(at(2, 15))
+    record(recorded, Action.REJECT_ALL, "FR", visitor="late")
+    db.session.commit()
+    assert stats.summarise(recorded, MARCH).decisions == 6
+
+    tlog.integrate(recorded)
+    assert stats.summarise(recorded, MARCH).decisions == 7
+    assert mixes(stats.by_country(recorded, MARCH))["FR"] == {"reject_all": 1}
 
 
 def test_summary_counts_each_banner_decision_once(recorded):

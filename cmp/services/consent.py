@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
+from typing import TypeVar
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -95,6 +96,36 @@ def record_consent(request: ConsentRequest, *, hmac_key: str, lifetimes: Lifetim
             log.info("consent write retried", extra={"site": site_key, "attempt": attempt, "error": type(exc).__name__})
             time.sleep(0.005 * attempt)
             site = db.session.get(Site, site.id)
+    raise AssertionError("unreachable")
+
+
+R = TypeVar("R")
+
+
+def one_transaction(write: Callable[[], R], changed: Callable[[R], bool] = lambda _: True) -> R:
+    """Run `write` (which holds its subject first) as one transaction and return its result.
+
+    Committed when `changed` says the result changed something; otherwise rolled back, so a request that finds
+    nothing to do leaves no trace. Retried whole on a transient conflict (a lock, or a concurrent writer of the same
+    new identifier).
+    """
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            result = write()
+            if changed(result):
+                db.session.commit()
+            else:
+                db.session.rollback()
+            return result
+        except (IntegrityError, OperationalError) as exc:
+            db.session.rollback()
+            # A writer that read first (SQLite) may be refused its write lock rather than queued: try again whole.
+            if attempt == MAX_ATTEMPTS or not is_transient(exc):
+                raise
+            time.sleep(0.005 * attempt)
+        except BaseException:
+            db.session.rollback()
+            raise
     raise AssertionError("unreachable")
 
 

@@ -15,13 +15,13 @@ from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import Executable, Row, Select, String, and_, any_, bindparam, func, insert, select
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from cmp.errors import Invalid, Refused
 from cmp.extensions import db
 from cmp.models import ConsentState, NoticeVersion, Site, Subject, SubjectIdentifier
 from cmp.models.types import utcnow
-from cmp.services.consent import MAX_ATTEMPTS, hold_subject, is_transient
+from cmp.services.consent import hold_subject, one_transaction
 from cmp.services.identifiers import Digester, Identifier, InvalidIdentifier, VisitorIds, new_subject_id
 from cmp.vocabulary import MAX_SUBJECTS, Action, Decision, GivenBy
 
@@ -365,20 +365,7 @@ def link(site: Site, subjects: Sequence[str], *, hmac_key: str, visitor_ids: Vis
     collide on the identifier's unique key; the loser is retried whole and then finds the winner's subject.
     """
     identifiers = _identifiers(site.key, subjects, visitor_ids)
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        try:
-            subject_id = _link(site, identifiers, hmac_key)
-            db.session.commit()
-            return subject_id
-        except (IntegrityError, OperationalError) as exc:
-            db.session.rollback()
-            if attempt == MAX_ATTEMPTS or not is_transient(exc):
-                raise
-            time.sleep(0.005 * attempt)
-        except BaseException:
-            db.session.rollback()
-            raise
-    raise AssertionError("unreachable")
+    return one_transaction(lambda: _link(site, identifiers, hmac_key))
 
 
 def _link(site: Site, identifiers: list[Identifier], hmac_key: str) -> str:

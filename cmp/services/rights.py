@@ -13,14 +13,10 @@ can interleave with a consent write or an erasure of the same subject, and write
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
 
 from cmp.errors import Invalid, Refused, Unknown
 from cmp.extensions import db
@@ -29,11 +25,10 @@ from cmp.models.consent import EVIDENCE_COLUMNS
 from cmp.models.types import utcnow
 from cmp.services import chain
 from cmp.services.consent import (
-    MAX_ATTEMPTS,
     ConsentRequest,
     Lifetimes,
     hold_subject,
-    is_transient,
+    one_transaction,
     record_consent,
 )
 from cmp.services.evidence import Evidence
@@ -169,36 +164,6 @@ def withdraw(site: Site, subject_id: str, *, hmac_key: str, lifetimes: Lifetimes
 # --- events that decide nothing, written holding the subject ------------------------------------------------
 
 
-R = TypeVar("R")
-
-
-def _one_transaction(write: Callable[[], R], changed: Callable[[R], bool] = lambda _: True) -> R:
-    """Run `write` (which holds its subject first) as one transaction and return its result.
-
-    Committed when `changed` says the result changed something; otherwise rolled back, so a request that finds
-    nothing to do leaves no trace. Retried whole on a transient conflict (a lock, or a concurrent link of the same
-    new identifier).
-    """
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        try:
-            result = write()
-            if changed(result):
-                db.session.commit()
-            else:
-                db.session.rollback()
-            return result
-        except (IntegrityError, OperationalError) as exc:
-            db.session.rollback()
-            # A writer that read first (SQLite) may be refused its write lock rather than queued: try again whole.
-            if attempt == MAX_ATTEMPTS or not is_transient(exc):
-                raise
-            time.sleep(0.005 * attempt)
-        except BaseException:
-            db.session.rollback()
-            raise
-    raise AssertionError("unreachable")
-
-
 def _append(site: Site, subject_id: str, action: Action) -> ConsentEvent:
     """Queue an event of `action` about the subject for the log: no decisions, no evidence, no identifier."""
     event = ConsentEvent(
@@ -250,7 +215,7 @@ def _mark(site: Site, subject_id: str, flag: str, value: bool) -> Marked:
         set_by, cleared_by = FLAGS[flag]
         return Marked(subject_id, value, _append(site, subject_id, set_by if value else cleared_by))
 
-    return _one_transaction(write, changed=lambda marked: marked.event is not None)
+    return one_transaction(write, changed=lambda marked: marked.event is not None)
 
 
 # --- restriction -------------------------------------------------------------------------------------------------
@@ -337,7 +302,7 @@ def correct(site: Site, subject_id: str, old: str, new: str, *, hmac_key: str, v
             )
         return Correction(subject_id, _append(site, subject_id, Action.CORRECT))
 
-    return _one_transaction(write)
+    return one_transaction(write)
 
 
 # --- erasure -----------------------------------------------------------------------------------------------------
@@ -375,7 +340,7 @@ def erase(site: Site, subject_id: str) -> Erasure:
     subject id is refused as for an unknown subject, and a write by one of its former identifiers starts a new
     subject.
     """
-    return _one_transaction(lambda: _erase(site, subject_id))
+    return one_transaction(lambda: _erase(site, subject_id))
 
 
 def _erase(site: Site, subject_id: str) -> Erasure:

@@ -12,14 +12,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.expression import FunctionElement
 
 from cmp.extensions import db
 from cmp.models import ConsentEvent, ConsentState, DecisionRollup, PurposeRollup
 from cmp.services import chain, notices, rights, rollups, sites, stats, tlog
 from cmp.services.consent import ConsentRequest, Lifetimes, record_consent
 from cmp.services.identifiers import Identifier, new_event_id
+from cmp.services.rollups import utc_day
 from cmp.services.stats import ActionMix, Period, PurposeRate
 from cmp.vocabulary import Action, IdentifierKind, Source
 from tests.conftest import running_app
@@ -41,21 +40,6 @@ PURPOSES = ("preferences", "analytics", "partner_sharing", "dropped_since")
 
 
 # --- the oracle: the dashboard's figures counted from the log itself ------------------------------------------------
-
-
-class utc_day(FunctionElement):
-    type = sa.Date()
-    inherit_cache = True
-
-
-@compiles(utc_day)
-def _utc_day_sqlite(element, compiler, **kw):
-    return f"date({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(utc_day, "postgresql")
-def _utc_day_postgresql(element, compiler, **kw):
-    return f"CAST(({compiler.process(element.clauses, **kw)}) AT TIME ZONE 'UTC' AS DATE)"
 
 
 def _scanned(site, period):

@@ -28,8 +28,6 @@ from cmp.services.sites import require_site
 
 bp = Blueprint("log", __name__, url_prefix="/api/v1/sites")
 
-NOTE = "text/plain; charset=utf-8"
-
 
 def _note(text: str, *, cache: str) -> Response:
     return Response(text, mimetype="text/plain", headers={"Cache-Control": cache, "Access-Control-Allow-Origin": "*"})

@@ -11,12 +11,13 @@ import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 
 from sqlalchemy import func, select, text
 
 from cmp.extensions import db
 from cmp.models import ChainCheckpoint, ChainHead, ConsentEvent, LogTile, NoticeVersion, Site
-from cmp.services import canonical, merkle
+from cmp.services import canonical, merkle, notes, tlog
 
 GENESIS_HASH = "0" * 64
 # Version 1 hashes linked each event to the previous one (`seq`, `prev_hash`); since the log became a Merkle tree,
@@ -331,8 +332,6 @@ def verify_site(site: Site, batch: int = 1000) -> Verification:
     """Verify one site's log from the database, streaming in batches: every integrated event, the notices they
     refer to, and the tree against the latest checkpoint, whose signature is checked with the log's key.
     """
-    from cmp.services import notes, tlog
-
     head = db.session.get(ChainHead, site.id)
     start = checkpoint(site.id)
     signed = tlog.latest_checkpoint(site.id)
@@ -393,12 +392,4 @@ def _stored_leaves(site_id: int, first: int) -> Iterator[bytes]:
 
 def removed_leaves(site_id: int, count: int) -> list[bytes]:
     """The stored leaf hashes of the first `count` positions, whose events a purge removed: the tree keeps them."""
-    if not count:
-        return []
-    tiles = db.session.execute(
-        select(LogTile.hashes)
-        .where(LogTile.site_id == site_id, LogTile.level == 0, LogTile.idx <= (count - 1) // merkle.TILE_WIDTH)
-        .order_by(LogTile.idx)
-    )
-    data = b"".join(bytes(row.hashes) for row in tiles)[: count * merkle.HASH_SIZE]
-    return [data[i : i + merkle.HASH_SIZE] for i in range(0, len(data), merkle.HASH_SIZE)]
+    return list(islice(_stored_leaves(site_id, 0), count))

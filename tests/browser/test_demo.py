@@ -24,6 +24,8 @@ def test_the_demo_works_under_its_content_security_policy(service, page):
     # The blocked analytics script and the video iframe were activated, and the analytics beacon was sent.
     page.wait_for_function("() => window.demoAnalytics === 1")
     page.wait_for_function("() => document.querySelector('iframe').getAttribute('src') !== null")
-    video = page.frame_locator("iframe").locator("body")
-    assert video.count() == 1
+    # The frame's document loads after its src is set: wait for its player rather than look at once.
+    player = page.frame_locator("iframe").get_by_text("Video walkthrough (demo player)")
+    player.wait_for()
+    assert player.count() == 1
     assert violations == []

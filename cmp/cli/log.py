@@ -7,6 +7,7 @@ auditor's or a witness's own machine, with public keys and HTTP only.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -17,6 +18,9 @@ from cmp.cli.params import DatabaseGroup, load_site, unit_of_work
 from cmp.errors import Invalid
 from cmp.services import notes, receipt_check, tlog
 from cmp.services import witness as witnessing
+
+# Where `cmp witness` finds the witness's private key when no key file is given.
+WITNESS_KEY = "CMP_WITNESS_KEY"
 
 
 @click.group("log", cls=DatabaseGroup)
@@ -30,13 +34,14 @@ def log_group():
 def log_keygen(name, for_witness):
     """Make a new Ed25519 key pair and print the private key, then the public (verifier) key.
 
-    The log's key goes to CMP_LOG_KEY; a witness keeps its private key and gives the site's operator the other.
+    The log's key goes to CMP_LOG_KEY; a witness keeps its private key (CMP_WITNESS_KEY, or a file of its own)
+    and gives the site's operator the other.
     """
     try:
         private, public = notes.generate_cosignature_key(name) if for_witness else notes.generate_key(name)
     except notes.NoteError as exc:
         raise click.UsageError(str(exc)) from None
-    click.echo(f"WITNESS_KEY={private}" if for_witness else f"CMP_LOG_KEY={private}")
+    click.echo(f"{WITNESS_KEY}={private}" if for_witness else f"CMP_LOG_KEY={private}")
     click.echo(f"verifier key: {public}")
 
 
@@ -146,11 +151,21 @@ def verify_receipt_command(receipt_file, verifier_key, require_integrated):
     "--log", "log_url", required=True, help="The site's log address, e.g. https://cmp.example/api/v1/sites/shop/log"
 )
 @click.option("--log-key", required=True, help="The log's verifier (public) key.")
-@click.option("--key", "witness_key", required=True, help="The witness's private cosignature key.")
+@click.option(
+    "--key-file",
+    type=click.File("r"),
+    help=f"A file holding the witness's private cosignature key; without it, the key is read from {WITNESS_KEY}.",
+)
 @click.option("--state", "state_file", required=True, type=click.Path(dir_okay=False), help="The witness's state file.")
 @click.option("--post", is_flag=True, help="Send the cosignature to the log.")
-def witness_command(log_url, log_key, witness_key, state_file, post):
-    """Check the log's latest checkpoint against the last one accepted, then cosign it. Exit 1 if refused."""
+def witness_command(log_url, log_key, key_file, state_file, post):
+    """Check the log's latest checkpoint against the last one accepted, then cosign it. Exit 1 if refused.
+
+    The private key is never an argument, which any user of the machine could read in its process list.
+    """
+    witness_key = key_file.read().strip() if key_file is not None else os.environ.get(WITNESS_KEY)
+    if not witness_key:
+        raise click.UsageError(f"give the witness's private key: --key-file FILE, or {WITNESS_KEY} in the environment")
     try:
         log_verifier = notes.Verifier.from_key(log_key)
         signer = notes.CosignatureSigner.from_private(witness_key)

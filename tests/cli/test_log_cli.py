@@ -92,7 +92,7 @@ def test_keygen_makes_a_witness_key_pair(offline):
     result = offline("log keygen --witness --name auditor.example")
 
     assert result.exit_code == 0, result.output
-    signer = notes.CosignatureSigner.from_private(line_after(result.output, "WITNESS_KEY="))
+    signer = notes.CosignatureSigner.from_private(line_after(result.output, "CMP_WITNESS_KEY="))
     assert line_after(result.output, "verifier key: ") == signer.verifier_key == signer.verifier().verifier_key
     assert "CMP_LOG_KEY" not in result.output
 
@@ -385,7 +385,10 @@ def test_the_witness_command_cosigns_a_growing_log_over_http_and_refuses_a_split
 
     with serving(app) as base:
         log_url = f"{base}/api/v1/sites/shop/log"
-        witness = ("witness", "--log", log_url, "--log-key", log_key, "--key", private, "--state", str(state))
+        key_file = tmp_path / "witness.key"
+        key_file.write_text(private + "\n")
+        witness = ("witness", "--log", log_url, "--log-key", log_key, "--key-file", str(key_file))
+        witness += ("--state", str(state))
         outcomes = []
         for _ in range(2):
             for _ in range(2):
@@ -420,12 +423,29 @@ def test_the_witness_command_reports_an_unreachable_log(tmp_path):
             "http://127.0.0.1:9/api/v1/sites/shop/log",
             "--log-key",
             log_key,
-            "--key",
-            private,
             "--state",
             str(tmp_path / "state.json"),
         ],
+        env={"CMP_WITNESS_KEY": private},
     )
 
     assert result.exit_code == 1 and "REFUSED: GET http://127.0.0.1:9/api/v1/sites/shop/log/checkpoint" in result.output
+    assert not (tmp_path / "state.json").exists()
+
+
+def test_the_witness_command_takes_its_private_key_from_a_file_or_the_environment_never_an_argument(tmp_path):
+    _, log_key = notes.generate_key("log.example")
+    private, _ = notes.generate_cosignature_key("auditor.example")
+    args = ["witness", "--log", "http://127.0.0.1:9/api/v1/sites/shop/log", "--log-key", log_key]
+    args += ["--state", str(tmp_path / "state.json")]
+
+    missing = CliRunner().invoke(cli, args, env={"CMP_WITNESS_KEY": ""})
+    as_argument = CliRunner().invoke(cli, [*args, "--key", private])
+    malformed = tmp_path / "witness.key"
+    malformed.write_text("not a key\n")
+    bad_file = CliRunner().invoke(cli, [*args, "--key-file", str(malformed)])
+
+    assert missing.exit_code == 2 and "--key-file FILE, or CMP_WITNESS_KEY" in missing.output
+    assert as_argument.exit_code == 2 and "No such option '--key'" in as_argument.output
+    assert bad_file.exit_code == 2 and "bad key" in bad_file.output
     assert not (tmp_path / "state.json").exists()

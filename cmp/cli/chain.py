@@ -76,7 +76,7 @@ def _verify_database(site_key, as_json):
         ok = result.ok and found.ok
         failed |= not ok
         with unit_of_work():
-            stats.record_verification(site, ok, result.checked, _reason(result, found), result.checkpoint_size)
+            stats.record_verification(site, result, ok=ok, reason=_reason(result, found))
         if as_json:
             # `ok` covers both checks; `integrity` lists what erasures left behind.
             click.echo(json.dumps({"site": site.key, **result.as_dict(), "ok": ok, "integrity": found.as_dict()}))

@@ -127,3 +127,6 @@ class LogVerification(db.Model):
     reason: Mapped[str | None] = mapped_column(Text)
     # The size of the signed checkpoint the tree was checked against; None before the first one.
     checkpoint_size: Mapped[int | None] = mapped_column(BigInteger)
+    # Where the log first failed, when it did: the event (if its row is there) and its place in the log.
+    first_bad_event: Mapped[str | None] = mapped_column(String(26))
+    first_bad_seq: Mapped[int | None] = mapped_column(BigInteger)

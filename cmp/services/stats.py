@@ -41,7 +41,7 @@ from cmp.models import (
     Site,
 )
 from cmp.models.types import utcnow
-from cmp.services import merkle, notes, tlog
+from cmp.services import chain, merkle, notes, tlog
 from cmp.vocabulary import Channel, Decision
 
 UNKNOWN_COUNTRY = "unknown"
@@ -288,16 +288,22 @@ def _inconsistent(site: Site, old: LogCheckpoint, new: LogCheckpoint) -> str | N
     return None
 
 
-def record_verification(site: Site, ok: bool, checked: int, reason: str | None, checkpoint_size: int | None):
-    """Keep the result of a full verification of the site's log (the caller commits)."""
+def record_verification(site: Site, result: chain.Verification, *, ok: bool, reason: str | None) -> None:
+    """Keep the result of a full verification of the site's log (the caller commits).
+
+    `ok` and `reason` cover the log (`result`) and what erasures left behind; where the log itself failed, its first
+    bad event and place are kept too, for the auditor to look at.
+    """
     db.session.add(
         LogVerification(
             site_id=site.id,
             checked_at=utcnow(),
             ok=ok,
-            checked=checked,
+            checked=result.checked,
             reason=reason,
-            checkpoint_size=checkpoint_size,
+            checkpoint_size=result.checkpoint_size,
+            first_bad_event=result.first_bad,
+            first_bad_seq=result.first_bad_seq,
         )
     )
 

@@ -54,6 +54,8 @@ def upgrade():
         sa.Column("checked", sa.BigInteger(), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("checkpoint_size", sa.BigInteger(), nullable=True),
+        sa.Column("first_bad_event", sa.String(26), nullable=True),
+        sa.Column("first_bad_seq", sa.BigInteger(), nullable=True),
         sa.ForeignKeyConstraint(["site_id"], ["sites.id"], name=op.f("fk_log_verifications_site_id_sites")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_log_verifications")),
     )

@@ -241,6 +241,7 @@ def test_verify_shows_the_last_full_verification_with_its_age(recorded, auditor,
     result = verify_page(auditor)
     assert "did not verify in full 0 s" in result and "the event was altered" in result
     assert "<dt>Events checked</dt><dd>2</dd>" in result
+    assert f"event <code>{target.id}</code>, position {target.seq} in the log" in result
     # The latest checkpoint still verifies: an edited event is what the full verification is for.
     assert "The latest checkpoint of <code>shop</code> verifies" in result
 
@@ -251,10 +252,15 @@ def test_each_full_verification_is_kept(recorded, runner):
         assert runner.invoke(args=["verify"]).exit_code == 0
     rows = db.session.execute(
         sa.select(
-            LogVerification.ok, LogVerification.checked, LogVerification.reason, LogVerification.checkpoint_size
+            LogVerification.ok,
+            LogVerification.checked,
+            LogVerification.reason,
+            LogVerification.checkpoint_size,
+            LogVerification.first_bad_event,
+            LogVerification.first_bad_seq,
         ).where(LogVerification.site_id == site_id)
     ).all()
-    assert [tuple(row) for row in rows] == [(True, 4, None, 4)] * 2
+    assert [tuple(row) for row in rows] == [(True, 4, None, 4, None, None)] * 2
 
 
 def test_a_site_without_checkpoint_says_so(auditor):

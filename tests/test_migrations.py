@@ -17,6 +17,7 @@ from cmp.models import ChainHead, ConsentEvent, LogCheckpoint, Site
 from cmp.models.types import utcnow
 from cmp.services import chain, notices, sites, tlog
 from cmp.services.consent import ConsentRequest, Lifetimes, record_consent
+from cmp.services.demo import seed_demo
 from cmp.services.identifiers import Identifier, new_event_id
 from cmp.vocabulary import Action, IdentifierKind, Source
 from tests.conftest import make_app
@@ -96,6 +97,32 @@ def test_every_revision_steps_down_and_up(empty_database):
         for _ in range(REVISIONS):
             upgrade(revision="+1")
         assert _schema_diff(app) == []
+
+
+def _row_counts(tables) -> dict[str, int]:
+    with db.engine.connect() as connection:
+        return {table: connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one() for table in tables}
+
+
+def test_stepping_down_past_rebuilt_tables_keeps_what_references_them(empty_database):
+    """SQLite rebuilds a table to drop a column: the sites others reference, their purposes and cookies survive."""
+    kept = ("sites", "purposes", "cookies", "notice_versions")
+    with migrations_app(empty_database) as app:
+        upgrade()
+        seed_demo("http://127.0.0.1:5000")
+        db.session.commit()
+        before = _row_counts(kept)
+        db.session.remove()
+
+        downgrade(revision="0011")  # drops columns of sites and purposes: on SQLite, each table is rebuilt
+        assert _row_counts(kept) == before
+        upgrade()
+        assert _row_counts(kept) == before
+        assert _schema_diff(app) == []
+        if db.engine.dialect.name == "sqlite":
+            with db.engine.connect() as connection:
+                assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
+                assert connection.exec_driver_sql("PRAGMA foreign_key_check").all() == []
 
 
 def _state_key(app) -> str:

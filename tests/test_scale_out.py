@@ -6,14 +6,9 @@ the instances' sequencers signed is a prefix of the one tree, and the log verifi
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
-import sys
 import threading
-import time
-from contextlib import ExitStack, contextmanager
-from pathlib import Path
+from contextlib import ExitStack
 
 import pytest
 import requests
@@ -22,65 +17,19 @@ import sqlalchemy as sa
 from cmp.extensions import db
 from cmp.models import ConsentEvent, LogCheckpoint
 from cmp.services import chain, keys, merkle, notes, notices, sites, tlog
-from tests.conftest import LOG_KEY, make_app, migrate_to_head
+from tests.conftest import make_app, migrate_to_head
 from tests.helpers import CHROME, ORIGIN
-from tests.pgcluster import free_port
+from tests.instances import gunicorn, production_environment
 
 pytestmark = pytest.mark.postgres
 
-ROOT = Path(__file__).resolve().parent.parent
 THREADS = 8
 PER_THREAD = 24
 
 
-@contextmanager
 def instance(database_url: str, secret: str, hmac_key: str):
-    """One cmp instance under gunicorn with deploy/gunicorn.conf.py; yields its base URL once it is ready."""
-    port = free_port()
-    environment = {
-        key: value for key, value in os.environ.items() if not key.startswith("CMP_") and key != "WEB_CONCURRENCY"
-    }
-    environment.update(
-        CMP_ENV="production",
-        CMP_PUBLIC_URL="https://cmp.example",
-        CMP_DATABASE_URL=database_url,
-        CMP_SECRET_KEY=secret,
-        CMP_HMAC_KEY=hmac_key,
-        CMP_LOG_KEY=LOG_KEY,
-        CMP_LOG_LEVEL="ERROR",
-        CMP_BIND=f"127.0.0.1:{port}",
-        WEB_CONCURRENCY="2",
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "wsgi:app"],
-        cwd=ROOT,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        # Generous: a loaded machine may take a while to start the workers. Readiness, not time, is checked.
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited: {process.stderr.read().decode()[-2000:]}")
-            try:
-                if requests.get(f"{base}/readyz", timeout=5).status_code == 200:
-                    break
-            except (requests.ConnectionError, requests.Timeout):
-                pass
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("gunicorn did not become ready")
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """One cmp instance under gunicorn with deploy/gunicorn.conf.py."""
+    return gunicorn(production_environment(database_url, CMP_SECRET_KEY=secret, CMP_HMAC_KEY=hmac_key))
 
 
 @pytest.fixture
@@ -102,7 +51,7 @@ def database(postgres_databases):
 def test_two_instances_write_one_chain_and_lose_nothing(database):
     app, url, secret, hmac_key, token = database
     with ExitStack() as stack:
-        bases = [stack.enter_context(instance(url, secret, hmac_key)) for _ in range(2)]
+        bases = [stack.enter_context(instance(url, secret, hmac_key))[0] for _ in range(2)]
         acknowledged: list[tuple[str, str]] = []
         failures: list[str] = []
         lock = threading.Lock()

@@ -16,8 +16,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 import requests
@@ -26,28 +24,16 @@ import sqlalchemy as sa
 from cmp.extensions import db
 from cmp.models import ChainHead, ConsentEvent, ConsentState, LogCheckpoint
 from cmp.services import chain, merkle, notes, notices, sites, tlog
-from tests.conftest import LOG_KEY, make_app, migrate_to_head, running_app
+from tests.conftest import make_app, migrate_to_head, running_app
 from tests.helpers import ORIGIN, bearer
-from tests.pgcluster import free_port
+from tests.instances import ROOT, gunicorn, production_environment
 
-ROOT = Path(__file__).resolve().parent.parent
 WAIT = 60  # seconds: a bound on every wait, never an expectation of how long anything takes
 SECRET, HMAC = "sequencing-secret-key-0123456789", "sequencing-hmac-key-9876543210ab"
 
 
-def _environment(database_url: str, **extra) -> dict:
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("CMP_")}
-    environment.update(
-        CMP_ENV="production",
-        CMP_PUBLIC_URL="https://cmp.example",
-        CMP_DATABASE_URL=database_url,
-        CMP_SECRET_KEY=SECRET,
-        CMP_HMAC_KEY=HMAC,
-        CMP_LOG_KEY=LOG_KEY,
-        CMP_LOG_LEVEL="ERROR",
-        **extra,
-    )
-    return environment
+def _environment(database_url: str, **settings: str) -> dict[str, str]:
+    return production_environment(database_url, CMP_SECRET_KEY=SECRET, CMP_HMAC_KEY=HMAC, **settings)
 
 
 def _until(condition: Callable[[], bool], what: str) -> None:
@@ -185,35 +171,9 @@ def _pending() -> int:
     return db.session.scalar(sa.select(sa.func.count()).select_from(ConsentEvent).where(ConsentEvent.seq.is_(None)))
 
 
-@contextmanager
 def _serving(url: str):
     """One instance under gunicorn, its own sequencer thread on; yields (base URL, process)."""
-    port = free_port()
-    environment = _environment(url, CMP_BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="2", CMP_SEQUENCER="thread")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "wsgi:app"],
-        cwd=ROOT,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-
-        def ready() -> bool:
-            assert process.poll() is None, "gunicorn exited"
-            try:
-                return requests.get(f"{base}/readyz", timeout=5).status_code == 200
-            except (requests.ConnectionError, requests.Timeout):
-                return False
-
-        _until(ready, "gunicorn to be ready")
-        yield base, process
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    return gunicorn(_environment(url, CMP_SEQUENCER="thread"))
 
 
 @pytest.mark.postgres

@@ -12,7 +12,8 @@ validation, the tile reads, the JSON answer), `--proofs` inclusion proofs of ran
 checkpoint with `GET /api/v1/sites/demo/log/proofs/consistency?old=M&new=SIZE`. Every proof is checked: the
 answer's checkpoint against the log's verifier key, the leaf hash against the one stored, and the proof against
 the roots (`merkle.verify_inclusion`, `merkle.verify_consistency`). Server time is the request's time through the
-test client, which adds no network; size is the proof's hashes (32 bytes each) and the answer's bytes.
+test client, which adds no network; size is the proof's hashes (32 bytes each) and the answer's bytes; statements
+are those the app sent to the database for the answer (a SQLAlchemy engine event, in the requests' thread).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import random
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -47,6 +49,7 @@ COLUMNS = (
     ("p99 ms", 7),
     ("max ms", 7),
     ("hashes", 10),
+    ("statements", 11),
     ("proof bytes", 12),
     ("answer bytes", 13),
     ("verified", 9),
@@ -89,6 +92,7 @@ class Row:
     times_ms: list[float]
     hashes: list[int]
     answer_bytes: list[int]
+    statements: list[int]
     failed: int
 
 
@@ -119,10 +123,13 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[max(0, min(len(ordered) - 1, round(share * len(ordered)) - 1))]
 
 
+def spread(values: list[int]) -> str:
+    return f"{min(values)}-{max(values)}" if min(values) != max(values) else str(values[0])
+
+
 def print_report(rows: list[Row], version: str) -> None:
     print("  ".join(name.ljust(width) for name, width in COLUMNS))
     for row in rows:
-        hashes = f"{min(row.hashes)}-{max(row.hashes)}" if min(row.hashes) != max(row.hashes) else str(row.hashes[0])
         cells = (
             f"{row.leaves:,}",
             row.proof,
@@ -130,7 +137,8 @@ def print_report(rows: list[Row], version: str) -> None:
             f"{statistics.median(row.times_ms):.2f}",
             f"{percentile(row.times_ms, 0.99):.2f}",
             f"{max(row.times_ms):.2f}",
-            hashes,
+            spread(row.hashes),
+            spread(row.statements),
             f"{32 * statistics.mean(row.hashes):.0f}",
             f"{statistics.mean(row.answer_bytes):.0f}",
             "ok" if not row.failed else f"{row.failed} FAILED",
@@ -156,6 +164,22 @@ def print_report(rows: list[Row], version: str) -> None:
 
 
 # --- the worker: runs with the app's settings in a fresh interpreter ----------------------------------------------
+
+
+class Statements:
+    """Counts the statements this thread sends to the database (a SQLAlchemy engine event): the test client's
+    requests, not the background sequencer's rounds."""
+
+    def __init__(self, engine):
+        from sqlalchemy import event
+
+        self.count = 0
+        self.thread = threading.get_ident()
+        event.listen(engine, "before_cursor_execute", self._sent)
+
+    def _sent(self, *args) -> None:
+        if threading.get_ident() == self.thread:
+            self.count += 1
 
 
 class Tree:
@@ -226,16 +250,18 @@ def _signed_root(note: str, key, origin: str) -> tuple[int, bytes]:
     return checkpoint.size, checkpoint.root
 
 
-def measure_inclusion(client, tree: Tree, count: int) -> Row:
+def measure_inclusion(client, tree: Tree, sent: Statements, count: int) -> Row:
     from cmp.services import merkle
 
     size = len(tree.leaves)
-    times, hashes, answer_bytes, failed = [], [], [], 0
+    times, hashes, answer_bytes, statements, failed = [], [], [], [], 0
     for _ in range(count):
         index = tree.rng.randrange(size)
+        before = sent.count
         started = time.perf_counter()
         response = client.get(f"/api/v1/sites/{SITE}/log/proofs/inclusion?index={index}")
         times.append((time.perf_counter() - started) * 1000)
+        statements.append(sent.count - before)
         body = response.get_json()
         proof = [base64.b64decode(h) for h in body["hashes"]] if response.status_code == 200 else []
         try:
@@ -252,20 +278,22 @@ def measure_inclusion(client, tree: Tree, count: int) -> Row:
         failed += not ok
         hashes.append(len(proof))
         answer_bytes.append(len(response.data))
-    return Row(size, "inclusion", times, hashes, answer_bytes, failed)
+    return Row(size, "inclusion", times, hashes, answer_bytes, statements, failed)
 
 
-def measure_consistency(client, tree: Tree, count: int) -> Row:
+def measure_consistency(client, tree: Tree, sent: Statements, count: int) -> Row:
     from cmp.services import merkle
 
     size = len(tree.leaves)
     older = [old for old in tree.roots if old < size]
-    times, hashes, answer_bytes, failed = [], [], [], 0
+    times, hashes, answer_bytes, statements, failed = [], [], [], [], 0
     for _ in range(count):
         old = tree.rng.choice(older)
+        before = sent.count
         started = time.perf_counter()
         response = client.get(f"/api/v1/sites/{SITE}/log/proofs/consistency?old={old}&new={size}")
         times.append((time.perf_counter() - started) * 1000)
+        statements.append(sent.count - before)
         proof = [base64.b64decode(h) for h in response.get_json()["hashes"]] if response.status_code == 200 else []
         failed += not (
             response.status_code == 200
@@ -273,7 +301,7 @@ def measure_consistency(client, tree: Tree, count: int) -> Row:
         )
         hashes.append(len(proof))
         answer_bytes.append(len(response.data))
-    return Row(size, "consistency", times, hashes, answer_bytes, failed)
+    return Row(size, "consistency", times, hashes, answer_bytes, statements, failed)
 
 
 def _worker(tree_sizes: list[int], count: int) -> list[dict]:
@@ -293,14 +321,15 @@ def _worker(tree_sizes: list[int], count: int) -> list[dict]:
             raise BenchError(f"the demo site's log is not empty ({events} events)")
         tree = Tree(site, tlog.log_key(), random.Random(SEED))
         client = app.test_client()
+        sent = Statements(db.engine)
         for size in tree_sizes:
             progress("postgres", f"growing the tree to {size:,} leaves")
             tree.grow(size)
             progress("postgres", f"{size:,} leaves: {count} inclusion and {count} consistency proofs")
             # Warm: the first requests pay for imports, the connection and statement caches.
-            measure_inclusion(client, tree, 10)
-            rows.append(measure_inclusion(client, tree, count))
-            rows.append(measure_consistency(client, tree, count))
+            measure_inclusion(client, tree, sent, 10)
+            rows.append(measure_inclusion(client, tree, sent, count))
+            rows.append(measure_consistency(client, tree, sent, count))
     return [row.__dict__ for row in rows]
 
 

@@ -42,11 +42,11 @@ def _note(text: str, *, cache: str) -> Response:
 )
 def latest_checkpoint(site_key: str):
     site = require_site(site_key)
-    checkpoint = tlog.latest_checkpoint(site.id)
-    if checkpoint is None:
+    signed = tlog.latest_cosigned(site.id)
+    if signed is None:
         raise Unknown("empty_log", f"the log of site {site.key!r} has no checkpoint yet")
     # A new checkpoint may come at any moment: a client must not keep this one.
-    return _note(tlog.cosigned_note(checkpoint), cache="no-store")
+    return _note(signed.note, cache="no-store")
 
 
 @bp.get("/<site_key>/log/checkpoints/<int:size>")
@@ -58,7 +58,7 @@ def latest_checkpoint(site_key: str):
 )
 def checkpoint_of_size(site_key: str, size: int):
     site = require_site(site_key)
-    return _note(tlog.cosigned_note(tlog.checkpoint_of_size(site.id, size)), cache="no-store")
+    return _note(tlog.cosigned_checkpoint_of_size(site.id, size).note, cache="no-store")
 
 
 @bp.get("/<site_key>/log/tile/<path:path>")

@@ -79,10 +79,10 @@ def witness_list(site_key):
 def log_checkpoint(site_key):
     """Print the site's latest signed checkpoint with its witnesses' cosignatures."""
     site = load_site(site_key)
-    latest = tlog.latest_checkpoint(site.id)
+    latest = tlog.latest_cosigned(site.id)
     if latest is None:
         raise click.ClickException(f"the log of site {site.key!r} has no checkpoint yet")
-    click.echo(tlog.cosigned_note(latest), nl=False)
+    click.echo(latest.note, nl=False)
 
 
 @click.command("sequencer", cls=DatabaseGroup.command_class)

@@ -169,7 +169,7 @@ def log_section(event: ConsentEvent, site: Site) -> dict:
         "index": None if proof is None else proof.index,
         "treeSize": None if proof is None else proof.size,
         "inclusionProof": None if proof is None else [tlog.b64(h) for h in proof.hashes],
-        "checkpoint": None if proof is None else tlog.cosigned_note(proof.checkpoint),
+        "checkpoint": None if proof is None else proof.signed.note,
     }
 
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from functools import cache, cached_property
 
 from flask import current_app
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import ScalarSelect, Select, func, select, tuple_, update
 
 from cmp.errors import Invalid, Refused, Unknown
 from cmp.extensions import db, insert_or_merge
@@ -218,12 +218,13 @@ def read_tiles(site_id: int, keys: Collection[tuple[int, int]]) -> dict[tuple[in
     """The site's tiles at these (level, index) keys, in one statement; a key with no tile is left out."""
     if not keys:
         return {}
-    rows = db.session.execute(
-        select(LogTile.level, LogTile.idx, LogTile.hashes).where(
-            LogTile.site_id == site_id, tuple_(LogTile.level, LogTile.idx).in_(list(keys))
-        )
+    return {(row.level, row.idx): bytes(row.hashes) for row in db.session.execute(_tiles(site_id, keys))}
+
+
+def _tiles(site_id: int, keys: Collection[tuple[int, int]]) -> Select:
+    return select(LogTile.level, LogTile.idx, LogTile.hashes).where(
+        LogTile.site_id == site_id, tuple_(LogTile.level, LogTile.idx).in_(list(keys))
     )
-    return {(row.level, row.idx): bytes(row.hashes) for row in rows}
 
 
 def tile_reader(site_id: int) -> merkle.TileReader:
@@ -241,8 +242,51 @@ def checkpoint_of_size(site_id: int, size: int) -> LogCheckpoint:
         select(LogCheckpoint).where(LogCheckpoint.site_id == site_id, LogCheckpoint.size == size)
     ).first()
     if checkpoint is None:
-        raise Unknown("unknown_checkpoint", f"this log has no checkpoint of size {size}")
+        raise _no_checkpoint(size)
     return checkpoint
+
+
+def _no_checkpoint(size: int) -> Unknown:
+    return Unknown("unknown_checkpoint", f"this log has no checkpoint of size {size}")
+
+
+@dataclass(frozen=True)
+class CosignedCheckpoint:
+    """A signed checkpoint with its witnesses' cosignature lines, in the order they came."""
+
+    checkpoint: LogCheckpoint
+    cosignatures: tuple[str, ...]
+
+    @property
+    def note(self) -> str:
+        """The checkpoint's note with every cosignature line added, as `cosigned_note` renders it."""
+        return _with_cosignatures(self.checkpoint.note, self.cosignatures)
+
+
+def latest_cosigned(site_id: int) -> CosignedCheckpoint | None:
+    """`latest_checkpoint` with its cosignatures, in one statement."""
+    latest = select(func.max(LogCheckpoint.size)).where(LogCheckpoint.site_id == site_id).scalar_subquery()
+    return _cosigned(site_id, latest)
+
+
+def cosigned_checkpoint_of_size(site_id: int, size: int) -> CosignedCheckpoint:
+    """`checkpoint_of_size` with its cosignatures, in one statement."""
+    signed = _cosigned(site_id, size)
+    if signed is None:
+        raise _no_checkpoint(size)
+    return signed
+
+
+def _cosigned(site_id: int, size: int | ScalarSelect[int]) -> CosignedCheckpoint | None:
+    rows = db.session.execute(
+        select(LogCheckpoint, LogCosignature.line)
+        .outerjoin(LogCosignature, LogCosignature.checkpoint_id == LogCheckpoint.id)
+        .where(LogCheckpoint.site_id == site_id, LogCheckpoint.size == size)
+        .order_by(LogCosignature.id)
+    ).all()
+    if not rows:
+        return None
+    return CosignedCheckpoint(rows[0][0], tuple(line for _, line in rows if line is not None))
 
 
 @dataclass(frozen=True)
@@ -251,9 +295,13 @@ class InclusionProof:
     size: int
     leaf_hash: bytes
     hashes: list[bytes]
-    checkpoint: LogCheckpoint
+    signed: CosignedCheckpoint
     # The event at this place was removed (retention): its content is gone, its leaf stays in the tree.
     removed: bool = False
+
+    @property
+    def checkpoint(self) -> LogCheckpoint:
+        return self.signed.checkpoint
 
     def as_dict(self) -> dict:
         return {
@@ -261,7 +309,7 @@ class InclusionProof:
             "tree_size": self.size,
             "leaf_hash": b64(self.leaf_hash),
             "hashes": [b64(h) for h in self.hashes],
-            "checkpoint": cosigned_note(self.checkpoint),
+            "checkpoint": self.signed.note,
             "removed": self.removed,
         }
 
@@ -270,40 +318,43 @@ def inclusion(site: Site, event: ConsentEvent) -> InclusionProof | None:
     """The proof that `event` is in the site's latest checkpointed tree; None while it is pending."""
     if event.seq is None:
         return None
-    checkpoint = latest_checkpoint(site.id)
-    if checkpoint is None or event.seq > checkpoint.size:
+    signed = latest_cosigned(site.id)
+    if signed is None or event.seq > signed.checkpoint.size:
         return None
-    return _prove(site, event.seq - 1, checkpoint)
+    return _prove(site.id, event.seq - 1, signed)
 
 
 def inclusion_at(site: Site, index: int, size: int | None = None) -> InclusionProof:
-    """The proof for leaf `index` in the checkpointed tree of `size` (default the latest); `Unknown` past its end."""
-    checkpoint = latest_checkpoint(site.id) if size is None else checkpoint_of_size(site.id, size)
-    if checkpoint is None or index >= checkpoint.size:
+    """The proof for leaf `index` in the checkpointed tree of `size` (default the latest); `Unknown` past its end.
+
+    Two statements: the checkpoint with its cosignatures, then the tiles with whether an event holds the leaf.
+    """
+    signed = latest_cosigned(site.id) if size is None else cosigned_checkpoint_of_size(site.id, size)
+    if signed is None or index >= signed.checkpoint.size:
         raise Unknown("unknown_leaf", f"the tree has no leaf {index}")
-    return _prove(site, index, checkpoint)
+    return _prove(site.id, index, signed)
 
 
-def _prove(site: Site, index: int, checkpoint: LogCheckpoint) -> InclusionProof:
+def _prove(site_id: int, index: int, signed: CosignedCheckpoint) -> InclusionProof:
     leaf_tile = (0, index // merkle.TILE_WIDTH)
+    held = select(ConsentEvent.id).where(ConsentEvent.site_id == site_id, ConsentEvent.seq == index + 1).exists()
     tiles: dict[tuple[int, int], bytes] = {}
+    present = False
 
     def read(keys):
-        # The proof's one read also fetches the tile holding the leaf itself: one statement for both.
-        tiles.update(read_tiles(site.id, {*keys, leaf_tile}))
+        # The proof's one read also fetches the tile holding the leaf itself, and whether an event still holds the
+        # leaf (retention removes events, never their leaves): one statement for all three. It runs once the leaf is
+        # known to be in the tree, so `index + 1` is a place the log can hold (a BIGINT).
+        nonlocal present
+        for row in db.session.execute(_tiles(site_id, {*keys, leaf_tile}).add_columns(held.label("held"))):
+            tiles[row.level, row.idx] = bytes(row.hashes)
+            present = bool(row.held)
         return tiles
 
-    hashes = merkle.inclusion_proof(index, checkpoint.size, read)
-    level0 = tiles[leaf_tile]
+    hashes = merkle.inclusion_proof(index, signed.checkpoint.size, read)
     offset = (index % merkle.TILE_WIDTH) * merkle.HASH_SIZE
-    present = db.session.scalar(
-        select(func.count())
-        .select_from(ConsentEvent)
-        .where(ConsentEvent.site_id == site.id, ConsentEvent.seq == index + 1)
-    )
-    return InclusionProof(
-        index, checkpoint.size, level0[offset : offset + merkle.HASH_SIZE], hashes, checkpoint, removed=not present
-    )
+    leaf = tiles[leaf_tile][offset : offset + merkle.HASH_SIZE]
+    return InclusionProof(index, signed.checkpoint.size, leaf, hashes, signed, removed=not present)
 
 
 def consistency(site: Site, old: int, new: int) -> list[bytes]:
@@ -396,7 +447,11 @@ def cosigned_note(checkpoint: LogCheckpoint) -> str:
     lines = db.session.scalars(
         select(LogCosignature.line).where(LogCosignature.checkpoint_id == checkpoint.id).order_by(LogCosignature.id)
     ).all()
-    return notes.add_signatures(checkpoint.note, *lines) if lines else checkpoint.note
+    return _with_cosignatures(checkpoint.note, lines)
+
+
+def _with_cosignatures(note: str, lines: Sequence[str]) -> str:
+    return notes.add_signatures(note, *lines) if lines else note
 
 
 # --- what auditors see ----------------------------------------------------------------------------------------

@@ -206,3 +206,31 @@ def test_a_cosignature_of_a_size_never_signed_is_404(client, witness_key):
 
     assert response.status_code == 404
     assert cosignature_count() == 0
+
+
+def test_an_inclusion_proof_carries_every_cosignature_in_three_statements(client, logged, witness_key):
+    private, public = notes.generate_cosignature_key("second.example")
+    tlog.add_witness(logged, public)
+    db.session.commit()
+    second = notes.CosignatureSigner.from_private(private)
+    first_line, _ = cosign(client, DECISIONS, witness_key, 1_700_000_000)
+    second_line, _ = cosign(client, DECISIONS, second, 1_700_000_001)
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        latest = client.get(f"{LOG}/proofs/inclusion?index=2")
+        sized = client.get(f"{LOG}/proofs/inclusion?index=2&size={DECISIONS}")
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", count)
+
+    # The site; the checkpoint with its cosignatures; the tiles with whether an event holds the leaf.
+    assert len(statements) <= 2 * 3
+    assert latest.json == sized.json
+    note = latest.json["checkpoint"]
+    assert note == client.get(f"{LOG}/checkpoint").text
+    assert note.endswith(f"{first_line}\n{second_line}\n")
+    notes.open_note(note, [witness_key.verifier(), second.verifier()])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import timedelta
 
@@ -136,6 +137,22 @@ def test_purge_keeps_the_leaves_and_a_removed_position_is_still_in_the_signed_tr
     leaf = merkle.leaf_hash(bytes.fromhex(digest))
     assert merkle.verify_inclusion(leaf, index, signed.size, proof, signed.root)
     assert not merkle.verify_inclusion(leaf, index + 1, signed.size, proof, signed.root)
+
+
+def test_the_proof_endpoint_says_which_positions_were_removed_and_every_proof_verifies(app, client, site, history):
+    leaves = [merkle.leaf_hash(bytes.fromhex(event.hash)) for event in events()]
+    purge(app, site)  # removes the first three events: their leaves stay in the tree
+    integrate(app, site)
+    latest = notes.Checkpoint.parse(
+        notes.open_note(client.get("/api/v1/sites/shop/log/checkpoint").text, [tlog.log_key().verifier]).text
+    )
+
+    for index, leaf in enumerate(leaves):
+        proof = client.get(f"/api/v1/sites/shop/log/proofs/inclusion?index={index}").json
+        hashes = [base64.b64decode(h) for h in proof["hashes"]]
+        assert base64.b64decode(proof["leaf_hash"]) == leaf
+        assert merkle.verify_inclusion(leaf, index, latest.size, hashes, latest.root)
+        assert proof["removed"] is (index < 3)
 
 
 def test_a_removed_leaf_changed_in_the_tiles_is_caught(app, site, history):

@@ -60,6 +60,8 @@ def _agrees(value: object, depth: int) -> bool:
         return kind in _SCALARS or isinstance(value, (str, int))
     if depth >= _MAX_DEPTH:
         return False
+    if _SCALARS.issuperset(map(type, items)):
+        return True  # one pass in C over the values, nearly always enough: a payload's values are scalars
     for item in items:
         if type(item) not in _SCALARS and not _agrees(item, depth + 1):
             return False

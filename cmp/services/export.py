@@ -16,10 +16,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
+import orjson
 from sqlalchemy import Connection, func, select
 
 from cmp.errors import Invalid
@@ -32,6 +34,8 @@ from cmp.services.export_fields import (
     NAMES,
     NOTICE_FIELDS,
     NOTICE_NAMES,
+    RECORD_COLUMNS,
+    Kind,
     event_record,
     notice_record,
     to_cell,
@@ -49,6 +53,7 @@ CSV_COLUMNS = ("entry", *NAMES, "meta")
 BATCH = 1000
 
 EVENTS = ConsentEvent.__table__
+_RECORD_COLUMNS = tuple(EVENTS.c[name] for name in RECORD_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -155,18 +160,6 @@ def count_events(selection: Selection) -> int:
     return db.session.scalar(_where(select(func.count()).select_from(EVENTS), selection))
 
 
-@dataclass
-class _Tally:
-    """What the end entry reports: events per site and, per site, the last position (highest seq) seen."""
-
-    events: dict[str, int] = field(default_factory=dict)
-    last: dict[str, int] = field(default_factory=dict)
-
-    def add(self, site_key: str, seq: int) -> None:
-        self.events[site_key] = self.events.get(site_key, 0) + 1
-        self.last[site_key] = max(seq, self.last.get(site_key, 0))
-
-
 @dataclass(frozen=True)
 class SiteLog:
     """What one site's log is in the export's snapshot: where retention resumed it, and its latest checkpoint."""
@@ -212,28 +205,32 @@ def export_entries(
                 "sites": {key: logs[site_id].manifest() for site_id, key in keys.items()},
             },
         }
-        tally = _Tally()
-        for key in keys.values():
-            tally.events[key] = 0
+        # What the end entry reports: each site's events, and the last position (highest seq) seen.
+        events = dict.fromkeys(keys, 0)
+        last = dict.fromkeys(keys, 0)
+        sizes = {site_id: logs[site_id].size for site_id in keys}
         if selection.subject_ids != ():
-            query = _where(select(EVENTS), selection).order_by(EVENTS.c.id)
+            query = _where(select(EVENTS.c.site_id, *_RECORD_COLUMNS), selection).order_by(EVENTS.c.id)
             result = connection.execute(query.execution_options(yield_per=batch))
             for rows in result.partitions():
-                for row in rows:
+                for site_id, *values in rows:
+                    record = event_record(values, keys[site_id])
+                    seq = record["seq"]
                     # Integrated after the checkpoint was signed: under no signature yet, so left for the next export.
-                    if row.seq > logs[row.site_id].size:
+                    if seq > sizes[site_id]:
                         continue
-                    site_key = keys[row.site_id]
-                    tally.add(site_key, row.seq)
-                    yield {"entry": "event", **event_record(row, site_key)}
+                    events[site_id] += 1
+                    if seq > last[site_id]:
+                        last[site_id] = seq
+                    yield {"entry": "event", **record}
                 if progress is not None:
                     progress(len(rows))
         sites = {}
         for site_id, key in keys.items():
-            sites[key] = {"events": tally.events[key]}
+            sites[key] = {"events": events[site_id]}
             if selection.complete:
-                sites[key]["last_seq"] = tally.last.get(key, logs[site_id].purged[0])
-        yield {"entry": "end", "meta": {"events": sum(tally.events.values()), "sites": sites}}
+                sites[key]["last_seq"] = last[site_id] if events[site_id] else logs[site_id].purged[0]
+        yield {"entry": "end", "meta": {"events": sum(events.values()), "sites": sites}}
 
 
 class _snapshot:
@@ -302,13 +299,47 @@ def notice_entries(sites: Sequence[Site]) -> Iterator[dict]:
 def jsonl(entries: Iterable[dict], chunk: int = BATCH) -> Iterator[str]:
     lines = []
     for number, entry in enumerate(entries, 1):
-        lines.append(json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n")
+        lines.append(jsonl_line(entry))
         # The export entry leaves on its own, before the first event is read: the download starts at once.
         if number == 1 or len(lines) >= chunk:
-            yield "".join(lines)
+            yield b"".join(lines).decode()
             lines = []
     if lines:
-        yield "".join(lines)
+        yield b"".join(lines).decode()
+
+
+def jsonl_line(entry: dict) -> bytes:
+    """An entry as a line of UTF-8 JSON, byte for byte `json.dumps(entry, ensure_ascii=False, separators=(",", ":"))`.
+
+    orjson writes the same bytes ten times faster for values of JSON's own types (dicts with text keys, lists,
+    text, integers of up to 64 bits, booleans, null), but not for floats (1e+16 is 1e16 to it, NaN null): an
+    entry holding anything else, or that orjson refuses (a larger integer, a lone surrogate), is written by
+    json. Of an event entry, only the JSON fields can hold a float: the others are the log's text, integer and
+    boolean columns.
+    """
+    nested = [entry[name] for name in _JSON_NAMES] if entry.get("entry") == "event" else [entry]
+    if all(map(_orjson_alike, nested)):
+        try:
+            return orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE)
+        except orjson.JSONEncodeError:
+            pass
+    return (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
+_SCALARS = frozenset((str, int, bool, type(None)))
+_JSON_NAMES = tuple(f.name for f in FIELDS if f.kind is Kind.JSON)
+
+
+def _orjson_alike(value) -> bool:
+    """Whether `value` holds nothing but dicts, lists, text, integers, booleans and null (no subclass of them)."""
+    kind = type(value)
+    if kind is dict:
+        items = value.values()
+    elif kind is list:
+        items = value
+    else:
+        return kind in _SCALARS
+    return all(type(item) in _SCALARS or _orjson_alike(item) for item in items)
 
 
 def csv_rows(entries: Iterable[dict], chunk: int = BATCH) -> Iterator[str]:
@@ -323,8 +354,11 @@ def notice_csv_rows(entries: Iterable[dict], chunk: int = 100) -> Iterator[str]:
 
 def _event_row(entry: dict) -> list[str]:
     if entry["entry"] == "event":
-        return ["event", *(to_cell(f, entry[f.name]) for f in FIELDS), ""]
+        return ["event", *map(to_cell, FIELDS, _FIELD_VALUES(entry)), ""]
     return [entry["entry"], *([""] * len(FIELDS)), chain.canonical_json(entry["meta"]).decode()]
+
+
+_FIELD_VALUES = operator.itemgetter(*NAMES)
 
 
 def _csv(header: Sequence[str], rows: Iterable[list[str]], chunk: int) -> Iterator[str]:

@@ -13,8 +13,9 @@ its hash, so a record must carry what the hash covers in a form that reads back 
 from __future__ import annotations
 
 import json
+import operator
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -117,24 +118,95 @@ class RecordError(ValueError):
     """A record that cannot be read back into an event."""
 
 
-def event_record(row, site_key: str) -> dict:
-    """An event (object or row) as a record: what its hash covers, its evidence and log fields, by export name.
+# The event's columns a record is made of, in the order event_record takes them (the export selects them so).
+RECORD_COLUMNS = (
+    "id",
+    "seq",
+    "subject_id",
+    "action",
+    "given_by",
+    "source",
+    "decisions",
+    "notice_version",
+    "notice_hash",
+    "locale",
+    "mode",
+    "country",
+    "gpc",
+    "received_at",
+    "expires_at",
+    "ip_prefix",
+    "user_agent",
+    "page_url",
+    "evidence_salt",
+    "evidence_digest",
+    "prev_hash",
+    "hash",
+)
 
-    Every record carries its place (`seq`) and `prev_hash`: a version 1 hash covers both; a version 2 hash covers
-    neither (`prev_hash` is null), and the log's tree, whose root the export's checkpoint signs, fixes the order.
+
+def event_record(values: Sequence, site_key: str) -> dict:
+    """An event as a record, from its RECORD_COLUMNS in order: what its hash covers, its evidence and log fields.
+
+    The fields the hash covers are chain.event_payload's, with its values: `v` is 1 for an event with a chain
+    link, 2 for one without; `gpc` a boolean; times as chain.format_time writes them. Every record carries its
+    place (`seq`) and `prev_hash`: a version 1 hash covers both; a version 2 hash covers neither (`prev_hash` is
+    null), and the log's tree, whose root the export's checkpoint signs, fixes the order.
+
+    An export builds one record per event: it is one literal in FIELDS order, and takes the row by position,
+    since reading a row's fields by name takes longer than building the rest of the record.
+    tests/services/test_export_writing.py checks it against chain.event_payload for events of every shape.
     """
-    values = {
-        **chain.event_payload(row, site_key),
-        "seq": row.seq,
-        "prev_hash": row.prev_hash,
-        "given_by": row.given_by,
-        "ip_prefix": row.ip_prefix,
-        "user_agent": row.user_agent,
-        "page_url": row.page_url,
-        "evidence_salt": row.evidence_salt,
-        "hash": row.hash,
+    (
+        id_,
+        seq,
+        subject_id,
+        action,
+        given_by,
+        source,
+        decisions,
+        notice_version,
+        notice_hash,
+        locale,
+        mode,
+        country,
+        gpc,
+        received_at,
+        expires_at,
+        ip_prefix,
+        user_agent,
+        page_url,
+        evidence_salt,
+        evidence_digest,
+        prev_hash,
+        hash_,
+    ) = values
+    return {
+        "id": id_,
+        "site": site_key,
+        "seq": seq,
+        "subject_id": subject_id,
+        "action": action,
+        "given_by": given_by,
+        "source": source,
+        "decisions": dict(decisions),
+        "notice_version": notice_version,
+        "notice_hash": notice_hash,
+        "locale": locale,
+        "mode": mode,
+        "country": country,
+        "gpc": bool(gpc),
+        "received_at": chain.format_time(received_at),
+        "expires_at": chain.format_time(expires_at),
+        "ip_prefix": ip_prefix,
+        "user_agent": user_agent,
+        "page_url": page_url,
+        "evidence_salt": evidence_salt,
+        "evidence_digest": evidence_digest,
+        "v": 2 if prev_hash is None else 1,
+        "prev_hash": prev_hash,
+        "hash": hash_,
     }
-    return {field.name: values[field.name] for field in FIELDS}
 
 
 def notice_record(notice, site_key: str) -> dict:
@@ -156,16 +228,17 @@ def read_event(record: Mapping) -> SimpleNamespace:
     the hash was computed over. Raises RecordError naming the first field that is missing or mistyped.
     """
     try:
-        values = {name: record[name] for name in NAMES}
+        found = _FIELD_VALUES(record)
     except KeyError:
-        values = None
-    # Verifying reads every event twice: a record whose every field is null or of exactly its JSON type (nearly
-    # all of them) is taken as it is, checked in one pass over the types, and only its times are read.
-    if values is None or not all(map(frozenset.__contains__, _TAKEN_AS_IS, map(type, values.values()))):
         return _read_event_field_by_field(record)
+    # Verifying reads every event: a record whose every field is null or of exactly its JSON type (nearly all of
+    # them) is taken as it is, checked in one pass over the types, and only its times are read.
+    if not all(map(frozenset.__contains__, _TAKEN_AS_IS, map(type, found))):
+        return _read_event_field_by_field(record)
+    values = dict(zip(NAMES, found, strict=True))
     for name in _TIME_NAMES:
         if values[name] is not None:
-            values[name] = _typed(_TIME_FIELDS[name], values[name])
+            values[name] = _time(name, values[name])
     return SimpleNamespace(**values)
 
 
@@ -186,9 +259,9 @@ def _taken_as_is(kind: Kind) -> frozenset[type]:
     return frozenset((type(None), dict if kind is Kind.JSON else JSON_TYPES[kind]))
 
 
+_FIELD_VALUES = operator.itemgetter(*NAMES)
 _TAKEN_AS_IS = tuple(_taken_as_is(field.kind) for field in FIELDS)
-_TIME_FIELDS = {field.name: field for field in FIELDS if field.kind is Kind.TIME}
-_TIME_NAMES = tuple(_TIME_FIELDS)
+_TIME_NAMES = tuple(field.name for field in FIELDS if field.kind is Kind.TIME)
 
 
 def read_notice(record: Mapping) -> SimpleNamespace:
@@ -208,11 +281,16 @@ def _typed(field: ExportField, value):
     if not isinstance(value, JSON_TYPES[kind]) or (kind is Kind.INTEGER and isinstance(value, bool)):
         raise RecordError(f"field {field.name!r} is not {kind.value}")
     if kind is Kind.TIME:
-        try:
-            return parse_time(value)
-        except ValueError:
-            raise RecordError(f"field {field.name!r} is not a time like 2026-01-31T12:00:00.000000Z") from None
+        return _time(field.name, value)
     return value
+
+
+def _time(name: str, text: str) -> datetime:
+    """The time a field's text gives, or RecordError naming the field."""
+    try:
+        return parse_time(text)
+    except ValueError:
+        raise RecordError(f"field {name!r} is not a time like 2026-01-31T12:00:00.000000Z") from None
 
 
 def parse_time(text: str) -> datetime:
@@ -243,15 +321,19 @@ ESCAPE = "'"
 def to_cell(field: ExportField, value) -> str:
     if value is None:
         return ""
-    if field.kind is Kind.BOOLEAN:
+    kind = field.kind
+    if kind is Kind.BOOLEAN:
         return "true" if value else "false"
-    if field.kind is Kind.JSON:
-        return neutralise(chain.canonical_json(value).decode())
-    return neutralise(str(value))
+    text = chain.canonical_json(value).decode() if kind is Kind.JSON else str(value)
+    # neutralise(text), written out: a CSV export writes one cell per field of every event.
+    return ESCAPE + text if text.startswith(_ESCAPED_STARTS) else text
 
 
 def neutralise(text: str) -> str:
-    return ESCAPE + text if text.startswith((*FORMULA_STARTS, ESCAPE)) else text
+    return ESCAPE + text if text.startswith(_ESCAPED_STARTS) else text
+
+
+_ESCAPED_STARTS = (*FORMULA_STARTS, ESCAPE)
 
 
 def from_cell(field: ExportField, text: str, *, escaped: bool = True):
@@ -263,13 +345,16 @@ def from_cell(field: ExportField, text: str, *, escaped: bool = True):
         return None
     if escaped:
         text = text.removeprefix(ESCAPE)
+    kind = field.kind
+    if kind is Kind.TEXT or kind is Kind.TIME:
+        return text  # most cells, read first
     try:
-        if field.kind is Kind.INTEGER:
+        if kind is Kind.INTEGER:
             return int(text)
-        if field.kind is Kind.BOOLEAN:
+        if kind is Kind.BOOLEAN:
             return {"true": True, "false": False}[text]
-        if field.kind is Kind.JSON:
+        if kind is Kind.JSON:
             return json.loads(text)
     except (ValueError, KeyError):
-        raise RecordError(f"field {field.name!r} is not {field.kind.value}") from None
+        raise RecordError(f"field {field.name!r} is not {kind.value}") from None
     return text

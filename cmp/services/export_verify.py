@@ -8,6 +8,11 @@ events up to its checkpoint's size: an event past it is under no signature, and 
 (a hash chain, no tree) are checked link by link to the last link their end entry states. A filtered export is not
 contiguous: each event's own hash and evidence digest are checked, and the report says its place was not.
 Across the file, entries must be framed (export first, end last) and in id order.
+
+The file is read once: each entry's framing is checked as it is read, and each event is handed to its site's
+check. A fault of the framing anywhere in the file is reported before any fault of a log. A site whose log does
+not verify in that pass is read again, alone, by the plain walk (`_in_seq_order` into chain.check_events), which
+names its first fault: the one pass only ever accepts, so every fault is named as the plain walk names it.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import csv
 import heapq
 import json
+import operator
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +30,13 @@ import orjson
 from cmp.services import chain, merkle, notes
 from cmp.services.export import CSV_COLUMNS, FORMAT, FORMAT_VERSION
 from cmp.services.export_fields import (
+    ESCAPE,
     FIELDS,
     FORMAT_1_FIELD_NAMES,
     FORMAT_1_NAMES,
+    NAMES,
     NOTICE_FIELDS,
+    Kind,
     RecordError,
     from_cell,
     read_event,
@@ -38,6 +47,9 @@ from cmp.services.export_fields import (
 # the log, so id order (the file's) and seq order differ by a few places under concurrency. Past this
 # many, the lowest is released: a gap that large is a fault check_events then names.
 REORDER_WINDOW = 10_000
+# Events of one site the one pass hands chain.check_events at a time: a call per event would cost as much as
+# the event's hash.
+CHECK_BATCH = 1024
 # Versions of the format this release verifies: 1 differs from 2 only in field names and unescaped CSV cells;
 # 3 carries each site's signed checkpoint, and its events may have version 2 hashes.
 READABLE_VERSIONS = (1, 2, FORMAT_VERSION)
@@ -103,7 +115,7 @@ def _entries(path: Path) -> Iterator[tuple[int, dict]]:
         if first == "{":
             format_1 = None
             for number, line in enumerate(stream, 1):
-                if not line.strip():
+                if line.isspace():
                     continue
                 try:
                     entry = json_line(line)
@@ -127,14 +139,32 @@ def _entries(path: Path) -> Iterator[tuple[int, dict]]:
                 raise _Fault(f"row {number} has {len(row)} cells, not {len(CSV_COLUMNS)}")
             entry = {"entry": row[0]}
             if row[0] == "event":
-                for spec, cell in zip(FIELDS, row[1:-1], strict=True):
-                    entry[spec.name] = from_cell(spec, cell, escaped=escaped)
+                entry.update(_csv_event(row[1:-1], escaped))
             else:
                 try:
                     entry["meta"] = json.loads(row[-1])
                 except json.JSONDecodeError:
                     raise _Fault(f"row {number}: meta is not JSON") from None
             yield number, entry
+
+
+# The fields whose cells from_cell converts (integers, booleans, nested values): it reads every other one as its
+# text, null when empty, once a leading escape is stripped.
+_CONVERTED = tuple((index, spec) for index, spec in enumerate(FIELDS) if spec.kind not in (Kind.TEXT, Kind.TIME))
+_STARTS_ESCAPED = operator.methodcaller("startswith", ESCAPE)
+
+
+def _csv_event(cells: list[str], escaped: bool) -> dict:
+    """An event row's cells as the JSON values `from_cell` reads, by field name: the cells of text as they are,
+    the few others through from_cell. A row with an escaped cell (rare: a text that starts like a formula) is read
+    cell by cell."""
+    if escaped and any(map(_STARTS_ESCAPED, cells)):
+        return {spec.name: from_cell(spec, cell) for spec, cell in zip(FIELDS, cells, strict=True)}
+    values = [cell or None for cell in cells]
+    for index, spec in _CONVERTED:
+        if values[index] is not None:
+            values[index] = from_cell(spec, values[index], escaped=escaped)
+    return dict(zip(NAMES, values, strict=True))
 
 
 def _events(path: Path) -> Iterator[tuple[int, object]]:
@@ -148,12 +178,14 @@ def _events(path: Path) -> Iterator[tuple[int, object]]:
 
 @dataclass
 class _Outline:
-    """What one reading of the file establishes: the manifest, the end entry, events per site."""
+    """What the one reading of the file establishes: the manifest, the end entry, events per site, and each site's
+    check of its log."""
 
     manifest: dict
     sites: dict[str, dict]
     end: dict
     counts: dict[str, int]
+    checks: dict[str, _SiteCheck]
 
 
 def _sites(manifest: Mapping) -> dict[str, dict]:
@@ -168,8 +200,9 @@ def _sites(manifest: Mapping) -> dict[str, dict]:
     return {key: {"purged": start} for key, start in manifest["checkpoints"].items()}
 
 
-def _outline(path: Path) -> _Outline:
-    manifest, sites, end, counts, previous = None, None, None, {}, None
+def _outline(path: Path, notice_hashes: dict | None = None, key: notes.Verifier | None = None) -> _Outline:
+    """Read the file once: check its framing, raising the first fault, and hand each event to its site's check."""
+    manifest, sites, end, counts, checks, previous = None, None, None, {}, {}, None
     for number, entry in _entries(path):
         kind = entry.get("entry")
         if manifest is None:
@@ -183,6 +216,7 @@ def _outline(path: Path) -> _Outline:
                     "the release that wrote it)"
                 )
             sites = _sites(manifest)
+            checks = {site: _site_check(manifest, site, stated, notice_hashes, key) for site, stated in sites.items()}
             continue
         if end is not None:
             raise _Fault(f"entry {number} follows the end entry (added after the export was written)")
@@ -208,26 +242,188 @@ def _outline(path: Path) -> _Outline:
             )
         previous = event
         counts[event.site] = counts.get(event.site, 0) + 1
+        checks[event.site].add(number, event)
     if manifest is None:
         raise _Fault("the file is empty")
     if not isinstance(end, dict) or not isinstance(end.get("sites"), dict):
         raise _Fault("the export has no end entry (the file was cut short)")
-    return _Outline(manifest, sites, end, counts)
+    return _Outline(manifest, sites, end, counts, checks)
+
+
+class _SeqOrder:
+    """One site's events, released in seq order from `expected`, holding back only the few that come early in id
+    order (held as (seq, entry number, event), the lowest first)."""
+
+    def __init__(self, expected: int):
+        self.expected = expected
+        self.waiting: list[tuple[int, int, object]] = []
+
+    def add(self, number: int, event) -> list:
+        """The events `event` releases, in order: itself alone when it is the one expected and none waits."""
+        waiting = self.waiting
+        if not waiting and event.seq == self.expected:
+            self.expected += 1
+            return [event]
+        heapq.heappush(waiting, (event.seq, number, event))
+        released = []
+        while waiting and (waiting[0][0] <= self.expected or len(waiting) > REORDER_WINDOW):
+            seq, _, ready = heapq.heappop(waiting)
+            self.expected = max(self.expected, seq + 1)
+            released.append(ready)
+        return released
+
+    def rest(self) -> Iterator:
+        """The events still held back, lowest seq first (a gap check_events then names)."""
+        while self.waiting:
+            yield heapq.heappop(self.waiting)[2]
 
 
 def _in_seq_order(path: Path, site: str, expected: int) -> Iterator[object]:
-    """One site's events in seq order from `expected`, holding back only the few that come early in id order."""
-    waiting: list[tuple[int, int, object]] = []
+    """One site's events in seq order from `expected`, read from the file again (the plain walk)."""
+    order = _SeqOrder(expected)
     for number, event in _events(path):
-        if event.site != site:
-            continue
-        heapq.heappush(waiting, (event.seq, number, event))
-        while waiting and (waiting[0][0] <= expected or len(waiting) > REORDER_WINDOW):
-            seq, _, ready = heapq.heappop(waiting)
-            expected = max(expected, seq + 1)
-            yield ready
-    while waiting:
-        yield heapq.heappop(waiting)[2]
+        if event.site == site:
+            yield from order.add(number, event)
+    yield from order.rest()
+
+
+class _Unverified(Exception):
+    """The one pass could not accept a site's log: the plain walk names why."""
+
+
+class _SiteCheck:
+    """One site's check in the one pass over the file: fed the site's events in the file's order, then asked for
+    the report once the file is read and its framing is known to be good.
+
+    It only ever accepts. At the first fault or error it stops, and `report` gives None: the plain walk, which
+    reads the file again for this site, then names the fault (or raises the error) exactly as it always has.
+    """
+
+    failed = False
+
+    def add(self, number: int, event) -> None:
+        if self.failed:
+            return
+        try:
+            self._add(number, event)
+        except Exception:  # any fault or error: the plain walk meets it again and decides
+            self.failed = True
+
+    def report(self, end: Mapping) -> SiteReport | None:
+        if self.failed:
+            return None
+        try:
+            return self._report(end)
+        except Exception:  # as in `add`
+            return None
+
+    def _add(self, number: int, event) -> None:
+        raise NotImplementedError
+
+    def _report(self, end: Mapping) -> SiteReport:
+        raise NotImplementedError
+
+
+class _Unchecked(_SiteCheck):
+    """A site whose check could not start (its checkpoint or start does not read): the plain walk says why."""
+
+    failed = True
+
+
+def _site_check(
+    manifest: Mapping, site: str, stated: Mapping, notice_hashes: dict | None, key: notes.Verifier | None
+) -> _SiteCheck:
+    hashes = None if notice_hashes is None else notice_hashes.get(site, {})
+    try:
+        if not manifest.get("complete"):
+            return _FilteredCheck(site, hashes)
+        if manifest.get("version") == TREE_VERSION:
+            signed, start, tree, notes_ = _tree_start(site, stated, key)
+            return _LogCheck(site, hashes, start, notes_, tree, signed)
+        start, notes_ = _chain_start(stated["purged"])
+        return _LogCheck(site, hashes, start, notes_)
+    except Exception:  # as in _SiteCheck.add
+        return _Unchecked()
+
+
+class _LogCheck(_SiteCheck):
+    """A complete export's site: its events in seq order through chain.check_events, a batch at a time, each batch
+    added to the tree once it has been checked; at the end, the head the end entry states, then the signed
+    checkpoint (format 3) or the last link (formats 1 and 2)."""
+
+    def __init__(
+        self,
+        site: str,
+        notice_hashes,
+        start: tuple[int, str],
+        notes_: tuple[str, ...],
+        tree: chain.RootBuilder | None = None,
+        signed: _Signed | None = None,
+    ):
+        self.site, self.notice_hashes, self.notes, self.tree, self.signed = site, notice_hashes, notes_, tree, signed
+        self.last = start  # the (seq, hash) of the last event checked
+        self.checked = 0
+        self.order = _SeqOrder(start[0] + 1)
+        self.batch: list = []
+
+    def _add(self, number: int, event) -> None:
+        for ready in self.order.add(number, event):
+            self.batch.append(ready)
+            if len(self.batch) == CHECK_BATCH:
+                self._check_batch()
+
+    def _check_batch(self) -> None:
+        batch = self.batch
+        if not batch:
+            return
+        result = chain.check_events(batch, self.site, notice_hashes=self.notice_hashes, start=self.last)
+        if not result.ok:
+            raise _Unverified(result.reason)
+        if self.tree is not None:
+            for event in batch:
+                self.tree.add(merkle.leaf_hash(bytes.fromhex(event.hash)))
+        self.checked += len(batch)
+        self.last = (batch[-1].seq, batch[-1].hash)
+        self.batch = []
+
+    def _report(self, end: Mapping) -> SiteReport:
+        self.batch.extend(self.order.rest())
+        self._check_batch()
+        # Every event checked is at most the head (their places run without a gap to the last): the plain walk's
+        # checks against the head pass exactly when the last one is the head.
+        head_seq = end.get("last_seq")
+        if head_seq is not None and head_seq != self.last[0]:
+            raise _Unverified("the log does not end at its head")
+        if self.tree is None:
+            if end.get("head_hash") != self.last[1]:
+                raise _Unverified("the chain does not end at the last link the end entry states")
+            result = chain.Verification(True, self.checked, head_hash=self.last[1])
+        else:
+            root = self.tree.root().hex()
+            if (self.tree.size, root) != (self.signed.size, self.signed.root):
+                raise _Unverified("the tree is not the one the log signed")
+            result = chain.Verification(True, self.checked, head_hash=root, checkpoint_size=self.tree.size)
+        return SiteReport(self.site, result, True, self.notes)
+
+
+FILTERED_NOTE = "filtered export: each event's hash and evidence were checked; its place in the log was not checkable"
+
+
+class _FilteredCheck(_SiteCheck):
+    """A filtered export's site: each event checked alone, as `_filtered` checks it."""
+
+    def __init__(self, site: str, notice_hashes):
+        self.site, self.notice_hashes = site, notice_hashes
+        self.checked = 0
+
+    def _add(self, number: int, event) -> None:
+        start = (event.seq - 1, event.prev_hash)
+        if not chain.check_events([event], self.site, notice_hashes=self.notice_hashes, start=start).ok:
+            raise _Unverified("an event does not verify")
+        self.checked += 1
+
+    def _report(self, end: Mapping) -> SiteReport:
+        return SiteReport(self.site, chain.Verification(True, self.checked), False, (FILTERED_NOTE,))
 
 
 def verify_file(path: Path, notices_path: Path | None = None, *, key: notes.Verifier | None = None) -> FileReport:
@@ -259,22 +455,18 @@ def _verify_file(path: Path, notices_path: Path | None, key: notes.Verifier | No
     try:
         if notices_path is not None:
             notice_hashes = _notice_hashes(notices_path)
-        outline = _outline(path)
+        outline = _outline(path, notice_hashes, key)
     except _Fault as fault:
         report.sites.append(_failed("file", fault))
         return report
-    complete = bool(outline.manifest.get("complete"))
-    tree = outline.manifest.get("version") == TREE_VERSION
     for site, stated in outline.sites.items():
         hashes = None if notice_hashes is None else notice_hashes.get(site, {})
         end = outline.end["sites"].get(site) or {}
         try:
-            if not complete:
-                site_report = _filtered(path, site, hashes)
-            elif tree:
-                site_report = _complete_tree(path, site, stated, end, hashes, key)
-            else:
-                site_report = _complete_chain(path, site, stated["purged"], end, hashes)
+            # The one pass's report, or else the plain walk, which reads the file again to name the fault.
+            site_report = outline.checks[site].report(end) or _walked(
+                path, outline.manifest, site, stated, end, hashes, key
+            )
         except _Fault as fault:
             site_report = _failed(site, fault)
         if site_report.result.ok:
@@ -286,6 +478,17 @@ def _verify_file(path: Path, notices_path: Path | None, key: notes.Verifier | No
                 )
         report.sites.append(site_report)
     return report
+
+
+def _walked(
+    path: Path, manifest: Mapping, site: str, stated: Mapping, end: Mapping, notice_hashes, key: notes.Verifier | None
+) -> SiteReport:
+    """The plain walk of one site's log, reading the file again: its report names the first fault."""
+    if not manifest.get("complete"):
+        return _filtered(path, site, notice_hashes)
+    if manifest.get("version") == TREE_VERSION:
+        return _complete_tree(path, site, stated, end, notice_hashes, key)
+    return _complete_chain(path, site, stated["purged"], end, notice_hashes)
 
 
 @dataclass(frozen=True)
@@ -321,9 +524,10 @@ class _Walk:
                 self.signed_root = self._root_at_size() or self.signed_root
 
 
-def _complete_tree(
-    path: Path, site: str, stated: Mapping, end: Mapping, notice_hashes, key: notes.Verifier | None
-) -> SiteReport:
+def _tree_start(
+    site: str, stated: Mapping, key: notes.Verifier | None
+) -> tuple[_Signed, tuple[int, str], chain.RootBuilder, tuple[str, ...]]:
+    """A format 3 site's signed checkpoint, where its events start, the tree of the purged positions, and notes."""
     signed, notes_ = _signed_checkpoint(site, stated.get("checkpoint"), key)
     purged = stated.get("purged") or {}
     seq, hash_ = int(purged.get("seq", 0)), str(purged.get("hash", chain.GENESIS_HASH))
@@ -334,6 +538,13 @@ def _complete_tree(
             f"{len(stated['purged_subtrees'])} subtree hashes the export states, which the signed root covers",
             *notes_,
         )
+    return signed, (seq, hash_), tree, notes_
+
+
+def _complete_tree(
+    path: Path, site: str, stated: Mapping, end: Mapping, notice_hashes, key: notes.Verifier | None
+) -> SiteReport:
+    signed, (seq, hash_), tree, notes_ = _tree_start(site, stated, key)
     walk = _Walk(_in_seq_order(path, site, seq + 1), tree, (seq, hash_), signed.size)
     result = chain.check_events(
         walk, site, head_seq=end.get("last_seq"), notice_hashes=notice_hashes, start=(seq, hash_)
@@ -416,12 +627,18 @@ def _against_checkpoint(
     return chain.Verification(True, result.checked, head_hash=signed_root, checkpoint_size=size)
 
 
-def _complete_chain(path: Path, site: str, start: Mapping, end: Mapping, notice_hashes) -> SiteReport:
-    """Formats 1 and 2: a hash chain, checked link by link to the last link the end entry states."""
+def _chain_start(start: Mapping) -> tuple[tuple[int, str], tuple[str, ...]]:
+    """Where a format 1 or 2 site's chain starts, and a note when retention purged its beginning."""
     seq, hash_ = int(start.get("seq", 0)), str(start.get("hash", chain.GENESIS_HASH))
     notes_ = ()
     if seq:
         notes_ = (f"the chain resumes after retention checkpoint seq {seq}; its hash {hash_} is taken as given",)
+    return (seq, hash_), notes_
+
+
+def _complete_chain(path: Path, site: str, start: Mapping, end: Mapping, notice_hashes) -> SiteReport:
+    """Formats 1 and 2: a hash chain, checked link by link to the last link the end entry states."""
+    (seq, hash_), notes_ = _chain_start(start)
     walk = _Walk(_in_seq_order(path, site, seq + 1), None, (seq, hash_), None)
     result = chain.check_events(
         walk, site, head_seq=end.get("last_seq"), notice_hashes=notice_hashes, start=(seq, hash_)
@@ -450,8 +667,7 @@ def _filtered(path: Path, site: str, notice_hashes) -> SiteReport:
         if not result.ok:
             result = chain.Verification(False, checked, result.first_bad, result.first_bad_seq, result.reason)
             return SiteReport(site, _explain_notice(result, notice_hashes), False)
-    note = "filtered export: each event's hash and evidence were checked; its place in the log was not checkable"
-    return SiteReport(site, chain.Verification(True, checked), False, (note,))
+    return SiteReport(site, chain.Verification(True, checked), False, (FILTERED_NOTE,))
 
 
 def _explain_notice(result: chain.Verification, notice_hashes) -> chain.Verification:

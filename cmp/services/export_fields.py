@@ -324,9 +324,7 @@ def to_cell(field: ExportField, value) -> str:
     kind = field.kind
     if kind is Kind.BOOLEAN:
         return "true" if value else "false"
-    text = chain.canonical_json(value).decode() if kind is Kind.JSON else str(value)
-    # neutralise(text), written out: a CSV export writes one cell per field of every event.
-    return ESCAPE + text if text.startswith(_ESCAPED_STARTS) else text
+    return neutralise(chain.canonical_json(value).decode() if kind is Kind.JSON else str(value))
 
 
 def neutralise(text: str) -> str:

@@ -166,15 +166,13 @@ class SiteLog:
 
     site_id: int
     purged: tuple[int, str]  # (seq, hash) of the last purged event: (0, the genesis) when none was
-    checkpoint_id: int | None
-    size: int  # the checkpoint's tree size: the export holds the events up to it
+    size: int  # the latest checkpoint's tree size (0 before the first): the export holds the events up to it
 
     def manifest(self) -> dict:
         """The site's part of the export entry: everything the file needs to check the site's tree offline."""
-        checkpoint = db.session.get(LogCheckpoint, self.checkpoint_id) if self.checkpoint_id else None
         return {
             # With every witness's cosignature, as served; checked against the log's key, never the one below.
-            "checkpoint": tlog.cosigned_note(checkpoint) if checkpoint else None,
+            "checkpoint": tlog.cosigned_checkpoint_of_size(self.site_id, self.size).note if self.size else None,
             # For information: which key signed it. A verifier takes the key from elsewhere.
             "log_key": tlog.log_key().verifier_key,
             "purged": {"seq": self.purged[0], "hash": self.purged[1]},
@@ -258,16 +256,15 @@ def _site_logs(connection: Connection, site_ids: list[int]) -> dict[int, SiteLog
     )
     for site_id, seq, hash_ in rows:
         purged[site_id] = (seq, hash_)
-    signed = {}
-    for site_id in site_ids:
-        row = connection.execute(
-            select(LogCheckpoint.id, LogCheckpoint.size)
-            .where(LogCheckpoint.site_id == site_id)
-            .order_by(LogCheckpoint.size.desc())
-            .limit(1)
-        ).first()
-        signed[site_id] = (row.id, row.size) if row else (None, 0)
-    return {site_id: SiteLog(site_id, purged[site_id], *signed[site_id]) for site_id in site_ids}
+    signed = dict.fromkeys(site_ids, 0)
+    signed.update(
+        connection.execute(
+            select(LogCheckpoint.site_id, func.max(LogCheckpoint.size))
+            .where(LogCheckpoint.site_id.in_(site_ids))
+            .group_by(LogCheckpoint.site_id)
+        ).all()
+    )
+    return {site_id: SiteLog(site_id, purged[site_id], signed[site_id]) for site_id in site_ids}
 
 
 def purged_subtrees(site_id: int, count: int) -> list[str]:

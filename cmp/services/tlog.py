@@ -272,8 +272,12 @@ class CosignedCheckpoint:
 
     @property
     def note(self) -> str:
-        """The checkpoint's note with every cosignature line added, as `cosigned_note` renders it."""
-        return _with_cosignatures(self.checkpoint.note, self.cosignatures)
+        """The checkpoint's note with every witness's cosignature line added."""
+        return (
+            notes.add_signatures(self.checkpoint.note, *self.cosignatures)
+            if self.cosignatures
+            else self.checkpoint.note
+        )
 
 
 def latest_cosigned(site_id: int) -> CosignedCheckpoint | None:
@@ -311,10 +315,6 @@ class InclusionProof:
     signed: CosignedCheckpoint
     # The event at this place was removed (retention): its content is gone, its leaf stays in the tree.
     removed: bool = False
-
-    @property
-    def checkpoint(self) -> LogCheckpoint:
-        return self.signed.checkpoint
 
     def as_dict(self) -> dict:
         return {
@@ -453,18 +453,6 @@ def accept_cosignature(site: Site, size: int, line: str) -> tuple[LogCosignature
     except BaseException:
         db.session.rollback()
         raise
-
-
-def cosigned_note(checkpoint: LogCheckpoint) -> str:
-    """The checkpoint's note with every witness's cosignature line added."""
-    lines = db.session.scalars(
-        select(LogCosignature.line).where(LogCosignature.checkpoint_id == checkpoint.id).order_by(LogCosignature.id)
-    ).all()
-    return _with_cosignatures(checkpoint.note, lines)
-
-
-def _with_cosignatures(note: str, lines: Sequence[str]) -> str:
-    return notes.add_signatures(note, *lines) if lines else note
 
 
 # --- what auditors see ----------------------------------------------------------------------------------------

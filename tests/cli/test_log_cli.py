@@ -137,7 +137,7 @@ def test_log_checkpoint_prints_the_latest_cosigned_checkpoint(runner, client, si
         assert post_consent(client, action="accept_all").status_code == 201
     private, public = notes.generate_cosignature_key("auditor.example")
     cmp(runner, "log witness add shop", public)
-    note = tlog.cosigned_note(tlog.latest_checkpoint(site.id))
+    note = tlog.latest_cosigned(site.id).note
     line = notes.cosign(note, notes.CosignatureSigner.from_private(private), 1_700_000_000)
     assert client.post("/api/v1/sites/shop/log/cosignatures", json={"size": 2, "cosignature": line}).status_code == 201
 

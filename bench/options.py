@@ -49,6 +49,11 @@ def add_database_options(parser: argparse.ArgumentParser, backends_note: str = "
         metavar="LIST",
         help=f"comma-separated, from: {','.join(BACKENDS)} (default: all{backends_note})",
     )
+    add_postgres_option(parser)
+
+
+def add_postgres_option(parser: argparse.ArgumentParser) -> None:
+    """The PostgreSQL server on which to make throwaway databases."""
     parser.add_argument(
         "--postgres-url",
         type=loopback_url,

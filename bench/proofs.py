@@ -31,8 +31,8 @@ import time
 from dataclasses import dataclass
 
 from bench import BenchError, summary
-from bench.databases import DEFAULT_POSTGRES_URL, Unavailable, postgres_database
-from bench.options import loopback_url, machine, positive, progress
+from bench.databases import Unavailable, postgres_database
+from bench.options import add_postgres_option, machine, positive, progress
 from bench.server import PROJECT, app_environment, cmp
 
 SITE = "demo"
@@ -57,12 +57,7 @@ COLUMNS = (
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--postgres-url",
-        type=loopback_url,
-        default=DEFAULT_POSTGRES_URL,
-        help="loopback server on which to create the throwaway database (default: %(default)s)",
-    )
+    add_postgres_option(parser)
     parser.add_argument(
         "--sizes",
         type=sizes,
@@ -250,6 +245,16 @@ def _signed_root(note: str, key, origin: str) -> tuple[int, bytes]:
     return checkpoint.size, checkpoint.root
 
 
+def _timed_get(client, url: str, sent: Statements, times: list[float], statements: list[int]):
+    """GET `url`, adding its time (ms) to `times` and the statements it sent to `statements`."""
+    before = sent.count
+    started = time.perf_counter()
+    response = client.get(url)
+    times.append((time.perf_counter() - started) * 1000)
+    statements.append(sent.count - before)
+    return response
+
+
 def measure_inclusion(client, tree: Tree, sent: Statements, count: int) -> Row:
     from cmp.services import merkle
 
@@ -257,11 +262,8 @@ def measure_inclusion(client, tree: Tree, sent: Statements, count: int) -> Row:
     times, hashes, answer_bytes, statements, failed = [], [], [], [], 0
     for _ in range(count):
         index = tree.rng.randrange(size)
-        before = sent.count
-        started = time.perf_counter()
-        response = client.get(f"/api/v1/sites/{SITE}/log/proofs/inclusion?index={index}")
-        times.append((time.perf_counter() - started) * 1000)
-        statements.append(sent.count - before)
+        url = f"/api/v1/sites/{SITE}/log/proofs/inclusion?index={index}"
+        response = _timed_get(client, url, sent, times, statements)
         body = response.get_json()
         proof = [base64.b64decode(h) for h in body["hashes"]] if response.status_code == 200 else []
         try:
@@ -289,11 +291,8 @@ def measure_consistency(client, tree: Tree, sent: Statements, count: int) -> Row
     times, hashes, answer_bytes, statements, failed = [], [], [], [], 0
     for _ in range(count):
         old = tree.rng.choice(older)
-        before = sent.count
-        started = time.perf_counter()
-        response = client.get(f"/api/v1/sites/{SITE}/log/proofs/consistency?old={old}&new={size}")
-        times.append((time.perf_counter() - started) * 1000)
-        statements.append(sent.count - before)
+        url = f"/api/v1/sites/{SITE}/log/proofs/consistency?old={old}&new={size}"
+        response = _timed_get(client, url, sent, times, statements)
         proof = [base64.b64decode(h) for h in response.get_json()["hashes"]] if response.status_code == 200 else []
         failed += not (
             response.status_code == 200

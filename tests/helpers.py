@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
+from werkzeug.serving import make_server
 
 from cmp.extensions import db
 from cmp.models import ConsentEvent, ConsentState, Subject, SubjectIdentifier
@@ -81,3 +85,16 @@ def receipt_paths(client, count: int = 1) -> list[str]:
         parts = urlsplit(response.json["receipt_url"])
         paths.append(f"{parts.path}?{parts.query}")
     return paths
+
+
+@contextmanager
+def serving(app) -> Iterator[str]:
+    """The app behind werkzeug's threaded WSGI server on a free loopback port; yields its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()

@@ -10,29 +10,15 @@ from __future__ import annotations
 import http.client
 import json
 import threading
-from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 import pytest
-from werkzeug.serving import make_server
 
 from cmp.services import export
 from tests.dashboard.pages import new_key, sign_in
-from tests.helpers import bearer, post_consent
+from tests.helpers import bearer, post_consent, serving
 
 READ_TIMEOUT = 20
-
-
-@contextmanager
-def serving(app):
-    """The app behind werkzeug's threaded WSGI server on a free loopback port."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_port
-    finally:
-        server.shutdown()
-        thread.join()
 
 
 @pytest.fixture
@@ -60,8 +46,8 @@ def logged(client, site):
         assert post_consent(client, action=action).status_code == 201
 
 
-def first_line_then_rest(port: int, path: str, headers: dict, produced: list[str], release: threading.Event):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=READ_TIMEOUT)
+def first_line_then_rest(base: str, path: str, headers: dict, produced: list[str], release: threading.Event):
+    connection = http.client.HTTPConnection(urlsplit(base).netloc, timeout=READ_TIMEOUT)
     try:
         connection.request("GET", path, headers=headers)
         response = connection.getresponse()
@@ -79,9 +65,9 @@ def first_line_then_rest(port: int, path: str, headers: dict, produced: list[str
 def test_the_api_export_is_streamed(app, site, logged, held_back, fmt):
     produced, release = held_back
     auditor = bearer("audit:read")
-    with serving(app) as port:
+    with serving(app) as base:
         headers, first, rest = first_line_then_rest(
-            port, f"/api/v1/audit/events?site=shop&format={fmt}", auditor, produced, release
+            base, f"/api/v1/audit/events?site=shop&format={fmt}", auditor, produced, release
         )
     assert headers["Transfer-Encoding"] == "chunked" and "Content-Length" not in headers
     assert headers["X-Accel-Buffering"] == "no"
@@ -98,9 +84,9 @@ def test_the_dashboard_export_is_streamed(app, client, site, logged, held_back):
     produced, release = held_back
     assert sign_in(client, new_key("audit:read")).status_code == 303
     cookie = client.get_cookie("cmp_audit", path="/audit")
-    with serving(app) as port:
+    with serving(app) as base:
         headers, first, rest = first_line_then_rest(
-            port, "/audit/export?site=shop", {"Cookie": f"cmp_audit={cookie.value}"}, produced, release
+            base, "/audit/export?site=shop", {"Cookie": f"cmp_audit={cookie.value}"}, produced, release
         )
     assert headers["Content-Disposition"].startswith('attachment; filename="cmp-events-shop-')
     assert json.loads(first)["entry"] == "export" and json.loads(rest.splitlines()[-1])["entry"] == "end"

@@ -9,16 +9,13 @@ import os
 import shlex
 import subprocess
 import sys
-import threading
 from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from werkzeug.serving import make_server
 
 from cmp import ConfigError, create_app
 from cmp.cli import cli
@@ -28,7 +25,7 @@ from cmp.sequencer import Sequencer
 from cmp.services import chain, notes, notices, sites, tlog
 from cmp.services import witness as witnessing
 from tests.conftest import running_app
-from tests.helpers import ORIGIN, post_consent, receipt_paths
+from tests.helpers import ORIGIN, post_consent, receipt_paths, serving
 
 CMP_SCRIPT = Path(sys.executable).with_name("cmp")
 
@@ -354,19 +351,6 @@ def test_a_file_that_is_not_a_receipt_is_refused(offline, tmp_path):
 
 
 # --- the witness, over HTTP ------------------------------------------------------------------------------------------
-
-
-@contextmanager
-def serving(app):
-    """The app behind werkzeug's threaded WSGI server on a free loopback port."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
 
 
 def run_cmp(*args: str) -> subprocess.CompletedProcess:
